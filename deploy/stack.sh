@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# Local stack for development, tests and CI, without Docker:
+#   PostgreSQL 15 :55432, Redis :56379, Kafka 4.1 (KRaft) :59092,
+#   S3 (SeaweedFS, SigV4-checked) :58333 — all on 127.0.0.1.
+# Usage: deploy/stack.sh up|down|status|env
+# Everything the servers write (data, logs, pids, generated config) lives in
+# $STACK_DIR (default <repo>/.stack); only the built SeaweedFS binary is cached
+# per machine so that a fresh clone does not rebuild it.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+STACK_DIR=${STACK_DIR:-$ROOT/.stack}
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+RUN=$STACK_DIR/run LOGS=$STACK_DIR/logs CONF=$STACK_DIR/conf
+
+PG_BIN=/usr/lib/postgresql/15/bin
+PG_PORT=55432 REDIS_PORT=56379 KAFKA_PORT=59092 KAFKA_CTRL_PORT=59093 S3_PORT=58333
+# SeaweedFS internals (master/volume/filer + gRPC), kept next to S3 so nothing
+# collides with default ports of other software.
+SW_MASTER=58340 SW_VOLUME=58342 SW_FILER=58344
+S3_BUCKET=transit-backups S3_ACCESS_KEY=transit-access S3_SECRET_KEY=transit-secret-key S3_REGION=us-east-1
+
+KAFKA_DEPS=$ROOT/deploy/kafka/target/dependency
+SEAWEED_MOD=github.com/seaweedfs/seaweedfs
+SEAWEED_VERSION=v0.0.0-20261109003541-7506e5f91cd6
+if [ -w /var/cache ] || [ -w /var/cache/transit-graph ]; then
+  TOOL_CACHE=${TOOL_CACHE:-/var/cache/transit-graph}
+else
+  TOOL_CACHE=${TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/transit-graph}
+fi
+WEED=$TOOL_CACHE/bin/weed-$SEAWEED_VERSION
+
+APT_PKGS=(postgresql redis-server redis-tools kcat curl ca-certificates
+  librdkafka-dev libpq-dev libhiredis-dev libcjson-dev libcurl4-openssl-dev libssl-dev
+  libcivetweb-dev pkg-config cmake gcc zlib1g-dev)
+
+log()  { echo "stack: $*" >&2; }
+die()  { echo "stack: ERROR: $*" >&2; exit 1; }
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# --- generic process helpers ---------------------------------------------------
+
+# Alive = exists and is not a zombie (an orphan may linger unreaped for a moment).
+alive() { [ -n "${1:-}" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
+pid_of() { if [ -s "$1" ]; then head -n1 "$1"; fi; }
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for NAME TIMEOUT LOGFILE CMD... — poll CMD until it succeeds, else show the log.
+wait_for() {
+  local name=$1 timeout=$2 logfile=$3; shift 3
+  local i
+  for ((i = 0; i < timeout; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 1
+  done
+  echo "stack: ERROR: $name did not answer within ${timeout}s; last lines of $logfile:" >&2
+  tail -n 40 "$logfile" >&2 2>/dev/null || true
+  exit 1
+}
+
+# Start a foreground server detached from this shell, recording its pid itself
+# (setsid+exec keeps the pid exact and survives the caller's terminal/CI step).
+spawn() {
+  local pidfile=$1 logfile=$2; shift 2
+  # shellcheck disable=SC2016  # $$/$0/$@ belong to the inner shell
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+  local i; for ((i = 0; i < 50; i++)); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
+}
+
+# stop_pid NAME PIDFILE — TERM, wait up to 60 s, then KILL.
+stop_pid() {
+  local name=$1 pidfile=$2 pid i
+  pid=$(pid_of "$pidfile")
+  if alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < 600; i++)); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then log "$name did not exit on TERM, killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+    log "$name stopped"
+  fi
+  rm -f "$pidfile"
+}
+
+# --- installation ------------------------------------------------------------
+
+install_packages() {
+  local missing=() p
+  for p in "${APT_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  is_root || die "missing packages (${missing[*]}); run as root or apt-get install them"
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  # The package starts a system-wide cluster/daemon on default ports; we run our own.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
+  fi
+}
+
+kafka_jars() {
+  # Re-copy when the pom changes; wipe first so stale jars (e.g. old slf4j) don't linger.
+  local stamp=$KAFKA_DEPS/.stamp
+  if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/deploy/kafka/pom.xml" ]; then return 0; fi
+  log "fetching Kafka jars with Maven"
+  rm -rf "$KAFKA_DEPS"
+  mvn -q -B -f "$ROOT/deploy/kafka/pom.xml" dependency:copy-dependencies >"$LOGS/mvn.log" 2>&1 ||
+    { tail -n 30 "$LOGS/mvn.log" >&2; die "mvn dependency:copy-dependencies failed"; }
+  touch "$stamp"
+}
+
+seaweed_binary() {
+  [ -x "$WEED" ] && return 0
+  command -v go >/dev/null || die "Go (>= 1.26) is needed to build SeaweedFS"
+  # `go install` refuses modules with replace directives, so build inside a
+  # writable copy of the downloaded module instead.
+  log "building SeaweedFS $SEAWEED_VERSION (one-off, cached in $TOOL_CACHE; takes minutes)"
+  local dir tmp
+  dir=$(go mod download -json "$SEAWEED_MOD@$SEAWEED_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+  [ -d "$dir" ] || die "go mod download of $SEAWEED_MOD failed"
+  mkdir -p "$TOOL_CACHE/bin"
+  tmp=$(mktemp -d "$TOOL_CACHE/build.XXXXXX")
+  cp -r "$dir/." "$tmp/" && chmod -R u+w "$tmp"
+  (cd "$tmp" && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags=-s -o "$WEED.tmp" ./weed) >"$LOGS/weed-build.log" 2>&1 ||
+    { tail -n 30 "$LOGS/weed-build.log" >&2; rm -rf "$tmp"; die "SeaweedFS build failed"; }
+  mv "$WEED.tmp" "$WEED"
+  rm -rf "$tmp"
+}
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+PGDATA=$STACK_DIR/pg PG_SOCK=$RUN/pg
+as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
+pg_pid() { alive "$(pid_of "$PGDATA/postmaster.pid")" && pid_of "$PGDATA/postmaster.pid"; }
+psql_admin() { as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres; }
+
+start_postgres() {
+  mkdir -p "$PGDATA" "$PG_SOCK"; touch "$LOGS/postgres.log"
+  # As root, the server must run as 'postgres', which then needs its dirs and
+  # a path it can traverse into $STACK_DIR.
+  if is_root; then
+    chown postgres:postgres "$PGDATA" "$PG_SOCK" "$LOGS/postgres.log"
+    runuser -u postgres -- test -x "$STACK_DIR" ||
+      die "user postgres cannot reach $STACK_DIR (a parent dir lacks o+x); set STACK_DIR elsewhere"
+  fi
+  chmod 700 "$PGDATA" "$PG_SOCK"
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    log "initdb $PGDATA"
+    as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -E UTF8 --locale=C.UTF-8 \
+      --auth-local=trust --auth-host=scram-sha-256 >>"$LOGS/postgres.log" 2>&1
+    cat >>"$PGDATA/postgresql.conf" <<EOF
+# deploy/stack.sh: private instance, TCP on loopback, admin socket in a 0700 dir
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$PG_SOCK'
+fsync = off
+EOF
+  fi
+  if ! pg_pid >/dev/null; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null ||
+      { tail -n 40 "$LOGS/postgres.log" >&2; die "PostgreSQL did not start"; }
+  fi
+  wait_for postgres 60 "$LOGS/postgres.log" pg_ready
+  # Idempotent: role and db are (re)checked on every up.
+  psql_admin <<'EOF'
+SELECT 'CREATE ROLE transit LOGIN PASSWORD ''transit'''
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'transit') \gexec
+SELECT 'CREATE DATABASE transit OWNER transit'
+  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'transit') \gexec
+EOF
+}
+
+stop_postgres() {
+  if pg_pid >/dev/null; then
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m fast -w -t 60 stop >/dev/null && log "postgres stopped"
+  fi
+}
+
+# --- Redis --------------------------------------------------------------------
+
+REDIS_PID=$RUN/redis.pid
+redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
+
+start_redis() {
+  alive "$(pid_of "$REDIS_PID")" && { wait_for redis 30 "$LOGS/redis.log" redis_ready; return 0; }
+  port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by a process this script did not start"
+  mkdir -p "$STACK_DIR/redis"
+  cat >"$CONF/redis.conf" <<EOF
+bind 127.0.0.1
+port $REDIS_PORT
+daemonize yes
+pidfile $REDIS_PID
+logfile $LOGS/redis.log
+dir $STACK_DIR/redis
+appendonly yes
+save 60 1
+EOF
+  redis-server "$CONF/redis.conf"
+  wait_for redis 30 "$LOGS/redis.log" redis_ready
+}
+
+# --- Kafka (KRaft, combined broker+controller) ---------------------------------
+
+KAFKA_PID=$RUN/kafka.pid KAFKA_DATA=$STACK_DIR/kafka
+kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 | grep -q "broker 1 at"; }
+KAFKA_JAVA=(java -Xms256m -Xmx512m -Djava.awt.headless=true
+  -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml" -Dkafka.logs.dir="$LOGS/kafka"
+  -cp "$KAFKA_DEPS/*")
+
+start_kafka() {
+  alive "$(pid_of "$KAFKA_PID")" && { wait_for kafka 120 "$LOGS/kafka/server.log" kafka_ready; return 0; }
+  port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
+  kafka_jars
+  mkdir -p "$KAFKA_DATA" "$LOGS/kafka"
+  cat >"$CONF/kafka.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CTRL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CTRL_PORT
+log.dirs=$KAFKA_DATA
+num.partitions=1
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+EOF
+  # Kafka 4 has no ZooKeeper: storage is formatted once as a standalone
+  # (single-voter, dynamic quorum) controller with a fresh cluster id.
+  if [ ! -f "$KAFKA_DATA/meta.properties" ]; then
+    local id; id=$("${KAFKA_JAVA[@]}" kafka.tools.StorageTool random-uuid)
+    "${KAFKA_JAVA[@]}" kafka.tools.StorageTool format --standalone -t "$id" -c "$CONF/kafka.properties" \
+      >>"$LOGS/kafka/format.log" 2>&1 || { tail -n 20 "$LOGS/kafka/format.log" >&2; die "kafka storage format failed"; }
+  fi
+  spawn "$KAFKA_PID" "$LOGS/kafka/stdout.log" "${KAFKA_JAVA[@]}" kafka.Kafka "$CONF/kafka.properties"
+  wait_for kafka 120 "$LOGS/kafka/server.log" kafka_ready
+}
+
+# --- S3 (SeaweedFS: master+volume+filer+S3 gateway in one process) -------------
+
+S3_PID=$RUN/s3.pid S3_URL=http://127.0.0.1:$S3_PORT
+# s3_code SECRET [curl args...] — HTTP status of a SigV4-signed request.
+s3_code() {
+  local secret=$1; shift
+  curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$secret" "$@" || true
+}
+s3_ready() { [ "$(s3_code "$S3_SECRET_KEY" "$S3_URL/")" = 200 ]; }
+
+start_s3() {
+  alive "$(pid_of "$S3_PID")" && { wait_for s3 120 "$LOGS/s3.log" s3_ready; return 0; }
+  port_open "$S3_PORT" && die "port $S3_PORT is taken by a process this script did not start"
+  seaweed_binary
+  mkdir -p "$STACK_DIR/s3"
+  # Every port is pinned (gRPC defaults to port+10000, which would overflow),
+  # unused extras are off, logs go to one file. Only its gRPC unix sockets are
+  # hard-wired by SeaweedFS to /tmp/seaweedfs-*-grpc-<port>.sock.
+  spawn "$S3_PID" "$LOGS/s3.log" "$WEED" -logtostderr=true server \
+    -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STACK_DIR/s3" \
+    -master.port=$SW_MASTER -master.port.grpc=$((SW_MASTER + 1)) -master.telemetry=false \
+    -master.volumeSizeLimitMB=64 -volume.max=64 \
+    -volume.port=$SW_VOLUME -volume.port.grpc=$((SW_VOLUME + 1)) \
+    -filer -filer.port=$SW_FILER -filer.port.grpc=$((SW_FILER + 1)) -filer.localSocket="$RUN/sw-filer.sock" \
+    -s3 -s3.port=$S3_PORT -s3.port.grpc=$((SW_FILER + 2)) -s3.port.iceberg=0 -s3.port.lance=0 \
+    -s3.localSocket="$RUN/sw-s3.sock" -s3.config="$ROOT/deploy/s3/s3.json"
+  wait_for s3 120 "$LOGS/s3.log" s3_ready
+  local code; code=$(s3_code "$S3_SECRET_KEY" -I "$S3_URL/$S3_BUCKET")
+  if [ "$code" != 200 ]; then
+    code=$(s3_code "$S3_SECRET_KEY" -X PUT "$S3_URL/$S3_BUCKET")
+    [ "$code" = 200 ] || die "creating bucket $S3_BUCKET failed (HTTP $code)"
+  fi
+}
+
+# --- commands -----------------------------------------------------------------
+
+print_env() {
+  cat <<EOF
+export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+export DATABASE_URL=postgresql://transit:transit@127.0.0.1:$PG_PORT/transit
+export REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0
+export S3_ENDPOINT=$S3_URL
+export S3_BUCKET=$S3_BUCKET
+export S3_ACCESS_KEY=$S3_ACCESS_KEY
+export S3_SECRET_KEY=$S3_SECRET_KEY
+export S3_REGION=$S3_REGION
+EOF
+}
+
+run_hooks() {
+  local admin=$BUILD_DIR/services/pipeline-admin/pipeline-admin
+  if [ ! -x "$admin" ]; then
+    log "note: $admin not built yet; skipped 'migrate' and 'create-topics'"
+    return 0
+  fi
+  eval "$(print_env)"
+  log "pipeline-admin migrate"; "$admin" migrate
+  log "pipeline-admin create-topics"; "$admin" create-topics
+}
+
+cmd_up() {
+  install_packages
+  mkdir -p "$RUN" "$LOGS" "$CONF"
+  # One `up`/`down` at a time (parallel CI steps, two terminals).
+  exec 9>"$RUN/lock"; flock 9
+  start_postgres; log "postgres up on 127.0.0.1:$PG_PORT"
+  start_redis;    log "redis up on 127.0.0.1:$REDIS_PORT"
+  start_kafka;    log "kafka up on 127.0.0.1:$KAFKA_PORT"
+  start_s3;       log "s3 up on $S3_URL (bucket $S3_BUCKET)"
+  run_hooks
+}
+
+cmd_down() {
+  [ -d "$RUN" ] || { log "nothing to stop ($STACK_DIR has no run dir)"; return 0; }
+  exec 9>"$RUN/lock"; flock 9
+  stop_pid s3 "$S3_PID"
+  stop_pid kafka "$KAFKA_PID"
+  stop_pid redis "$REDIS_PID"
+  stop_postgres
+}
+
+# One line per component; exit status 1 if any is down.
+cmd_status() {
+  local down=0 pid bad
+  line() { printf '%-9s %-5s %s\n' "$1" "$2" "$3"; [ "$2" = up ] || down=1; }
+  pid=$(pg_pid || true)
+  if [ -n "$pid" ] && pg_ready; then line postgres up "127.0.0.1:$PG_PORT pid $pid"; else line postgres down "127.0.0.1:$PG_PORT"; fi
+  pid=$(pid_of "$REDIS_PID")
+  if alive "$pid" && redis_ready 2>/dev/null; then line redis up "127.0.0.1:$REDIS_PORT pid $pid"; else line redis down "127.0.0.1:$REDIS_PORT"; fi
+  pid=$(pid_of "$KAFKA_PID")
+  if alive "$pid" && kafka_ready 2>/dev/null; then line kafka up "127.0.0.1:$KAFKA_PORT pid $pid"; else line kafka down "127.0.0.1:$KAFKA_PORT"; fi
+  pid=$(pid_of "$S3_PID")
+  if alive "$pid" && s3_ready; then
+    bad=$(s3_code wrong-secret "$S3_URL/$S3_BUCKET")
+    if [ "$bad" = 403 ]; then line s3 up "$S3_URL pid $pid, bad signature refused (HTTP 403)"
+    else line s3 BROKEN "$S3_URL pid $pid, bad signature NOT refused (HTTP $bad)"; fi
+  else line s3 down "$S3_URL"; fi
+  return $down
+}
+
+case "${1:-}" in
+  up) cmd_up ;;
+  down) cmd_down ;;
+  status) cmd_status ;;
+  env) print_env ;;
+  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
+esac

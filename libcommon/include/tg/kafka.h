@@ -1,0 +1,71 @@
+/* Kafka on librdkafka: an idempotent producer (acks=all) whose sends wait for
+ * their delivery report, and a group consumer with at-least-once semantics
+ * (offsets are stored only by tg_consumer_done, after the work and its
+ * outgoing event succeeded).
+ *
+ * Extra librdkafka properties come from the environment: KAFKA_CONF_<NAME>,
+ * with NAME upper-cased and dots written as underscores, e.g.
+ * KAFKA_CONF_SECURITY_PROTOCOL=SASL_SSL sets security.protocol. */
+#ifndef TG_KAFKA_H
+#define TG_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+#include "tg/config.h"
+#include "tg/error.h"
+
+typedef struct tg_producer_s tg_producer_t;
+typedef struct tg_consumer_s tg_consumer_t;
+
+/* One message header (value is a NUL-terminated string). */
+typedef struct {
+    const char *name;
+    const char *value;
+} tg_header_t;
+
+/* Creates a producer for cfg->kafka_brokers. Returns NULL with errstr set. */
+tg_producer_t *tg_producer_new(const tg_config_t *cfg, char *errstr, size_t errlen);
+
+/* Sends one message and waits (up to timeout_ms) for its delivery report.
+ * Returns TG_OK only when the broker acknowledged it. headers may be NULL.
+ * Nothing passed in is retained. */
+int tg_producer_send(tg_producer_t *p, const char *topic, const char *key, const void *value,
+                     size_t len, const tg_header_t *headers, size_t nheaders, int timeout_ms,
+                     char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Flushes outstanding messages (up to timeout_ms) and destroys the producer.
+ * Logs a warning naming how many messages were left undelivered. */
+void tg_producer_destroy(tg_producer_t *p, int timeout_ms);
+
+/* Creates a consumer in group_id subscribed to ntopics topics, with
+ * auto.offset.reset=earliest, enable.auto.offset.store=false. */
+tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
+                               const char *const *topics, size_t ntopics, char *errstr,
+                               size_t errlen);
+
+/* Polls for one message. Returns NULL on timeout; partition EOFs and
+ * transient errors are logged and give NULL. The caller destroys the
+ * returned message with rd_kafka_message_destroy(). */
+rd_kafka_message_t *tg_consumer_poll(tg_consumer_t *c, int timeout_ms);
+
+/* Marks msg as processed: stores its offset for the next auto-commit. */
+int tg_consumer_done(tg_consumer_t *c, const rd_kafka_message_t *msg, char *errstr,
+                     size_t errlen) TG_WARN_UNUSED;
+
+/* The underlying handle, for pause/resume/assignment in the delay consumer. */
+rd_kafka_t *tg_consumer_handle(tg_consumer_t *c);
+
+/* Commits stored offsets, leaves the group and destroys the consumer. */
+void tg_consumer_destroy(tg_consumer_t *c);
+
+/* Copies header name's value (as text) into out; returns 0 or TG_ERR_NOTFOUND. */
+int tg_message_header(const rd_kafka_message_t *msg, const char *name, char *out, size_t outlen);
+
+/* Checks the broker answers metadata within timeout_ms (for /readyz). */
+int tg_kafka_ping(rd_kafka_t *rk, int timeout_ms);
+rd_kafka_t *tg_producer_handle(tg_producer_t *p);
+
+/* Applies bootstrap servers and every KAFKA_CONF_* variable to conf. */
+int tg_kafka_conf_apply_env(rd_kafka_conf_t *conf, const tg_config_t *cfg, char *errstr,
+                            size_t errlen) TG_WARN_UNUSED;
+
+#endif

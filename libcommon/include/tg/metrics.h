@@ -1,0 +1,17 @@
+/* Process-wide Prometheus metrics: counters, gauges and histograms, with an
+ * optional label string such as worker="graph-builder". Thread-safe. */
+#ifndef TG_METRICS_H
+#define TG_METRICS_H
+
+#include "tg/buf.h"
+
+/* name and help must be static strings; labels is copied ("" for none). */
+void tg_metric_add(const char *name, const char *help, const char *labels, double v);
+void tg_metric_set(const char *name, const char *help, const char *labels, double v);
+/* Histogram in seconds with fixed buckets from 5 ms to 10 minutes. */
+void tg_metric_observe(const char *name, const char *help, const char *labels, double seconds);
+
+/* Appends every metric in the Prometheus text format. */
+int tg_metrics_render(tg_buf_t *out);
+
+#endif

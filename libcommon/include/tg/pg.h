@@ -1,0 +1,39 @@
+/* PostgreSQL on libpq: connect with retry and backoff, parameterised
+ * statements only, transactions, and bulk loads through COPY. */
+#ifndef TG_PG_H
+#define TG_PG_H
+
+#include <libpq-fe.h>
+#include "tg/error.h"
+
+/* Connects to conninfo (conninfo string or URI), retrying with backoff until
+ * timeout_s passes. The caller closes the connection with PQfinish().
+ * Returns NULL with errstr like "DATABASE_URL: connection refused (...)". */
+PGconn *tg_pg_connect(const char *conninfo, int timeout_s, char *errstr, size_t errlen);
+
+/* Runs a parameterised statement ($1..$n, all parameters text, NULL = SQL
+ * NULL). On success *out (when out is not NULL) is a result the caller
+ * frees with PQclear(); without out the result is cleared here. Returns
+ * TG_ERR_UNAVAILABLE when the connection is gone, TG_ERR_DB otherwise. */
+int tg_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+               PGresult **out, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+int tg_pg_begin(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;
+int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;
+/* Rolls back; safe to call when no transaction is open. */
+void tg_pg_rollback(PGconn *conn);
+
+/* Runs copy_sql ("COPY t (a,b) FROM STDIN") and sends len bytes of text
+ * COPY data. On failure the caller must roll back the transaction. */
+int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *errstr,
+               size_t errlen) TG_WARN_UNUSED;
+
+/* Checks the connection with "SELECT 1"; resets it once when it broke. */
+int tg_pg_ping(PGconn *conn);
+
+/* Classifies a failed result: TG_ERR_UNAVAILABLE when the connection is bad
+ * or the server is shutting down, TG_ERR_INVALID for data errors (SQLSTATE
+ * class 22/23), TG_ERR_DB otherwise. */
+int tg_pg_classify(PGconn *conn, const PGresult *res);
+
+#endif

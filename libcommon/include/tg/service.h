@@ -1,0 +1,47 @@
+/* The process around a service: the shutdown flag set by SIGTERM/SIGINT, and
+ * a small civetweb server with GET /healthz, /readyz and /metrics.
+ * Readiness is reported by the service's own loop (tg_service_set_dep), so
+ * HTTP threads never touch a connection the loop is using. */
+#ifndef TG_SERVICE_H
+#define TG_SERVICE_H
+
+#include <signal.h>
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+#include "tg/config.h"
+#include "tg/error.h"
+
+/* Set to 1 by SIGTERM/SIGINT; loops poll it with a short timeout. */
+extern volatile sig_atomic_t tg_shutdown_requested;
+
+/* Installs the handlers for SIGTERM and SIGINT and ignores SIGPIPE. */
+void tg_signals_install(void);
+
+typedef struct tg_service_s tg_service_t;
+
+/* Starts the HTTP server on cfg->http_port (0 = don't listen). Returns NULL
+ * with errstr set, e.g. when the port is taken. */
+tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char *errstr,
+                               size_t errlen);
+
+/* Records the state of a dependency ("kafka", "postgres", "redis"). /readyz
+ * answers 200 only when every dependency registered so far is ok. detail is
+ * copied. Thread-safe. */
+void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char *detail);
+
+/* The civetweb context, for services that add their own handlers. */
+struct mg_context *tg_service_http(tg_service_t *svc);
+
+/* Stops the HTTP server and frees svc (NULL is fine). */
+void tg_service_stop(tg_service_t *svc);
+
+/* Sends a JSON reply: prints obj, sets Content-Type and the status, and
+ * frees obj. extra_headers (may be NULL) are "Name: value\r\n" lines. */
+void tg_http_reply_json(struct mg_connection *conn, int status, cJSON *obj,
+                        const char *extra_headers);
+
+/* Sends {"success":false,"error":{"code":code,"message":message}}. */
+void tg_http_reply_error(struct mg_connection *conn, int status, const char *code,
+                         const char *message);
+
+#endif

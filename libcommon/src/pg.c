@@ -1,0 +1,138 @@
+/* PostgreSQL helpers on libpq: connect with backoff, parameterised
+ * statements, transactions and COPY. */
+#include <stdio.h>
+#include <string.h>
+#include "tg/backoff.h"
+#include "tg/envelope.h"
+#include "tg/log.h"
+#include "tg/pg.h"
+#include "tg/service.h"
+
+/* libpq's messages end with a newline; keep the first line only. */
+static const char *first_line(const char *msg, char *out, size_t outlen) {
+    snprintf(out, outlen, "%s", msg ? msg : "");
+    out[strcspn(out, "\n")] = '\0';
+    return out;
+}
+
+PGconn *tg_pg_connect(const char *conninfo, int timeout_s, char *errstr, size_t errlen) {
+    int64_t deadline = tg_mono_ms() + (int64_t)timeout_s * 1000;
+    char line[512];
+    for (int attempt = 1;; attempt++) {
+        /* expand_dbname lets conninfo be a URI or keyword string; the
+         * connect_timeout keeps an unreachable host from hanging start-up. */
+        const char *keys[] = {"dbname", "connect_timeout", NULL};
+        const char *vals[] = {conninfo, "5", NULL};
+        PGconn *conn = PQconnectdbParams(keys, vals, 1);
+        if (conn && PQstatus(conn) == CONNECTION_OK)
+            return conn;
+        first_line(conn ? PQerrorMessage(conn) : "out of memory", line, sizeof(line));
+        PQfinish(conn);
+        int64_t wait = tg_backoff_ms(attempt, 200, 2000, 0, NULL);
+        if (tg_mono_ms() + wait > deadline || tg_shutdown_requested) {
+            tg_fail(TG_ERR_UNAVAILABLE, errstr, errlen, "DATABASE_URL: %s (gave up after %d s)",
+                    line, timeout_s);
+            return NULL;
+        }
+        tg_warn("PostgreSQL not reachable yet (%s); retrying in %lld ms", line, (long long)wait);
+        tg_sleep_ms(wait, (volatile int *)&tg_shutdown_requested);
+    }
+}
+
+int tg_pg_classify(PGconn *conn, const PGresult *res) {
+    if (PQstatus(conn) != CONNECTION_OK)
+        return TG_ERR_UNAVAILABLE;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!state)
+        return TG_ERR_UNAVAILABLE;
+    if (!strncmp(state, "08", 2) || !strncmp(state, "57", 2) || !strncmp(state, "53", 2))
+        return TG_ERR_UNAVAILABLE; /* connection, shutdown, resources */
+    if (!strncmp(state, "22", 2) || !strncmp(state, "23", 2))
+        return TG_ERR_INVALID; /* data exception, integrity violation */
+    return TG_ERR_DB;
+}
+
+static int result_error(PGconn *conn, PGresult *res, const char *what, char *errstr,
+                        size_t errlen) {
+    char line[512];
+    int err = tg_pg_classify(conn, res);
+    first_line(res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res) : PQerrorMessage(conn),
+               line, sizeof(line));
+    PQclear(res);
+    return tg_fail(err, errstr, errlen, "postgres: %s: %s", what, line);
+}
+
+int tg_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
+               PGresult **out, char *errstr, size_t errlen) {
+    if (out)
+        *out = NULL;
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        char what[80];
+        snprintf(what, sizeof(what), "%.*s", (int)strcspn(sql, "\n("), sql);
+        return result_error(conn, res, what, errstr, errlen);
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return TG_OK;
+}
+
+int tg_pg_begin(PGconn *conn, char *errstr, size_t errlen) {
+    return tg_pg_exec(conn, "BEGIN", 0, NULL, NULL, errstr, errlen);
+}
+
+int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) {
+    return tg_pg_exec(conn, "COMMIT", 0, NULL, NULL, errstr, errlen);
+}
+
+void tg_pg_rollback(PGconn *conn) {
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        PQclear(PQexec(conn, "ROLLBACK"));
+}
+
+int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *errstr,
+               size_t errlen) {
+    PGresult *res = PQexec(conn, copy_sql);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN)
+        return result_error(conn, res, copy_sql, errstr, errlen);
+    PQclear(res);
+    /* Send in chunks so a large load does not need one huge libpq buffer. */
+    const size_t chunk = 1 << 20;
+    for (size_t off = 0; off < len; off += chunk) {
+        size_t n = len - off < chunk ? len - off : chunk;
+        if (PQputCopyData(conn, data + off, (int)n) != 1) {
+            PQputCopyEnd(conn, "send failed");
+            break;
+        }
+    }
+    if (PQputCopyEnd(conn, NULL) != 1)
+        return result_error(conn, PQgetResult(conn), copy_sql, errstr, errlen);
+    int rc = TG_OK;
+    while ((res = PQgetResult(conn)) != NULL) {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == TG_OK)
+            rc = result_error(conn, res, copy_sql, errstr, errlen);
+        else
+            PQclear(res);
+    }
+    return rc;
+}
+
+int tg_pg_ping(PGconn *conn) {
+    if (!conn)
+        return 0;
+    if (PQstatus(conn) != CONNECTION_OK)
+        PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK)
+        return 0;
+    PGresult *res = PQexec(conn, "SELECT 1");
+    int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    if (!ok) {
+        PQreset(conn);
+        ok = PQstatus(conn) == CONNECTION_OK;
+    }
+    return ok;
+}

@@ -1,0 +1,138 @@
+/* S3 PUT/GET with path-style URLs, signed by libcurl's AWS SigV4. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include "tg/buf.h"
+#include "tg/s3.h"
+#include "tg/sha256.h"
+
+int tg_s3_enabled(const tg_config_t *cfg) { return cfg->s3_endpoint && *cfg->s3_endpoint; }
+
+typedef struct {
+    const char *data;
+    size_t len, off;
+} src_t;
+
+static size_t on_read(char *out, size_t size, size_t nmemb, void *ud) {
+    src_t *s = ud;
+    size_t n = size * nmemb;
+    if (n > s->len - s->off)
+        n = s->len - s->off;
+    memcpy(out, s->data + s->off, n);
+    s->off += n;
+    return n;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
+    return tg_buf_append(ud, data, size * nmemb) == TG_OK ? size * nmemb : 0;
+}
+
+/* One signed request; body (may be NULL) for PUT, response into out. */
+static int s3_request(const tg_config_t *cfg, const char *method, const char *key,
+                      const void *body, size_t len, const char *content_type, tg_buf_t *out,
+                      char *errstr, size_t errlen) {
+    if (!tg_s3_enabled(cfg))
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "S3_ENDPOINT: not set");
+    char url[2048], sigv4[128], userpwd[512], hdr[160], payload_hash[65];
+    const char *ep = cfg->s3_endpoint;
+    size_t eplen = strlen(ep);
+    while (eplen && ep[eplen - 1] == '/')
+        eplen--;
+    snprintf(url, sizeof(url), "%.*s/%s/%s", (int)eplen, ep, cfg->s3_bucket, key);
+    snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", cfg->s3_region);
+    snprintf(userpwd, sizeof(userpwd), "%s:%s", cfg->s3_access_key, cfg->s3_secret_key);
+    /* S3 requires the payload hash header; curl signs what we send. */
+    tg_sha256_hex(body ? body : "", body ? len : 0, payload_hash);
+    snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", payload_hash);
+
+    CURL *h = curl_easy_init();
+    if (!h)
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "s3: cannot create a curl handle");
+    struct curl_slist *hdrs = curl_slist_append(NULL, hdr);
+    char ct[160];
+    if (content_type) {
+        snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+        hdrs = curl_slist_append(hdrs, ct);
+    }
+    src_t src = {body, len, 0};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
+    curl_easy_setopt(h, CURLOPT_USERPWD, userpwd);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+    if (!strcmp(method, "PUT")) {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, &src);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+    }
+    CURLcode cc = curl_easy_perform(h);
+    long status = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(h);
+    if (cc != CURLE_OK)
+        return tg_fail(cc == CURLE_OPERATION_TIMEDOUT ? TG_ERR_TIMEOUT : TG_ERR_UNAVAILABLE, errstr,
+                       errlen, "S3_ENDPOINT: %s %s: %s", method, url, curl_easy_strerror(cc));
+    if (status == 404)
+        return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "s3: %s %s: not found", method, url);
+    if (status < 200 || status >= 300)
+        return tg_fail(TG_ERR_HTTP, errstr, errlen, "s3: %s %s: HTTP %ld: %.200s", method, url,
+                       status, out->data ? out->data : "");
+    return TG_OK;
+}
+
+int tg_s3_put(const tg_config_t *cfg, const char *key, const void *data, size_t len,
+              const char *content_type, char *errstr, size_t errlen) {
+    tg_buf_t out;
+    tg_buf_init(&out);
+    int rc = s3_request(cfg, "PUT", key, data, len, content_type, &out, errstr, errlen);
+    tg_buf_free(&out);
+    return rc;
+}
+
+int tg_s3_get(const tg_config_t *cfg, const char *key, char **data, size_t *len, char *errstr,
+              size_t errlen) {
+    tg_buf_t out;
+    tg_buf_init(&out);
+    int rc = s3_request(cfg, "GET", key, NULL, 0, NULL, &out, errstr, errlen);
+    if (rc) {
+        tg_buf_free(&out);
+        return rc;
+    }
+    *data = out.data;
+    *len = out.len;
+    return TG_OK;
+}
+
+int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) {
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return TG_ERR_NOMEM;
+    size_t cap = deflateBound(&zs, (uLong)len);
+    unsigned char *buf = malloc(cap);
+    if (!buf) {
+        deflateEnd(&zs);
+        return TG_ERR_NOMEM;
+    }
+    zs.next_in = (unsigned char *)data;
+    zs.avail_in = (uInt)len;
+    zs.next_out = buf;
+    zs.avail_out = (uInt)cap;
+    int zr = deflate(&zs, Z_FINISH);
+    *outlen = zs.total_out;
+    deflateEnd(&zs);
+    if (zr != Z_STREAM_END) {
+        free(buf);
+        return TG_ERR_NOMEM;
+    }
+    *out = buf;
+    return TG_OK;
+}

@@ -1,0 +1,245 @@
+/* The process around a service: the shutdown flag, and the civetweb server
+ * answering GET /healthz, /readyz and /metrics for Kubernetes and Prometheus. */
+#include "tg/service.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg/buf.h"
+#include "tg/log.h"
+#include "tg/metrics.h"
+
+#define MAX_DEPS 8
+
+volatile sig_atomic_t tg_shutdown_requested = 0;
+
+typedef struct {
+    char name[32];
+    int ok;
+    char detail[512];
+} dep_t;
+
+struct tg_service_s {
+    struct mg_context *http;
+    char service[64];
+    char version[32];
+    pthread_mutex_t lock; /* guards deps: set by the loop, read by HTTP threads */
+    dep_t deps[MAX_DEPS];
+    int ndeps;
+};
+
+/* ---- signals ----------------------------------------------------------- */
+
+static void on_shutdown_signal(int sig) { tg_shutdown_requested = 1; }
+
+void tg_signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_shutdown_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* ---- replies ----------------------------------------------------------- */
+
+static void reply_raw(struct mg_connection *conn, int status, const char *content_type,
+                      const char *body, size_t len, const char *extra_headers) {
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+              "Cache-Control: no-store\r\n%s\r\n",
+              status, mg_get_response_code_text(conn, status), content_type, len,
+              extra_headers ? extra_headers : "");
+    if (len) {
+        mg_write(conn, body, len);
+    }
+}
+
+void tg_http_reply_json(struct mg_connection *conn, int status, cJSON *obj,
+                        const char *extra_headers) {
+    char *body = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    if (!body) {
+        static const char oom[] =
+            "{\"success\":false,\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        reply_raw(conn, 500, "application/json", oom, sizeof oom - 1, NULL);
+        return;
+    }
+    reply_raw(conn, status, "application/json", body, strlen(body), extra_headers);
+    free(body);
+}
+
+void tg_http_reply_error(struct mg_connection *conn, int status, const char *code,
+                         const char *message) {
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *err = cJSON_AddObjectToObject(obj, "error");
+    cJSON_AddBoolToObject(obj, "success", 0);
+    cJSON_AddStringToObject(err, "code", code);
+    cJSON_AddStringToObject(err, "message", message);
+    tg_http_reply_json(conn, status, obj, NULL);
+}
+
+/* ---- handlers ---------------------------------------------------------- */
+
+/* Only GET on exactly this path (civetweb also routes "/path/..." here).
+ * Returns 0, or the status of the error reply it sent. */
+static int reject_request(struct mg_connection *conn, const char *path) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (strcmp(ri->local_uri, path) != 0) {
+        tg_http_reply_error(conn, 404, "not_found", "no such resource");
+        return 404;
+    }
+    if (strcmp(ri->request_method, "GET") != 0) {
+        cJSON *obj = cJSON_CreateObject();
+        cJSON *err = cJSON_AddObjectToObject(obj, "error");
+        cJSON_AddBoolToObject(obj, "success", 0);
+        cJSON_AddStringToObject(err, "code", "method_not_allowed");
+        cJSON_AddStringToObject(err, "message", "only GET is allowed here");
+        tg_http_reply_json(conn, 405, obj, "Allow: GET\r\n");
+        return 405;
+    }
+    return 0;
+}
+
+static int on_healthz(struct mg_connection *conn, void *data) {
+    tg_service_t *svc = data;
+    int rejected = reject_request(conn, "/healthz");
+    if (rejected) {
+        return rejected;
+    }
+    cJSON *obj = cJSON_CreateObject();
+    cJSON_AddStringToObject(obj, "status", "ok");
+    cJSON_AddStringToObject(obj, "service", svc->service);
+    cJSON_AddStringToObject(obj, "version", svc->version);
+    tg_http_reply_json(conn, 200, obj, NULL);
+    return 200;
+}
+
+static int on_readyz(struct mg_connection *conn, void *data) {
+    tg_service_t *svc = data;
+    int rejected = reject_request(conn, "/readyz");
+    if (rejected) {
+        return rejected;
+    }
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *deps = cJSON_CreateObject();
+    int ready = 1;
+    pthread_mutex_lock(&svc->lock);
+    for (int i = 0; i < svc->ndeps; i++) {
+        const dep_t *d = &svc->deps[i];
+        ready = ready && d->ok;
+        cJSON_AddStringToObject(deps, d->name, d->ok ? "ok" : d->detail);
+    }
+    pthread_mutex_unlock(&svc->lock);
+    cJSON_AddStringToObject(obj, "status", ready ? "ready" : "not_ready");
+    cJSON_AddStringToObject(obj, "service", svc->service);
+    cJSON_AddItemToObject(obj, "dependencies", deps);
+    tg_http_reply_json(conn, ready ? 200 : 503, obj, NULL);
+    return ready ? 200 : 503;
+}
+
+static int on_metrics(struct mg_connection *conn, void *data) {
+    int rejected = reject_request(conn, "/metrics");
+    if (rejected) {
+        return rejected;
+    }
+    tg_buf_t b;
+    tg_buf_init(&b);
+    if (tg_metrics_render(&b) != TG_OK) {
+        tg_buf_free(&b);
+        tg_http_reply_error(conn, 500, "internal", "out of memory");
+        return 500;
+    }
+    reply_raw(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
+              b.len, NULL);
+    tg_buf_free(&b);
+    return 200;
+}
+
+/* civetweb's own messages (e.g. bind failures) go to our log at debug: the
+ * caller reports the failure in one line. */
+static int on_civetweb_log(const struct mg_connection *conn, const char *message) {
+    tg_debug("civetweb: %s", message);
+    return 1;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+static pthread_once_t civetweb_once = PTHREAD_ONCE_INIT;
+static void civetweb_init(void) { mg_init_library(0); }
+
+static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) {
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port); /* all interfaces: probes come from outside */
+    const char *options[] = {"listening_ports", ports, "num_threads", "8",
+                             "request_timeout_ms", "10000", NULL};
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.log_message = on_civetweb_log;
+    pthread_once(&civetweb_once, civetweb_init);
+    svc->http = mg_start(&callbacks, NULL, options);
+    if (!svc->http) {
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "HTTP_PORT: cannot listen on %d", port);
+    }
+    mg_set_request_handler(svc->http, "/healthz", on_healthz, svc);
+    mg_set_request_handler(svc->http, "/readyz", on_readyz, svc);
+    mg_set_request_handler(svc->http, "/metrics", on_metrics, svc);
+    return TG_OK;
+}
+
+tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char *errstr,
+                               size_t errlen) {
+    tg_service_t *svc = calloc(1, sizeof *svc);
+    if (!svc) {
+        tg_fail(TG_ERR_NOMEM, errstr, errlen, "service: out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&svc->lock, NULL);
+    snprintf(svc->service, sizeof svc->service, "%s", cfg->service ? cfg->service : "");
+    snprintf(svc->version, sizeof svc->version, "%s", version ? version : "");
+    if (cfg->http_port > 0 && http_start(svc, cfg->http_port, errstr, errlen) != TG_OK) {
+        pthread_mutex_destroy(&svc->lock);
+        free(svc);
+        return NULL;
+    }
+    return svc;
+}
+
+void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char *detail) {
+    if (!svc) {
+        return;
+    }
+    pthread_mutex_lock(&svc->lock);
+    dep_t *d = NULL;
+    for (int i = 0; i < svc->ndeps && !d; i++) {
+        if (strcmp(svc->deps[i].name, name) == 0) {
+            d = &svc->deps[i];
+        }
+    }
+    if (!d && svc->ndeps < MAX_DEPS) {
+        d = &svc->deps[svc->ndeps++];
+        snprintf(d->name, sizeof d->name, "%s", name);
+    }
+    if (d) {
+        d->ok = ok;
+        snprintf(d->detail, sizeof d->detail, "%s", detail ? detail : (ok ? "ok" : "down"));
+    }
+    pthread_mutex_unlock(&svc->lock);
+}
+
+struct mg_context *tg_service_http(tg_service_t *svc) { return svc ? svc->http : NULL; }
+
+void tg_service_stop(tg_service_t *svc) {
+    if (!svc) {
+        return;
+    }
+    if (svc->http) {
+        mg_stop(svc->http);
+    }
+    pthread_mutex_destroy(&svc->lock);
+    free(svc);
+}

@@ -1,0 +1,487 @@
+/* The loop every pipeline worker runs: consume → parse (malformed → dead
+ * letter) → step → emit completion or step.failed → store the offset. */
+#include "tg/worker.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg/backoff.h"
+#include "tg/http.h"
+#include "tg/log.h"
+#include "tg/metrics.h"
+#include "tg/pg.h"
+#include "tg/redis.h"
+#include "tg/service.h"
+#include "tg/topics.h"
+
+#define SEND_TIMEOUT_MS 10000 /* one delivery attempt; emit retries after it */
+#define DEP_CHECK_MS 5000     /* readiness refresh while idle */
+#define PING_TIMEOUT_MS 1000
+#define TOPIC_LEN 256
+
+typedef struct {
+    const tg_worker_def_t *def;
+    tg_config_t cfg;
+    tg_worker_ctx_t ctx;
+    tg_service_t *svc;
+    tg_producer_t *producer;
+    tg_consumer_t *consumer;
+    int initialized; /* def->init succeeded: def->fini is due */
+    char input_topic[TOPIC_LEN];
+    char labels[128]; /* worker="..." */
+    unsigned seed;
+    int64_t next_dep_check;
+} worker_t;
+
+int tg_step_fail(tg_step_result_t *res, int err, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(res->message, sizeof res->message, fmt, ap);
+    va_end(ap);
+    res->err = err;
+    return err;
+}
+
+/* ---- signals: a step sees shutdown through ctx->stop while it runs ------ */
+
+static volatile int *stop_mirror;
+
+static void on_stop_signal(int sig) {
+    tg_shutdown_requested = 1;
+    if (stop_mirror) {
+        *stop_mirror = 1;
+    }
+}
+
+/* tg_signals_install sets only the process flag; steps poll ctx->stop (and
+ * pass it to tg_sleep_ms), so the handler here sets both. */
+static void signals_install(worker_t *w) {
+    tg_signals_install();
+    stop_mirror = &w->ctx.stop;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}
+
+/* ---- start-up ---------------------------------------------------------- */
+
+/* Waits until a broker answers metadata, up to CONNECT_TIMEOUT_S. */
+static int kafka_wait(worker_t *w, char *err, size_t errlen) {
+    rd_kafka_t *rk = tg_producer_handle(w->producer);
+    int64_t deadline = tg_mono_ms() + (int64_t)w->cfg.connect_timeout_s * 1000;
+    for (;;) {
+        int64_t left = deadline - tg_mono_ms();
+        if (tg_kafka_ping(rk, left < 1 ? 1 : left > 1000 ? 1000 : (int)left) == TG_OK) {
+            return TG_OK;
+        }
+        if (tg_mono_ms() >= deadline || tg_shutdown_requested) {
+            return tg_fail(TG_ERR_UNAVAILABLE, err, errlen,
+                           "KAFKA_BROKERS: no broker answered at %s within %d s",
+                           w->cfg.kafka_brokers, w->cfg.connect_timeout_s);
+        }
+        tg_sleep_ms(100, &w->ctx.stop);
+    }
+}
+
+static int kafka_start(worker_t *w, char *err, size_t errlen) {
+    const tg_worker_def_t *def = w->def;
+    w->producer = tg_producer_new(&w->cfg, err, errlen);
+    if (!w->producer) {
+        return TG_ERR_CONFIG;
+    }
+    int rc = kafka_wait(w, err, errlen);
+    if (rc != TG_OK) {
+        return rc;
+    }
+    tg_service_set_dep(w->svc, "kafka", 1, "ok");
+    char group[TOPIC_LEN];
+    snprintf(group, sizeof group, "%s%s", w->cfg.topic_prefix ? w->cfg.topic_prefix : "",
+             def->worker_id);
+    tg_topic(&w->cfg, def->input_topic, w->input_topic, sizeof w->input_topic);
+    const char *topics[] = {w->input_topic};
+    w->consumer = tg_consumer_new(&w->cfg, group, topics, 1, err, errlen);
+    if (!w->consumer) {
+        return TG_ERR_KAFKA;
+    }
+    tg_info("Worker ready: consuming %s in group %s", w->input_topic, group);
+    return TG_OK;
+}
+
+static int databases_connect(worker_t *w, char *err, size_t errlen) {
+    if (w->def->needs & TG_NEED_PG) {
+        w->ctx.pg = tg_pg_connect(w->cfg.database_url, w->cfg.connect_timeout_s, err, errlen);
+        if (!w->ctx.pg) {
+            return TG_ERR_UNAVAILABLE;
+        }
+        tg_service_set_dep(w->svc, "postgres", 1, "ok");
+    }
+    if (w->def->needs & TG_NEED_REDIS) {
+        w->ctx.redis = tg_redis_connect(w->cfg.redis_url, w->cfg.connect_timeout_s, err, errlen);
+        if (!w->ctx.redis) {
+            return TG_ERR_UNAVAILABLE;
+        }
+        tg_service_set_dep(w->svc, "redis", 1, "ok");
+    }
+    return TG_OK;
+}
+
+static int worker_start(worker_t *w, char *err, size_t errlen) {
+    const tg_worker_def_t *def = w->def;
+    int rc = tg_config_load(&w->cfg, def->worker_id, TG_NEED_KAFKA | def->needs,
+                            def->default_port, err, errlen);
+    if (rc != TG_OK) {
+        return rc;
+    }
+    w->ctx.cfg = &w->cfg;
+    w->seed = (unsigned)tg_now_ms();
+    snprintf(w->labels, sizeof w->labels, "worker=\"%s\"", def->worker_id);
+    w->svc = tg_service_start(&w->cfg, def->version, err, errlen);
+    if (!w->svc) {
+        return TG_ERR_CONFIG;
+    }
+    /* Not ready until each dependency answered. */
+    tg_service_set_dep(w->svc, "kafka", 0, "connecting");
+    if (def->needs & TG_NEED_PG) {
+        tg_service_set_dep(w->svc, "postgres", 0, "connecting");
+    }
+    if (def->needs & TG_NEED_REDIS) {
+        tg_service_set_dep(w->svc, "redis", 0, "connecting");
+    }
+    if ((rc = databases_connect(w, err, errlen)) != TG_OK ||
+        (rc = kafka_start(w, err, errlen)) != TG_OK) {
+        return rc;
+    }
+    if (def->init && (rc = def->init(&w->ctx, err, errlen)) != TG_OK) {
+        return rc;
+    }
+    w->initialized = 1;
+    w->next_dep_check = tg_mono_ms() + DEP_CHECK_MS;
+    return TG_OK;
+}
+
+static void worker_cleanup(worker_t *w) {
+    tg_consumer_destroy(w->consumer);
+    tg_producer_destroy(w->producer, 5000);
+    if (w->initialized && w->def->fini) {
+        w->def->fini(&w->ctx);
+    }
+    if (w->ctx.pg) {
+        PQfinish(w->ctx.pg);
+    }
+    if (w->ctx.redis) {
+        redisFree(w->ctx.redis);
+    }
+    tg_service_stop(w->svc);
+    stop_mirror = NULL;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+/* Refreshes /readyz while idle; reconnects Redis when its context died
+ * (tg_pg_ping resets a broken PostgreSQL connection itself). */
+static void deps_refresh(worker_t *w) {
+    char detail[512];
+    int ok = tg_kafka_ping(tg_consumer_handle(w->consumer), PING_TIMEOUT_MS) == TG_OK;
+    snprintf(detail, sizeof detail, "KAFKA_BROKERS: no broker answered at %s",
+             w->cfg.kafka_brokers);
+    tg_service_set_dep(w->svc, "kafka", ok, ok ? "ok" : detail);
+    if (w->def->needs & TG_NEED_PG) {
+        ok = tg_pg_ping(w->ctx.pg) == TG_OK;
+        snprintf(detail, sizeof detail, "DATABASE_URL: %s", PQerrorMessage(w->ctx.pg));
+        detail[strcspn(detail, "\n")] = '\0';
+        tg_service_set_dep(w->svc, "postgres", ok, ok ? "ok" : detail);
+    }
+    if (w->def->needs & TG_NEED_REDIS) {
+        if (!w->ctx.redis || tg_redis_ping(w->ctx.redis) != TG_OK) {
+            if (w->ctx.redis) {
+                redisFree(w->ctx.redis);
+            }
+            w->ctx.redis = tg_redis_connect(w->cfg.redis_url, 1, detail, sizeof detail);
+        }
+        tg_service_set_dep(w->svc, "redis", w->ctx.redis != NULL, w->ctx.redis ? "ok" : detail);
+    }
+    w->next_dep_check = tg_mono_ms() + DEP_CHECK_MS;
+}
+
+/* Before a step: the step may rely on live ctx->pg and ctx->redis. */
+static int connections_ensure(worker_t *w, char *err, size_t errlen) {
+    if ((w->def->needs & TG_NEED_PG) && PQstatus(w->ctx.pg) != CONNECTION_OK) {
+        PQreset(w->ctx.pg);
+        if (PQstatus(w->ctx.pg) != CONNECTION_OK) {
+            int rc = tg_fail(TG_ERR_UNAVAILABLE, err, errlen, "DATABASE_URL: %s",
+                             PQerrorMessage(w->ctx.pg));
+            err[strcspn(err, "\n")] = '\0';
+            return rc;
+        }
+    }
+    if ((w->def->needs & TG_NEED_REDIS) && (!w->ctx.redis || w->ctx.redis->err)) {
+        if (w->ctx.redis) {
+            redisFree(w->ctx.redis);
+        }
+        w->ctx.redis = tg_redis_connect(w->cfg.redis_url, 2, err, errlen);
+        if (!w->ctx.redis) {
+            return TG_ERR_UNAVAILABLE;
+        }
+    }
+    return TG_OK;
+}
+
+/* ---- producing --------------------------------------------------------- */
+
+/* Sends until the broker acknowledged, backing off between tries. Returns
+ * TG_ERR_SHUTDOWN when the service stops first. */
+static int send_reliably(worker_t *w, const char *topic, const char *key, const void *value,
+                         size_t len, const tg_header_t *headers, size_t nheaders) {
+    char err[512];
+    for (int attempt = 1;; attempt++) {
+        if (tg_producer_send(w->producer, topic, key, value, len, headers, nheaders,
+                             SEND_TIMEOUT_MS, err, sizeof err) == TG_OK) {
+            return TG_OK;
+        }
+        int64_t delay = tg_backoff_ms(attempt, 500, 30000, 20, &w->seed);
+        tg_error("%s (attempt %d, next try in %lld ms)", err, attempt, (long long)delay);
+        tg_sleep_ms(delay, &w->ctx.stop);
+        if (tg_shutdown_requested) {
+            return TG_ERR_SHUTDOWN;
+        }
+    }
+}
+
+/* Marks msg processed; a failure only means it may be processed again. */
+static void offset_store(worker_t *w, const rd_kafka_message_t *msg) {
+    char err[512];
+    if (tg_consumer_done(w->consumer, msg, err, sizeof err) != TG_OK) {
+        tg_warn("%s (the event may be delivered again)", err);
+    }
+}
+
+static int emit_event(worker_t *w, const char *topic_base, const tg_envelope_t *env) {
+    char topic[TOPIC_LEN];
+    tg_topic(&w->cfg, topic_base, topic, sizeof topic);
+    char *json = tg_envelope_serialize(env);
+    if (!json) {
+        tg_error("Cannot serialise the %s event: out of memory", env->schema);
+        return TG_ERR_NOMEM;
+    }
+    const tg_header_t headers[] = {{"x-worker", w->def->worker_id}};
+    int rc = send_reliably(w, topic, env->source_id, json, strlen(json), headers, 1);
+    free(json);
+    return rc;
+}
+
+/* Forwards an unreadable event as it came, with the reason in headers. */
+static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, const char *reason) {
+    char topic[TOPIC_LEN], partition[16], offset[24], failed_at[32];
+    const char *original = rd_kafka_topic_name(msg->rkt);
+    snprintf(partition, sizeof partition, "%d", (int)msg->partition);
+    snprintf(offset, sizeof offset, "%lld", (long long)msg->offset);
+    tg_now_iso(failed_at);
+    tg_topic(&w->cfg, TG_TOPIC_DEAD_LETTER, topic, sizeof topic);
+    tg_error("Malformed event at %s [%s] @%s goes to %s: %s", original, partition, offset, topic,
+             reason);
+    const tg_header_t headers[] = {
+        {"x-error", reason},         {"x-original-topic", original},
+        {"x-original-partition", partition}, {"x-original-offset", offset},
+        {"x-worker", w->def->worker_id}, {"x-failed-at", failed_at},
+    };
+    char *key = msg->key ? strndup(msg->key, msg->key_len) : NULL;
+    if (send_reliably(w, topic, key, msg->payload, msg->len, headers,
+                      sizeof headers / sizeof headers[0]) == TG_OK) {
+        tg_metric_add("tg_worker_dead_letters_total", "Malformed events sent to the dead-letter topic",
+                      w->labels, 1);
+        offset_store(w, msg);
+    }
+    free(key);
+}
+
+/* ---- the outgoing event ------------------------------------------------ */
+
+/* Moves the step's extra fields into payload; the loop's own fields win. */
+static void details_move(cJSON *payload, tg_step_result_t *res) {
+    cJSON *details = res->details, *item;
+    res->details = NULL;
+    while (cJSON_IsObject(details) && (item = details->child) != NULL) {
+        cJSON_DetachItemViaPointer(details, item);
+        if (!item->string || cJSON_HasObjectItem(payload, item->string)) {
+            tg_warn("Step detail \"%s\" dropped: the worker loop sets that field",
+                    item->string ? item->string : "");
+            cJSON_Delete(item);
+        } else if (!cJSON_AddItemToObject(payload, item->string, item)) {
+            cJSON_Delete(item);
+        }
+    }
+    cJSON_Delete(details);
+}
+
+static tg_envelope_t *completed_event(worker_t *w, const tg_envelope_t *in,
+                                      tg_step_result_t *res, int64_t ms) {
+    tg_envelope_t *env = tg_envelope_follow(in, w->def->output_schema);
+    if (!env) {
+        return NULL;
+    }
+    if (res->dataset_version) {
+        env->dataset_version = res->dataset_version;
+    }
+    cJSON *p = env->payload;
+    cJSON_AddStringToObject(p, "workerId", w->def->worker_id);
+    cJSON_AddStringToObject(p, "workerName", w->def->worker_name);
+    cJSON_AddStringToObject(p, "status", res->status);
+    cJSON_AddStringToObject(p, "message", res->message);
+    cJSON_AddNumberToObject(p, "executionTimeMs", (double)ms);
+    cJSON *data = cJSON_AddObjectToObject(p, "dataProcessed");
+    cJSON_AddNumberToObject(data, "added", (double)res->added);
+    cJSON_AddNumberToObject(data, "updated", (double)res->updated);
+    cJSON_AddNumberToObject(data, "deleted", (double)res->deleted);
+    if (tg_json_bool(in->payload, "force", 0)) {
+        cJSON_AddTrueToObject(p, "force");
+    }
+    details_move(p, res);
+    return env;
+}
+
+static tg_envelope_t *failed_event(worker_t *w, const tg_envelope_t *in,
+                                   const rd_kafka_message_t *msg, tg_step_result_t *res,
+                                   int64_t ms) {
+    tg_envelope_t *env = tg_envelope_follow(in, TG_SCHEMA_STEP_FAILED);
+    if (!env) {
+        return NULL;
+    }
+    if (res->dataset_version) {
+        env->dataset_version = res->dataset_version;
+    }
+    cJSON *p = env->payload;
+    cJSON_AddStringToObject(p, "workerId", w->def->worker_id);
+    cJSON_AddStringToObject(p, "workerName", w->def->worker_name);
+    cJSON_AddStringToObject(p, "error", res->message);
+    cJSON_AddStringToObject(p, "errorCode", tg_err_name(res->err));
+    cJSON_AddBoolToObject(p, "retryable", tg_err_retryable(res->err));
+    cJSON_AddNumberToObject(p, "executionTimeMs", (double)ms);
+    cJSON_AddStringToObject(p, "inputTopic", rd_kafka_topic_name(msg->rkt));
+    cJSON_AddNumberToObject(p, "inputPartition", msg->partition);
+    cJSON_AddNumberToObject(p, "inputOffset", (double)msg->offset);
+    /* The input exactly as consumed, so the orchestrator can retry it. */
+    cJSON *input = cJSON_ParseWithLength(msg->payload, msg->len);
+    cJSON_AddItemToObject(p, "input", input ? input : cJSON_CreateNull());
+    details_move(p, res);
+    return env;
+}
+
+/* ---- one message ------------------------------------------------------- */
+
+static int envelope_read(worker_t *w, const rd_kafka_message_t *msg, tg_envelope_t **in,
+                         char *err, size_t errlen) {
+    int rc = tg_envelope_parse(msg->payload, msg->len, in, err, errlen);
+    if (rc == TG_OK && strcmp((*in)->schema, w->def->input_schema) != 0) {
+        rc = tg_fail(TG_ERR_INVALID, err, errlen, "schema: expected %s, got %s",
+                     w->def->input_schema, (*in)->schema);
+        tg_envelope_destroy(*in);
+        *in = NULL;
+    }
+    return rc;
+}
+
+static void step_record(worker_t *w, const tg_step_result_t *res, int64_t ms) {
+    const char *outcome = res->err == TG_OK              ? res->status
+                          : res->err == TG_ERR_SHUTDOWN ? "abandoned"
+                                                        : "failed";
+    char labels[256];
+    snprintf(labels, sizeof labels, "%s,status=\"%s\"", w->labels, outcome);
+    tg_metric_add("tg_worker_steps_total", "Steps run, by outcome", labels, 1);
+    tg_metric_observe("tg_worker_step_duration_seconds", "Duration of a step", w->labels,
+                      (double)ms / 1000.0);
+    if (res->err == TG_OK) {
+        tg_info("Worker finished: %s", res->message);
+    } else {
+        tg_error("Worker failed: %s", res->message);
+    }
+}
+
+/* Runs the step on in; returns its execution time in milliseconds. */
+static int64_t step_run(worker_t *w, const tg_envelope_t *in, tg_step_result_t *res) {
+    char err[512];
+    memset(res, 0, sizeof *res);
+    res->status = "success";
+    w->ctx.stop = tg_shutdown_requested;
+    tg_info("Worker started: %s attempt %d", in->schema, in->attempt);
+    int64_t t0 = tg_mono_ms();
+    if (connections_ensure(w, err, sizeof err) != TG_OK) {
+        tg_step_fail(res, TG_ERR_UNAVAILABLE, "%s", err);
+    } else {
+        w->def->step(&w->ctx, in, res);
+    }
+    int64_t ms = tg_mono_ms() - t0;
+    if (!res->status) {
+        res->status = "success";
+    }
+    if (!res->message[0]) {
+        snprintf(res->message, sizeof res->message, "%s",
+                 res->err == TG_OK ? "completed" : tg_err_name(res->err));
+    }
+    step_record(w, res, ms);
+    return ms;
+}
+
+static void message_handle(worker_t *w, const rd_kafka_message_t *msg) {
+    char err[512];
+    tg_envelope_t *in = NULL;
+    if (envelope_read(w, msg, &in, err, sizeof err) != TG_OK) {
+        dead_letter(w, msg, err);
+        return;
+    }
+    tg_log_set_run_id(in->run_id);
+    tg_step_result_t res;
+    int64_t ms = step_run(w, in, &res);
+    if (res.err == TG_ERR_SHUTDOWN) {
+        tg_warn("Step abandoned for shutdown: the event will be delivered again");
+    } else {
+        int ok = res.err == TG_OK;
+        tg_envelope_t *out = ok ? completed_event(w, in, &res, ms)
+                                : failed_event(w, in, msg, &res, ms);
+        if (out && emit_event(w, ok ? w->def->output_topic : TG_TOPIC_STEP_FAILED, out) == TG_OK) {
+            offset_store(w, msg);
+        }
+        tg_envelope_destroy(out);
+    }
+    cJSON_Delete(res.details);
+    tg_envelope_destroy(in);
+    tg_log_set_run_id(NULL);
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+static void worker_run(worker_t *w) {
+    while (!tg_shutdown_requested) {
+        rd_kafka_message_t *msg = tg_consumer_poll(w->consumer, 100);
+        if (msg) {
+            message_handle(w, msg);
+            rd_kafka_message_destroy(msg);
+        } else if (tg_mono_ms() >= w->next_dep_check) {
+            deps_refresh(w);
+        }
+    }
+}
+
+int tg_worker_main(const tg_worker_def_t *def) {
+    static worker_t w; /* static: the signal handler points into it */
+    char err[1024];
+    memset(&w, 0, sizeof w);
+    w.def = def;
+    int level = tg_log_level_parse(tg_env_str("LOG_LEVEL", "info"));
+    tg_log_init(def->worker_id, level < 0 ? TG_LOG_INFO : level);
+    signals_install(&w);
+    tg_http_global_init();
+    if (worker_start(&w, err, sizeof err) != TG_OK) {
+        fprintf(stderr, "%s: %s\n", def->worker_id, err);
+        worker_cleanup(&w);
+        return 1;
+    }
+    worker_run(&w);
+    tg_info("Shutting down");
+    worker_cleanup(&w);
+    return 0;
+}

@@ -1,0 +1,160 @@
+/* virtual-entities-generator's inside: the cities directory, name matching
+ * and transliteration, the plan of virtual stops and routes for one dataset,
+ * flight times, and the transactional save through COPY. */
+#ifndef VIRTUAL_H
+#define VIRTUAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <libpq-fe.h>
+#include "tg/buf.h"
+#include "tg/error.h"
+
+#define VIRTUAL_NAME_MAX 256 /* bytes of a city name, normalised name or id */
+
+/* ---- names.c: matching and ids ---------------------------------------- */
+
+/* Normalises a city name for matching: lower case (Latin, Cyrillic and the
+ * Yakut letters), ё→е, a leading "г." / "г " dropped, runs of spaces and
+ * hyphens collapsed to one space, trimmed. Writes at most outlen-1 bytes.
+ * Returns TG_ERR_INVALID for malformed UTF-8 or an empty result. */
+int virtual_normalize(const char *name, char *out, size_t outlen) TG_WARN_UNUSED;
+
+/* Transliterates a normalised name to the ASCII slug of the ids (BGN/PCGN
+ * simplified, see README): "нижний бестях" → "nizhniy-bestyakh". Returns
+ * TG_ERR_INVALID when nothing transliterable is left. */
+int virtual_translit(const char *normalized, char *out, size_t outlen) TG_WARN_UNUSED;
+
+/* ---- cities.c: the directory ------------------------------------------ */
+
+typedef struct {
+    char name[VIRTUAL_NAME_MAX];       /* as in the file: "Нижний Бестях" */
+    char normalized[VIRTUAL_NAME_MAX]; /* "нижний бестях" */
+    char slug[VIRTUAL_NAME_MAX];       /* "nizhniy-bestyakh" */
+    char district[VIRTUAL_NAME_MAX];
+    double latitude, longitude;
+    long population; /* -1 when unknown */
+} virtual_city_t;
+
+typedef struct {
+    virtual_city_t *items;
+    size_t count;
+} virtual_cities_t;
+
+/* Parses a directory in CSV (RFC 4180, UTF-8, header
+ * name,district,latitude,longitude,population). On failure errstr names the
+ * file and the row. On success the caller frees *out with virtual_cities_free. */
+int virtual_cities_parse(const char *path, const char *text, size_t len, virtual_cities_t *out,
+                         char *errstr, size_t errlen) TG_WARN_UNUSED;
+int virtual_cities_read(const char *path, virtual_cities_t *out, char *errstr,
+                        size_t errlen) TG_WARN_UNUSED;
+void virtual_cities_free(virtual_cities_t *c);
+
+/* Replaces the cities table with the directory in one transaction. */
+int virtual_cities_store(PGconn *pg, const virtual_cities_t *c, char *errstr,
+                         size_t errlen) TG_WARN_UNUSED;
+
+/* ---- plan.c: what to generate ------------------------------------------ */
+
+typedef enum { VIRTUAL_MODE_HUB, VIRTUAL_MODE_DIRECT } virtual_mode_t;
+
+typedef struct {
+    virtual_mode_t mode;
+    const char *hub_city; /* directory name, e.g. "Якутск" */
+    double speed_kmh;
+    double fare_rub;
+    const char *transport_type;
+    int fail_after_routes; /* test-only fault injection */
+} virtual_config_t;
+
+/* A real stop of the dataset (input to the plan). */
+typedef struct {
+    const char *id;
+    const char *city_name; /* may be NULL */
+    double latitude, longitude; /* NAN when unknown */
+} virtual_real_stop_t;
+
+typedef struct {
+    char id[VIRTUAL_NAME_MAX + 16]; /* virtual-stop-{slug} */
+    const virtual_city_t *city;
+} virtual_stop_t;
+
+/* One end of a virtual route: a virtual stop or a real one. */
+typedef struct {
+    const char *stop_id;
+    const char *city_name;
+    double latitude, longitude;
+} virtual_end_t;
+
+typedef struct {
+    char id[2 * VIRTUAL_NAME_MAX + 48];
+    virtual_end_t from, to;
+    double distance_km;
+    int duration_min;
+} virtual_route_t;
+
+typedef struct {
+    virtual_mode_t mode;      /* the mode used (hub falls back to direct) */
+    size_t cities_without_stops;
+    virtual_stop_t *stops;
+    size_t nstops;
+    virtual_route_t *routes;
+    size_t nroutes, routes_cap;
+    char hub_stop_id[VIRTUAL_NAME_MAX + 16]; /* hub mode only */
+} virtual_plan_t;
+
+/* Great-circle distance (haversine, R = 6371 km). */
+double virtual_distance_km(double lat1, double lon1, double lat2, double lon2);
+
+/* Minutes at speed_kmh, rounded up, at least 1. */
+int virtual_duration_min(double distance_km, double speed_kmh);
+
+/* Plans virtual stops and routes for the cities that no real stop names.
+ * Deterministic for the same inputs. The plan points into cities and stops,
+ * which must outlive it. Free with virtual_plan_free. */
+int virtual_plan_build(const virtual_cities_t *cities, const virtual_real_stop_t *stops,
+                       size_t nstops, const virtual_config_t *cfg, virtual_plan_t *plan,
+                       char *errstr, size_t errlen) TG_WARN_UNUSED;
+void virtual_plan_free(virtual_plan_t *plan);
+
+/* ---- flights.c: schedule ------------------------------------------------ */
+
+#define VIRTUAL_FLIGHT_DAYS 365
+#define VIRTUAL_FLIGHT_SEATS 50
+#define VIRTUAL_UTC_OFFSET_MIN (9 * 60) /* Asia/Yakutsk, no DST since 2014 */
+
+/* Days since 1970-01-01 of a civil date, and back. */
+int64_t virtual_days_from_civil(int y, int m, int d);
+void virtual_civil_from_days(int64_t days, int *y, int *m, int *d);
+
+/* Formats local minutes since the epoch (UTC+9) as
+ * "YYYY-MM-DD HH:MM:00+09:00" into out (at least 26 bytes). */
+void virtual_format_local(int64_t local_min, char *out);
+
+/* Appends the 730 COPY rows of one route's flights (columns of
+ * VIRTUAL_FLIGHT_COPY) starting at local midnight first_day (days since the
+ * epoch). */
+int virtual_flights_append(tg_buf_t *b, const char *dataset_version, const virtual_route_t *r,
+                           int64_t first_day) TG_WARN_UNUSED;
+
+#define VIRTUAL_FLIGHT_COPY                                                                   \
+    "COPY flights (dataset_version, id, route_id, from_stop_id, to_stop_id, departure_time, " \
+    "arrival_time, available_seats, is_virtual) FROM STDIN"
+
+/* ---- save.c: one transaction -------------------------------------------- */
+
+typedef struct {
+    long long stops, routes, flights;
+    char mode[16];
+    int existed; /* 1 when the dataset already had them (replay) */
+    int dataset_found;
+    size_t cities_without_stops;
+} virtual_outcome_t;
+
+/* Generates and saves the virtual entities of dataset_version in one
+ * transaction (see README: replay-safe unless force). */
+int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_config_t *cfg,
+                     int64_t dataset_version, int force, virtual_outcome_t *out, char *errstr,
+                     size_t errlen) TG_WARN_UNUSED;
+
+#endif

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Every test, from a fresh Debian machine: installs what is missing, starts
+# the real local stack (Kafka, PostgreSQL, Redis, S3), builds the project,
+# runs unit and integration tests, then the unit tests again under
+# AddressSanitizer + UndefinedBehaviorSanitizer.
+#
+#   bash tests/run-all.sh            # everything
+#   TESTS_REGEX=graph bash tests/run-all.sh   # only ctest names matching
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc 2>/dev/null || echo 2)
+
+bash deploy/stack.sh up
+
+if ! python3 -m pytest --version >/dev/null 2>&1; then
+  echo "== installing pytest"
+  python3 -m pip install --quiet pytest
+fi
+
+echo "== building (build/)"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+
+echo "== tests"
+(cd build && ctest --output-on-failure ${TESTS_REGEX:+-R "$TESTS_REGEX"})
+
+echo "== unit tests under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTG_SANITIZE=ON >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --output-on-failure -L unit)
