@@ -76,7 +76,7 @@ static int kafka_wait(worker_t *w, char *err, size_t errlen) {
     int64_t deadline = tg_mono_ms() + (int64_t)w->cfg.connect_timeout_s * 1000;
     for (;;) {
         int64_t left = deadline - tg_mono_ms();
-        if (tg_kafka_ping(rk, left < 1 ? 1 : left > 1000 ? 1000 : (int)left) == TG_OK) {
+        if (tg_kafka_ping(rk, left < 1 ? 1 : left > 1000 ? 1000 : (int)left)) {
             return TG_OK;
         }
         if (tg_mono_ms() >= deadline || tg_shutdown_requested) {
@@ -186,18 +186,18 @@ static void worker_cleanup(worker_t *w) {
  * (tg_pg_ping resets a broken PostgreSQL connection itself). */
 static void deps_refresh(worker_t *w) {
     char detail[512];
-    int ok = tg_kafka_ping(tg_consumer_handle(w->consumer), PING_TIMEOUT_MS) == TG_OK;
+    int ok = tg_kafka_ping(tg_consumer_handle(w->consumer), PING_TIMEOUT_MS);
     snprintf(detail, sizeof detail, "KAFKA_BROKERS: no broker answered at %s",
              w->cfg.kafka_brokers);
     tg_service_set_dep(w->svc, "kafka", ok, ok ? "ok" : detail);
     if (w->def->needs & TG_NEED_PG) {
-        ok = tg_pg_ping(w->ctx.pg) == TG_OK;
+        ok = tg_pg_ping(w->ctx.pg);
         snprintf(detail, sizeof detail, "DATABASE_URL: %s", PQerrorMessage(w->ctx.pg));
         detail[strcspn(detail, "\n")] = '\0';
         tg_service_set_dep(w->svc, "postgres", ok, ok ? "ok" : detail);
     }
     if (w->def->needs & TG_NEED_REDIS) {
-        if (!w->ctx.redis || tg_redis_ping(w->ctx.redis) != TG_OK) {
+        if (!tg_redis_ping(w->ctx.redis)) {
             if (w->ctx.redis) {
                 redisFree(w->ctx.redis);
             }

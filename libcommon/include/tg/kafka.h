@@ -60,7 +60,8 @@ void tg_consumer_destroy(tg_consumer_t *c);
 /* Copies header name's value (as text) into out; returns 0 or TG_ERR_NOTFOUND. */
 int tg_message_header(const rd_kafka_message_t *msg, const char *name, char *out, size_t outlen);
 
-/* Checks the broker answers metadata within timeout_ms (for /readyz). */
+/* Checks a broker answers metadata within timeout_ms (for /readyz).
+ * Returns 1 when one did, 0 otherwise (like tg_pg_ping, tg_redis_ping). */
 int tg_kafka_ping(rd_kafka_t *rk, int timeout_ms);
 rd_kafka_t *tg_producer_handle(tg_producer_t *p);
 

@@ -1,0 +1,9 @@
+# Messaging and the worker loop: envelope parsing, metrics rendering, and
+# the Kafka round trip against the real broker.
+tg_unit_test(envelope_test)
+tg_unit_test(metrics_test)
+
+# A test-only client of tg/kafka.h, driven by integration/kafka_test.py.
+add_executable(kafka_roundtrip integration/kafka_roundtrip.c)
+target_link_libraries(kafka_roundtrip PRIVATE tgcommon)
+tg_integration_test(kafka_test)
