@@ -171,6 +171,8 @@ SELECT 'CREATE ROLE transit LOGIN PASSWORD ''transit'''
   WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'transit') \gexec
 SELECT 'CREATE DATABASE transit OWNER transit'
   WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'transit') \gexec
+-- Integration tests create one database per test.
+ALTER ROLE transit CREATEDB;
 EOF
 }
 
@@ -352,3 +354,4 @@ case "${1:-}" in
   env) print_env ;;
   *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
 esac
+################################################################################################################################################################################################################################################################################################################################################################################################################

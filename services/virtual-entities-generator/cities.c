@@ -103,8 +103,9 @@ static int parse_population(const char *s, long *out) {
 /* Validates one data row into city; errstr names the column. */
 static int city_from_fields(char f[][VIRTUAL_NAME_MAX], virtual_city_t *city, char *errstr,
                             size_t errlen) {
-    snprintf(city->name, sizeof(city->name), "%s", f[0]);
-    snprintf(city->district, sizeof(city->district), "%s", f[1]);
+    /* csv_field bounds every field to VIRTUAL_NAME_MAX - 1 bytes */
+    memcpy(city->name, f[0], strnlen(f[0], VIRTUAL_NAME_MAX - 1) + 1);
+    memcpy(city->district, f[1], strnlen(f[1], VIRTUAL_NAME_MAX - 1) + 1);
     if (virtual_normalize(f[0], city->normalized, sizeof(city->normalized)))
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "name \"%s\" is empty or not UTF-8", f[0]);
     if (virtual_translit(city->normalized, city->slug, sizeof(city->slug)))

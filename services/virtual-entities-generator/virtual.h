@@ -121,13 +121,13 @@ void virtual_plan_free(virtual_plan_t *plan);
 
 #define VIRTUAL_FLIGHT_DAYS 365
 #define VIRTUAL_FLIGHT_SEATS 50
-#define VIRTUAL_UTC_OFFSET_MIN (9 * 60) /* Asia/Yakutsk, no DST since 2014 */
 
 /* Days since 1970-01-01 of a civil date, and back. */
 int64_t virtual_days_from_civil(int y, int m, int d);
 void virtual_civil_from_days(int64_t days, int *y, int *m, int *d);
 
-/* Formats local minutes since the epoch (UTC+9) as
+/* Formats local minutes since the epoch in Asia/Yakutsk (a fixed UTC+9, no
+ * DST since 2014) as
  * "YYYY-MM-DD HH:MM:00+09:00" into out (at least 26 bytes). */
 void virtual_format_local(int64_t local_min, char *out);
 
@@ -145,6 +145,7 @@ int virtual_flights_append(tg_buf_t *b, const char *dataset_version, const virtu
 
 typedef struct {
     long long stops, routes, flights;
+    long long deleted; /* rows of a previous generation replaced (force) */
     char mode[16];
     int existed; /* 1 when the dataset already had them (replay) */
     int dataset_found;

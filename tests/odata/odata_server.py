@@ -135,7 +135,6 @@ Every request is logged on one line to stderr (suppressed by --quiet).
 
 import argparse
 import base64
-import copy
 import datetime as _dt
 import gzip as _gzip
 import hashlib
@@ -333,6 +332,20 @@ class State:
         self.counters = {k: 0 for k in CONTRACT_SETS + ("$metadata",)}
         self.total = 0
         self.faults_served = 0
+        self.warm()
+
+    def warm(self):
+        """Build the view for the current data and naming before it is asked
+        for (the 1C view of a big dataset takes seconds)."""
+        with self.lock:
+            key = (self.data_ver, self.settings["naming"])
+            data = self.data
+            if key in self.views:
+                return
+        v = data if key[1] == "default" else to_1c(data)
+        with self.lock:
+            if key == (self.data_ver, self.settings["naming"]):
+                self.views = {key: v}
 
     # -- views --
     def view(self, naming):
@@ -459,6 +472,7 @@ class State:
                     self.overrides.pop(cs, None)
                 else:
                     self.overrides[cs] = val
+        self.warm()
 
 
 def contract_set(name):
@@ -778,8 +792,7 @@ class Handler(BaseHTTPRequestHandler):
         dates = [n for n, t in schema if t == "DateTimeOffset"]
         decs = [n for n, t in schema if t == "Decimal"] if settings["numbers_as_strings"] else []
         keyf = KEY_FIELD[naming]
-        etype = "Transport.%s" % (("Catalog" if cs != "Flights" else "Document") + "_" + TYPE_NAME[cs]
-                                  if naming == "1c" else TYPE_NAME[cs])
+        etype = "Transport.%s" % (public if naming == "1c" else TYPE_NAME[cs])
 
         def fmt(e):
             o = dict(e)

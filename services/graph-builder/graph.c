@@ -1,0 +1,378 @@
+/* The in-memory graph: stops in an array with an id hash index, edges in an
+ * array with a per-stop outgoing index (CSR), transfer edges inside a city,
+ * and the JSON of the Redis format written in one pass into a tg_buf. */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "graph.h"
+
+/* ---- strings: one arena per graph, freed at once ------------------------ */
+
+#define ARENA_CHUNK (64 * 1024)
+
+struct gb_arena_s {
+    struct gb_arena_s *next;
+    size_t used, cap;
+    char data[];
+};
+
+static const char *arena_strdup(gb_graph_t *g, const char *s) {
+    size_t len = strlen(s) + 1;
+    gb_arena_t *a = g->arena;
+    if (!a || a->cap - a->used < len) {
+        size_t cap = len > ARENA_CHUNK ? len : ARENA_CHUNK;
+        gb_arena_t *n = malloc(sizeof(*n) + cap);
+        if (!n)
+            return NULL;
+        n->next = a;
+        n->used = 0;
+        n->cap = cap;
+        g->arena = a = n;
+    }
+    char *out = a->data + a->used;
+    memcpy(out, s, len);
+    a->used += len;
+    return out;
+}
+
+gb_graph_t *gb_graph_new(void) { return calloc(1, sizeof(gb_graph_t)); }
+
+void gb_graph_free(gb_graph_t *g) {
+    if (!g)
+        return;
+    while (g->arena) {
+        gb_arena_t *next = g->arena->next;
+        free(g->arena);
+        g->arena = next;
+    }
+    free(g->nodes);
+    free(g->edges);
+    free(g->slots);
+    free(g->out_start);
+    free(g->out_edges);
+    free(g);
+}
+
+/* ---- stop id index: open addressing, FNV-1a ---------------------------- */
+
+static size_t hash_str(const char *s) {
+    size_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static size_t slot_of(const gb_graph_t *g, const char *id) {
+    size_t mask = g->n_slots - 1, i = hash_str(id) & mask;
+    while (g->slots[i] >= 0 && strcmp(g->nodes[g->slots[i]].id, id) != 0)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Keeps the table at most half full so probes stay short. */
+static int slots_grow(gb_graph_t *g) {
+    if (g->n_slots && (g->n_nodes + 1) * 2 <= g->n_slots)
+        return TG_OK;
+    size_t n = g->n_slots ? g->n_slots * 2 : 1024;
+    int *slots = malloc(n * sizeof(*slots));
+    if (!slots)
+        return TG_ERR_NOMEM;
+    memset(slots, 0xff, n * sizeof(*slots));
+    free(g->slots);
+    g->slots = slots;
+    g->n_slots = n;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        g->slots[slot_of(g, g->nodes[i].id)] = (int)i;
+    return TG_OK;
+}
+
+int gb_find_node(const gb_graph_t *g, const char *id) {
+    if (!g->n_slots || !id)
+        return -1;
+    return g->slots[slot_of(g, id)];
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t size) {
+    if (need <= *cap)
+        return TG_OK;
+    size_t n = *cap ? *cap * 2 : 256;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * size);
+    if (!p)
+        return TG_ERR_NOMEM;
+    *arr = p;
+    *cap = n;
+    return TG_OK;
+}
+
+int gb_add_node(gb_graph_t *g, const char *id, const char *name, const char *city, double lat,
+                double lon) {
+    if (gb_find_node(g, id) >= 0) {
+        if (g->duplicate_stops < GB_MAX_SAMPLES)
+            g->duplicate_stop_samples[g->duplicate_stops] = arena_strdup(g, id);
+        g->duplicate_stops++;
+        return TG_OK;
+    }
+    if (slots_grow(g) || grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof(gb_node_t)))
+        return TG_ERR_NOMEM;
+    gb_node_t *n = &g->nodes[g->n_nodes];
+    n->id = arena_strdup(g, id);
+    n->name = arena_strdup(g, name ? name : id);
+    n->city = city && *city ? arena_strdup(g, city) : NULL;
+    n->lat = lat;
+    n->lon = lon;
+    if (!n->id || !n->name || (city && *city && !n->city))
+        return TG_ERR_NOMEM;
+    g->slots[slot_of(g, id)] = (int)g->n_nodes++;
+    return TG_OK;
+}
+
+/* An edge end: the node's own id string when it exists, else a copy. */
+static const char *end_id(gb_graph_t *g, const char *id, int *index) {
+    *index = gb_find_node(g, id);
+    return *index >= 0 ? g->nodes[*index].id : arena_strdup(g, id);
+}
+
+int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double weight,
+                double distance, const char *transport, const char *route_id,
+                int weight_from_flights) {
+    if (grow((void **)&g->edges, &g->cap_edges, g->n_edges + 1, sizeof(gb_edge_t)))
+        return TG_ERR_NOMEM;
+    gb_edge_t *e = &g->edges[g->n_edges];
+    memset(e, 0, sizeof(*e));
+    e->from_id = end_id(g, from_id, &e->from);
+    e->to_id = end_id(g, to_id, &e->to);
+    e->weight = weight;
+    e->distance = distance;
+    e->transport = transport && *transport ? arena_strdup(g, transport) : NULL;
+    e->route_id = route_id ? arena_strdup(g, route_id) : NULL;
+    e->weight_from_flights = weight_from_flights;
+    if (!e->from_id || !e->to_id || (transport && *transport && !e->transport) ||
+        (route_id && !e->route_id))
+        return TG_ERR_NOMEM;
+    g->n_edges++;
+    return TG_OK;
+}
+
+/* ---- transfers between the stops of one city --------------------------- */
+
+/* Writes the lower case of the UTF-8 character at s (ASCII or Cyrillic; ё/Ё
+ * become е, anything else is copied) into out and returns its length. */
+static size_t fold_char(const unsigned char *s, unsigned char *out) {
+    if (s[0] == 0xD0 && s[1] >= 0x90 && s[1] <= 0x9F) { /* А-П */
+        out[0] = 0xD0, out[1] = s[1] + 0x20;
+    } else if (s[0] == 0xD0 && s[1] >= 0xA0 && s[1] <= 0xAF) { /* Р-Я */
+        out[0] = 0xD1, out[1] = s[1] - 0x20;
+    } else if ((s[0] == 0xD0 && s[1] == 0x81) || (s[0] == 0xD1 && s[1] == 0x91)) { /* Ё ё */
+        out[0] = 0xD0, out[1] = 0xB5;
+    } else if (s[0] >= 0xC0 && s[1]) {
+        out[0] = s[0], out[1] = s[1];
+    } else {
+        out[0] = (unsigned char)tolower(s[0]);
+        return 1;
+    }
+    return 2;
+}
+
+/* Settlement-type prefixes that OData names carry and directories don't. */
+static const char *const city_prefixes[] = {"г. ", "г.", "пос. ", "пгт ", "пгт. ", "с. ", "п. "};
+
+void gb_city_key(const char *city, char *out, size_t outlen) {
+    size_t o = 0;
+    out[0] = '\0';
+    if (!city || outlen < 3)
+        return;
+    while (isspace((unsigned char)*city))
+        city++;
+    for (size_t i = 0; i < sizeof(city_prefixes) / sizeof(city_prefixes[0]); i++) {
+        size_t n = strlen(city_prefixes[i]);
+        if (!strncmp(city, city_prefixes[i], n)) {
+            city += n;
+            break;
+        }
+    }
+    const unsigned char *s = (const unsigned char *)city;
+    while (*s && o + 3 < outlen) {
+        if (isspace(*s)) {
+            while (isspace(*s))
+                s++;
+            if (*s && o > 0)
+                out[o++] = ' ';
+            continue;
+        }
+        size_t n = fold_char(s, (unsigned char *)out + o);
+        o += n;
+        s += n;
+    }
+    out[o] = '\0';
+}
+
+typedef struct {
+    char key[128];
+    size_t node;
+} city_stop_t;
+
+static int cmp_city_stop(const void *a, const void *b) {
+    const city_stop_t *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->node > y->node) - (x->node < y->node);
+}
+
+static double haversine_km(const gb_node_t *a, const gb_node_t *b) {
+    if (isnan(a->lat) || isnan(a->lon) || isnan(b->lat) || isnan(b->lon))
+        return NAN;
+    const double r = 6371.0, rad = M_PI / 180.0;
+    double dlat = (b->lat - a->lat) * rad, dlon = (b->lon - a->lon) * rad;
+    double h = sin(dlat / 2) * sin(dlat / 2) +
+               cos(a->lat * rad) * cos(b->lat * rad) * sin(dlon / 2) * sin(dlon / 2);
+    return 2 * r * asin(sqrt(h));
+}
+
+/* Every ordered pair of the group [from, to) gets a TRANSFER edge. */
+static int transfer_group(gb_graph_t *g, const city_stop_t *cs, size_t from, size_t to,
+                          double minutes) {
+    for (size_t i = from; i < to; i++) {
+        for (size_t j = from; j < to; j++) {
+            if (i == j)
+                continue;
+            const gb_node_t *a = &g->nodes[cs[i].node], *b = &g->nodes[cs[j].node];
+            double km = haversine_km(a, b);
+            if (gb_add_edge(g, a->id, b->id, minutes, isnan(km) ? NAN : round(km * 100) / 100,
+                            "TRANSFER", NULL, 0))
+                return TG_ERR_NOMEM;
+            g->transfer_edges++;
+        }
+    }
+    return TG_OK;
+}
+
+int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
+    if (minutes <= 0 || g->n_nodes < 2)
+        return TG_OK;
+    city_stop_t *cs = malloc(g->n_nodes * sizeof(*cs));
+    if (!cs)
+        return TG_ERR_NOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        gb_city_key(g->nodes[i].city, cs[n].key, sizeof(cs[n].key));
+        if (cs[n].key[0])
+            cs[n++].node = i;
+    }
+    qsort(cs, n, sizeof(*cs), cmp_city_stop);
+    int rc = TG_OK;
+    for (size_t start = 0, end; start < n && rc == TG_OK; start = end) {
+        for (end = start + 1; end < n && !strcmp(cs[end].key, cs[start].key); end++)
+            ;
+        if (end - start > max_stops) {
+            if (g->big_cities < GB_MAX_SAMPLES)
+                g->big_city_samples[g->big_cities] = g->nodes[cs[start].node].city;
+            g->big_cities++;
+        } else if (end - start > 1) {
+            rc = transfer_group(g, cs, start, end, minutes);
+        }
+    }
+    free(cs);
+    return rc;
+}
+
+/* ---- outgoing-edge index ----------------------------------------------- */
+
+int gb_graph_index(gb_graph_t *g) {
+    free(g->out_start);
+    free(g->out_edges);
+    g->out_start = calloc(g->n_nodes + 1, sizeof(size_t));
+    g->out_edges = malloc((g->n_edges ? g->n_edges : 1) * sizeof(size_t));
+    size_t *fill = calloc(g->n_nodes + 1, sizeof(size_t));
+    if (!g->out_start || !g->out_edges || !fill) {
+        free(fill);
+        return TG_ERR_NOMEM;
+    }
+    /* Counting sort by source stop; edges with a missing source are left out. */
+    for (size_t e = 0; e < g->n_edges; e++)
+        if (g->edges[e].from >= 0)
+            g->out_start[g->edges[e].from + 1]++;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        g->out_start[i + 1] += g->out_start[i];
+    for (size_t e = 0; e < g->n_edges; e++) {
+        int f = g->edges[e].from;
+        if (f >= 0)
+            g->out_edges[g->out_start[f] + fill[f]++] = e;
+    }
+    free(fill);
+    return TG_OK;
+}
+
+/* ---- JSON of the Redis format ------------------------------------------ */
+
+static int json_str(tg_buf_t *b, const char *s) {
+    static const char hex[] = "0123456789abcdef";
+    int rc = tg_buf_append(b, "\"", 1);
+    const char *run = s;
+    for (; *s && rc == TG_OK; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        rc = tg_buf_append(b, run, (size_t)(s - run));
+        char esc[6] = {'\\', (char)c, 0};
+        size_t n = 2;
+        if (c < 0x20) {
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
+            n = 6;
+        }
+        if (rc == TG_OK)
+            rc = tg_buf_append(b, esc, n);
+        run = s + 1;
+    }
+    if (rc == TG_OK)
+        rc = tg_buf_append(b, run, (size_t)(s - run));
+    return rc ? rc : tg_buf_append(b, "\"", 1);
+}
+
+static int json_field_str(tg_buf_t *b, const char *name, const char *value) {
+    int rc = tg_buf_appendf(b, ",\"%s\":", name);
+    return rc ? rc : json_str(b, value);
+}
+
+int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
+    int rc = tg_buf_append(b, "{\"stopId\":", 10);
+    if (!rc)
+        rc = json_str(b, n->id);
+    if (!rc)
+        rc = json_field_str(b, "stopName", n->name);
+    if (!rc && !isnan(n->lat) && !isnan(n->lon))
+        rc = tg_buf_appendf(b, ",\"latitude\":%.10g,\"longitude\":%.10g", n->lat, n->lon);
+    if (!rc && n->city)
+        rc = json_field_str(b, "cityName", n->city);
+    return rc ? rc : tg_buf_append(b, "}", 1);
+}
+
+int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
+    int rc = tg_buf_append(b, "{\"fromStopId\":", 14);
+    if (!rc)
+        rc = json_str(b, e->from_id);
+    if (!rc)
+        rc = json_field_str(b, "toStopId", e->to_id);
+    if (!rc)
+        rc = tg_buf_appendf(b, ",\"weight\":%.10g", e->weight);
+    if (!rc && !isnan(e->distance))
+        rc = tg_buf_appendf(b, ",\"distance\":%.10g", e->distance);
+    if (!rc && e->transport)
+        rc = json_field_str(b, "transportType", e->transport);
+    if (!rc && e->route_id)
+        rc = json_field_str(b, "routeId", e->route_id);
+    return rc ? rc : tg_buf_append(b, "}", 1);
+}
+
+int gb_neighbors_json(tg_buf_t *b, const gb_graph_t *g, size_t i) {
+    int rc = tg_buf_append(b, "[", 1);
+    for (size_t k = g->out_start[i]; k < g->out_start[i + 1] && rc == TG_OK; k++) {
+        if (k > g->out_start[i])
+            rc = tg_buf_append(b, ",", 1);
+        if (!rc)
+            rc = gb_edge_json(b, &g->edges[g->out_edges[k]]);
+    }
+    return rc ? rc : tg_buf_append(b, "]", 1);
+}

@@ -1,0 +1,219 @@
+/* graph-builder internals: the in-memory transport graph (stops as nodes,
+ * routes and transfers as directed edges), its validation report, and the
+ * PostgreSQL and Redis steps that load, record and publish it. */
+#ifndef GRAPH_BUILDER_GRAPH_H
+#define GRAPH_BUILDER_GRAPH_H
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "tg/buf.h"
+#include "tg/error.h"
+
+/* ---- the graph model (graph.c) ----------------------------------------- */
+
+typedef struct {
+    const char *id, *name;
+    const char *city;  /* NULL when unknown */
+    double lat, lon;   /* NAN when unknown */
+} gb_node_t;
+
+typedef struct {
+    const char *from_id, *to_id;
+    int from, to;              /* node indexes; -1 when that stop does not exist */
+    double weight;             /* minutes; may be invalid until validated */
+    double distance;           /* km; NAN when unknown */
+    const char *transport;     /* "BUS", "AIR", "TRANSFER"...; NULL when unknown */
+    const char *route_id;      /* NULL for transfers */
+    int weight_from_flights;   /* weight is the median of the route's flights */
+} gb_edge_t;
+
+typedef struct gb_arena_s gb_arena_t;
+
+typedef struct {
+    gb_node_t *nodes;
+    size_t n_nodes, cap_nodes;
+    gb_edge_t *edges;
+    size_t n_edges, cap_edges;
+    int *slots;                /* id -> node index, open addressing, -1 = empty */
+    size_t n_slots;
+    size_t *out_start;         /* after gb_graph_index: edges of node i are */
+    size_t *out_edges;         /* out_edges[out_start[i] .. out_start[i+1]) */
+    size_t duplicate_stops;    /* stops whose id was already loaded (dropped) */
+    const char *duplicate_stop_samples[5];
+    size_t transfer_edges;
+    size_t big_cities;         /* cities with too many stops for transfers */
+    const char *big_city_samples[5];
+    gb_arena_t *arena;         /* every string of the graph */
+} gb_graph_t;
+
+/* Creates an empty graph; the caller frees it with gb_graph_free(). */
+gb_graph_t *gb_graph_new(void);
+void gb_graph_free(gb_graph_t *g);
+
+/* Adds a stop (strings are copied). A second stop with the same id is
+ * counted in duplicate_stops and dropped: the first one loaded wins. */
+int gb_add_node(gb_graph_t *g, const char *id, const char *name, const char *city, double lat,
+                double lon) TG_WARN_UNUSED;
+
+/* Adds a directed edge (strings copied); ends are resolved against the stops
+ * added so far, so add every stop first. */
+int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double weight,
+                double distance, const char *transport, const char *route_id,
+                int weight_from_flights) TG_WARN_UNUSED;
+
+/* Returns the index of stop id, or -1. */
+int gb_find_node(const gb_graph_t *g, const char *id);
+
+/* Adds TRANSFER edges both ways between every two stops of the same
+ * normalised city, weight minutes; cities with more than max_stops stops get
+ * none (counted in big_cities). */
+int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) TG_WARN_UNUSED;
+
+/* Builds the outgoing-edge index (out_start/out_edges); call after the last
+ * edge was added. */
+int gb_graph_index(gb_graph_t *g) TG_WARN_UNUSED;
+
+/* Normalises a city name for transfer grouping: trims, drops a leading
+ * settlement prefix ("г.", "пос.", "с." ...), lower-cases ASCII and
+ * Cyrillic, folds ё to е and collapses blanks. Writes "" for NULL. */
+void gb_city_key(const char *city, char *out, size_t outlen);
+
+/* Appends the node / edge JSON of the Redis format to b. */
+int gb_node_json(tg_buf_t *b, const gb_node_t *n) TG_WARN_UNUSED;
+int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) TG_WARN_UNUSED;
+/* Appends the JSON array of node i's outgoing edges. Needs gb_graph_index. */
+int gb_neighbors_json(tg_buf_t *b, const gb_graph_t *g, size_t i) TG_WARN_UNUSED;
+
+/* ---- validation (validate.c) ------------------------------------------- */
+
+#define GB_MAX_SAMPLES 5
+#define GB_MAX_ISSUES 16
+
+typedef struct {
+    const char *severity; /* "error", "warning", "info" */
+    const char *code;     /* "invalid_weight", ... */
+    const char *what;     /* what count counts: "edges", "stops" */
+    size_t count;
+    char *samples[GB_MAX_SAMPLES];
+    int n_samples;
+} gb_issue_t;
+
+typedef struct {
+    gb_issue_t issues[GB_MAX_ISSUES];
+    int n_issues;
+    size_t errors, warnings; /* sums of the counts of error / warning issues */
+} gb_report_t;
+
+/* Checks the five rules of the specification (errors) and the data-quality
+ * warnings; needs gb_graph_index. The caller frees r with gb_report_free(). */
+void gb_validate(const gb_graph_t *g, gb_report_t *r);
+void gb_report_free(gb_report_t *r);
+
+/* The speed above which an edge of this transport type is implausible, in
+ * km/h; 0 = not checked (transfers). */
+double gb_speed_limit(const char *transport);
+
+/* {"errors":n,"warnings":n,"issues":[...]}; the caller deletes it. */
+cJSON *gb_report_json(const gb_report_t *r);
+
+/* One line naming each error rule with its count and samples. */
+void gb_report_errors_text(const gb_report_t *r, char *out, size_t outlen);
+
+/* The issue with this code, or NULL. */
+const gb_issue_t *gb_report_find(const gb_report_t *r, const char *code);
+
+/* ---- PostgreSQL: the dataset (load.c) and the graphs rows (meta.c) ---- */
+
+/* Finds the dataset to build: requested when non-zero (it must exist), else
+ * the latest of source_id. TG_ERR_NOTFOUND when there is none. */
+int gb_dataset_resolve(PGconn *pg, int64_t requested, const char *source_id, int64_t *out,
+                       char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Loads stops, virtual stops, routes and virtual routes of the dataset (route
+ * weights from the median flight duration when the route has flights) in
+ * one REPEATABLE READ read-only transaction. */
+int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr,
+            size_t errlen) TG_WARN_UNUSED;
+
+typedef struct {
+    char version[64];
+    int64_t dataset;
+    char status[16];
+    long long nodes, edges;
+    int keys_pending;
+    cJSON *validation; /* owned; gb_meta_row_clear frees it */
+} gb_meta_row_t;
+
+void gb_meta_row_clear(gb_meta_row_t *row);
+
+/* Reads the graphs row of version; TG_ERR_NOTFOUND when there is none. */
+int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errstr,
+                size_t errlen) TG_WARN_UNUSED;
+
+/* Inserts a graphs row under a fresh graph-v<epoch-ms> version id (bumped
+ * until unique) written into version (64 bytes), committed at once. */
+int gb_meta_insert(PGconn *pg, char *version, int64_t dataset, const char *status,
+                   size_t nodes, size_t edges, const cJSON *validation, const char *run_id,
+                   const char *error, int keys_pending, char *errstr,
+                   size_t errlen) TG_WARN_UNUSED;
+
+/* The versions whose keys may still lie in Redis unpublished; the caller
+ * frees each string and the array. */
+int gb_meta_pending(PGconn *pg, char ***versions, size_t *n, char *errstr,
+                    size_t errlen) TG_WARN_UNUSED;
+
+/* Marks a build failed with the reason; keys_pending says whether its keys
+ * may still be in Redis. */
+int gb_meta_fail(PGconn *pg, const char *version, const char *error, int keys_pending,
+                 char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Opens the activation transaction: every other active row becomes retired
+ * and this one active. The caller commits once graph:version switched, or
+ * rolls back. */
+int gb_meta_activate_begin(PGconn *pg, const char *version, long long build_ms,
+                           long long redis_bytes, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* ---- Redis (publish.c) ------------------------------------------------- */
+
+#define GB_KEY_VERSION "graph:version"
+#define GB_KEY_VERSIONS "graph:versions"
+
+/* Writes nodes, node and neighbors keys of version, pipelined. When
+ * fail_after_keys > 0 the connection is cut after that many keys (test-only
+ * fault injection, GRAPH_FAIL_AFTER_KEYS). */
+int gb_redis_publish(redisContext *c, const gb_graph_t *g, const char *version,
+                     long fail_after_keys, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Checks that every key of version is there (SCARD and EXISTS). */
+int gb_redis_verify(redisContext *c, const gb_graph_t *g, const char *version, char *errstr,
+                    size_t errlen) TG_WARN_UNUSED;
+
+/* Atomically points graph:version at version if its nodes key exists and
+ * pushes it on graph:versions; the previous version goes into previous. */
+int gb_redis_activate(redisContext *c, const char *version, char *previous, size_t prevlen,
+                      char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* GET graph:version into out ("" when unset). */
+int gb_redis_current(redisContext *c, char *out, size_t outlen, char *errstr,
+                     size_t errlen) TG_WARN_UNUSED;
+
+/* Non-zero when graph:{version}:nodes exists. */
+int gb_redis_has_version(redisContext *c, const char *version);
+
+/* Deletes every key of version (UNLINK in batches), unless it is the active
+ * one: then *was_active is set and nothing is deleted. */
+int gb_redis_drop_version(redisContext *c, const char *version, int *was_active,
+                          char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Deletes the versions of graph:versions beyond the newest keep; writes how
+ * many were deleted into *dropped. */
+int gb_redis_retain(redisContext *c, long keep, int *dropped, char *errstr,
+                    size_t errlen) TG_WARN_UNUSED;
+
+/* INFO memory's used_memory, or -1. */
+long long gb_redis_used_memory(redisContext *c);
+
+#endif

@@ -1,0 +1,120 @@
+/* Loading one dataset version from PostgreSQL: stops and virtual stops
+ * become nodes, routes and virtual routes edges. Flights are only read
+ * aggregated per route (their median duration), never row by row. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "graph.h"
+#include "tg/log.h"
+#include "tg/pg.h"
+
+int gb_dataset_resolve(PGconn *pg, int64_t requested, const char *source_id, int64_t *out,
+                       char *errstr, size_t errlen) {
+    char v[24];
+    snprintf(v, sizeof(v), "%lld", (long long)requested);
+    const char *by_version[] = {v};
+    const char *by_source[] = {source_id && *source_id ? source_id : "default"};
+    PGresult *res;
+    int rc = requested > 0
+                 ? tg_pg_exec(pg, "SELECT version FROM datasets WHERE version = $1", 1, by_version,
+                              &res, errstr, errlen)
+                 : tg_pg_exec(pg,
+                              "SELECT max(version) FROM datasets WHERE source_id = $1 "
+                              "HAVING max(version) IS NOT NULL",
+                              1, by_source, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        if (requested > 0)
+            return tg_fail(TG_ERR_NOTFOUND, errstr, errlen,
+                           "No data: dataset version %lld does not exist", (long long)requested);
+        return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "No data: source %s has no dataset",
+                       by_source[0]);
+    }
+    *out = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return TG_OK;
+}
+
+static double num_or_nan(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? NAN : strtod(PQgetvalue(res, row, col), NULL);
+}
+
+static const char *str_or_null(const PGresult *res, int row, int col) {
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
+/* Real stops first: when a virtual stop repeats a real id, the real one wins. */
+static const char *const stops_sql[] = {
+    "SELECT id, name, city_name, latitude, longitude FROM stops WHERE dataset_version = $1 "
+    "ORDER BY id",
+    "SELECT id, name, city_name, latitude, longitude FROM virtual_stops "
+    "WHERE dataset_version = $1 ORDER BY id",
+};
+
+/* A route's weight is the median duration of its flights when it has any
+ * (the timetable is what a traveller gets), else its duration_minutes. */
+static const char *const routes_sql =
+    "WITH fl AS (SELECT route_id, percentile_cont(0.5) WITHIN GROUP "
+    "  (ORDER BY EXTRACT(EPOCH FROM arrival_time - departure_time) / 60.0) AS minutes "
+    "  FROM flights WHERE dataset_version = $1 GROUP BY route_id) "
+    "SELECT r.id, r.from_stop_id, r.to_stop_id, r.transport_type, "
+    "  COALESCE(fl.minutes, r.duration_minutes), r.distance_km, fl.minutes IS NOT NULL "
+    "FROM routes r LEFT JOIN fl ON fl.route_id = r.id WHERE r.dataset_version = $1 "
+    "UNION ALL "
+    "SELECT v.id, v.from_stop_id, v.to_stop_id, v.transport_type, "
+    "  COALESCE(fl.minutes, v.duration_minutes), v.distance_km, fl.minutes IS NOT NULL "
+    "FROM virtual_routes v LEFT JOIN fl ON fl.route_id = v.id WHERE v.dataset_version = $1 "
+    "ORDER BY 1";
+
+static int load_stops(PGconn *pg, const char *sql, const char *const *params, gb_graph_t *g,
+                      char *errstr, size_t errlen) {
+    PGresult *res;
+    int rc = tg_pg_exec(pg, sql, 1, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++)
+        rc = gb_add_node(g, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), str_or_null(res, i, 2),
+                         num_or_nan(res, i, 3), num_or_nan(res, i, 4));
+    PQclear(res);
+    return rc ? tg_fail(rc, errstr, errlen, "graph: out of memory loading stops") : TG_OK;
+}
+
+static int load_routes(PGconn *pg, const char *const *params, gb_graph_t *g, char *errstr,
+                       size_t errlen) {
+    PGresult *res;
+    int rc = tg_pg_exec(pg, routes_sql, 1, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++)
+        rc = gb_add_edge(g, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), num_or_nan(res, i, 4),
+                         num_or_nan(res, i, 5), str_or_null(res, i, 3), PQgetvalue(res, i, 0),
+                         PQgetvalue(res, i, 6)[0] == 't');
+    PQclear(res);
+    return rc ? tg_fail(rc, errstr, errlen, "graph: out of memory loading routes") : TG_OK;
+}
+
+int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr, size_t errlen) {
+    char v[24];
+    snprintf(v, sizeof(v), "%lld", (long long)dataset);
+    const char *params[] = {v};
+    /* One snapshot: stops and routes of the same moment, even if a pruning
+     * job deletes rows meanwhile. */
+    int rc = tg_pg_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL,
+                        errstr, errlen);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < 2 && rc == TG_OK; i++)
+        rc = load_stops(pg, stops_sql[i], params, g, errstr, errlen);
+    if (rc == TG_OK)
+        rc = load_routes(pg, params, g, errstr, errlen);
+    if (rc == TG_OK)
+        rc = tg_pg_commit(pg, errstr, errlen);
+    if (rc)
+        tg_pg_rollback(pg);
+    else
+        tg_debug("Loaded dataset %s: %zu stops, %zu routes", v, g->n_nodes, g->n_edges);
+    return rc;
+}

@@ -1,0 +1,313 @@
+/* odata-sync-worker (Worker 1 of the specification): on each trigger,
+ * fetch stops, routes and flights from OData → hash them → compare with the
+ * last dataset → validate → save a new dataset version → back it up to S3 →
+ * hand on to the virtual-entities generator. README.md beside this file
+ * describes the data contract, the mapping files and the hashing rule. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "mapping.h"
+#include "odata_client.h"
+#include "records.h"
+#include "store.h"
+#include "tg/backoff.h"
+#include "tg/config.h"
+#include "tg/log.h"
+#include "tg/metrics.h"
+#include "tg/s3.h"
+#include "tg/topics.h"
+#include "tg/worker.h"
+#include "validate.h"
+
+typedef struct {
+    odata_mapping_t mapping;
+    odata_client_t client;
+    long fetch_timeout_s;
+} sync_state_t;
+
+/* Everything one trigger's run holds. */
+typedef struct {
+    tg_worker_ctx_t *ctx;
+    sync_state_t *st;
+    const tg_envelope_t *in;
+    int force;
+    odata_dataset_t data;
+    odata_report_t report;
+    tg_buf_t canonical; /* the canonical JSON: hashed and backed up */
+    char hash[65];
+    odata_version_t version;
+} sync_run_t;
+
+/* ---- the result handed on ------------------------------------------------ */
+
+static void result_fill(tg_step_result_t *res, const char *status, const odata_version_t *v) {
+    res->status = status;
+    res->dataset_version = v->version;
+    int changed = strcmp(status, "no_changes") != 0;
+    res->added = changed ? v->added : 0;
+    res->updated = changed ? v->updated : 0;
+    res->deleted = changed ? v->deleted : 0;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "datasetVersion", (double)v->version);
+    cJSON_AddStringToObject(d, "dataHash", v->hash);
+    cJSON *counts = cJSON_AddObjectToObject(d, "counts");
+    cJSON_AddNumberToObject(counts, "stops", (double)v->stops);
+    cJSON_AddNumberToObject(counts, "routes", (double)v->routes);
+    cJSON_AddNumberToObject(counts, "flights", (double)v->flights);
+    if (v->backup_key[0])
+        cJSON_AddStringToObject(d, "backupKey", v->backup_key);
+    else
+        cJSON_AddNullToObject(d, "backupKey");
+    res->details = d;
+    if (changed)
+        snprintf(res->message, sizeof(res->message),
+                 "OData sync completed - dataset v%lld: %lld stops, %lld routes, %lld flights "
+                 "(added %lld, updated %lld, deleted %lld)",
+                 (long long)v->version, v->stops, v->routes, v->flights, v->added, v->updated,
+                 v->deleted);
+    else
+        snprintf(res->message, sizeof(res->message),
+                 "No changes - dataset v%lld is current (hash %.12s...)", (long long)v->version,
+                 v->hash);
+}
+
+/* ---- the steps: each returns non-zero when the run ends there ------------ */
+
+/* A trigger that already produced a version (redelivery after a crash, a
+ * kcat replay) gets that version's completion again, nothing new. */
+static int step_replayed(sync_run_t *run, tg_step_result_t *res) {
+    char err[512];
+    int rc = store_find_by_trigger(run->ctx->pg, run->in->event_id, &run->version, err, sizeof(err));
+    if (rc == TG_ERR_NOTFOUND)
+        return 0;
+    if (rc)
+        return tg_step_fail(res, rc, "%s", err);
+    tg_info("Trigger %s was already processed: dataset v%lld, sending its completion again",
+            run->in->event_id, (long long)run->version.version);
+    result_fill(res, "success", &run->version);
+    return 1;
+}
+
+typedef struct {
+    const odata_mapping_t *m;
+    odata_kind_t kind;
+    long index;
+    sync_run_t *run;
+} page_sink_t;
+
+static int on_page(const cJSON *rows, void *ud, char *errstr, size_t errlen) {
+    page_sink_t *s = ud;
+    const cJSON *row;
+    cJSON_ArrayForEach(row, rows) {
+        if (odata_map_row(s->m, s->kind, row, s->index++, &s->run->data, &s->run->report))
+            return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory after %ld rows", s->index);
+    }
+    return TG_OK;
+}
+
+static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
+    char err[1024];
+    tg_info("Step 1: Fetching OData API response...");
+    odata_client_t client = run->st->client;
+    client.deadline_ms = tg_mono_ms() + run->st->fetch_timeout_s * 1000;
+    for (int k = 0; k < ODATA_KINDS; k++) {
+        page_sink_t sink = {&run->st->mapping, (odata_kind_t)k, 0, run};
+        int rc = odata_fetch_set(&client, &run->st->mapping, (odata_kind_t)k, on_page, &sink, err,
+                                 sizeof(err));
+        if (rc)
+            return tg_step_fail(res, rc, "OData fetch failed: %s", err);
+    }
+    tg_info("Fetched: %zu stops, %zu routes, %zu flights", run->data.t[ODATA_STOPS].n,
+            run->data.t[ODATA_ROUTES].n, run->data.t[ODATA_FLIGHTS].n);
+    return 0;
+}
+
+static int step_hash(sync_run_t *run, tg_step_result_t *res) {
+    tg_info("Step 2: Calculating data hash...");
+    if (odata_canonical(&run->data, &run->canonical, run->hash))
+        return tg_step_fail(res, TG_ERR_NOMEM, "out of memory hashing the data");
+    tg_info("Data hash: %s", run->hash);
+    return 0;
+}
+
+static int step_unchanged(sync_run_t *run, tg_step_result_t *res) {
+    char err[512];
+    odata_version_t last;
+    int rc = store_find_latest(run->ctx->pg, run->in->source_id, &last, err, sizeof(err));
+    if (rc && rc != TG_ERR_NOTFOUND)
+        return tg_step_fail(res, rc, "%s", err);
+    if (rc == TG_OK && !strcmp(last.hash, run->hash)) {
+        if (!run->force) {
+            tg_info("No changes - dataset v%lld has the same hash", (long long)last.version);
+            result_fill(res, "no_changes", &last);
+            return 1;
+        }
+        tg_info("No changes, but the trigger says force - saving a new version");
+        return 0;
+    }
+    tg_info("Changes detected - proceeding with update");
+    return 0;
+}
+
+static int step_validate(sync_run_t *run, tg_step_result_t *res) {
+    char summary[900];
+    tg_info("Step 3: Validating...");
+    if (odata_validate(&run->data, &run->st->mapping, &run->report) == 0)
+        return 0;
+    odata_report_summary(&run->report, summary, sizeof(summary));
+    res->details = cJSON_CreateObject();
+    cJSON_AddItemToObject(res->details, "validation", odata_report_json(&run->report));
+    return tg_step_fail(res, TG_ERR_INVALID, "Invalid OData data, nothing saved: %s", summary);
+}
+
+static int step_save(sync_run_t *run, tg_step_result_t *res) {
+    char err[512];
+    tg_info("Step 4: Saving to PostgreSQL...");
+    store_save_t req = {run->in->source_id, run->in->event_id, run->in->run_id, run->hash,
+                        run->force};
+    store_outcome_t outcome;
+    int rc = store_save(run->ctx->pg, &run->data, &req, &run->version, &outcome, err, sizeof(err));
+    if (rc)
+        return tg_step_fail(res, rc, "Save failed, nothing saved: %s", err);
+    if (outcome == STORE_REPLAYED) {
+        result_fill(res, "success", &run->version);
+        return 1;
+    }
+    if (outcome == STORE_UNCHANGED) {
+        tg_info("No changes - another run saved this hash as dataset v%lld meanwhile",
+                (long long)run->version.version);
+        result_fill(res, "no_changes", &run->version);
+        return 1;
+    }
+    tg_info("Dataset version created: v%lld (added %lld, updated %lld, deleted %lld)",
+            (long long)run->version.version, run->version.added, run->version.updated,
+            run->version.deleted);
+    return 0;
+}
+
+/* The backup is optional: a failure is a warning, never a failed step. */
+static void step_backup(sync_run_t *run) {
+    const tg_config_t *cfg = run->ctx->cfg;
+    char key[512], err[512];
+    void *gz = NULL;
+    size_t gzlen = 0;
+    if (!tg_s3_enabled(cfg))
+        return;
+    tg_info("Step 5: Backing up to S3...");
+    snprintf(key, sizeof(key), "datasets/%s/v%lld-%s.json.gz", run->in->source_id,
+             (long long)run->version.version, run->hash);
+    if (tg_gzip(run->canonical.data, run->canonical.len, &gz, &gzlen)) {
+        tg_warn("Backup skipped: out of memory compressing %zu bytes", run->canonical.len);
+        return;
+    }
+    int rc = tg_s3_put(cfg, key, gz, gzlen, "application/gzip", err, sizeof(err));
+    free(gz);
+    if (rc == TG_OK)
+        rc = store_set_backup_key(run->ctx->pg, run->version.version, key, err, sizeof(err));
+    if (rc) {
+        tg_warn("Backup failed (the dataset is saved; continuing): %s", err);
+        return;
+    }
+    snprintf(run->version.backup_key, sizeof(run->version.backup_key), "%s", key);
+    tg_info("Backed up %zu bytes (gzip) to %s", gzlen, key);
+}
+
+static void sync_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t *res) {
+    const char *only = tg_json_str(in->payload, "only");
+    if (only && *only && strcmp(only, TG_WORKER_ODATA) != 0) {
+        res->status = "skipped";
+        snprintf(res->message, sizeof(res->message), "Skipped: single-worker run of %.200s", only);
+        return;
+    }
+    sync_run_t run = {.ctx = ctx, .st = ctx->state, .in = in};
+    run.force = tg_json_bool(in->payload, "force", 0);
+    tg_buf_init(&run.canonical);
+    if (!step_replayed(&run, res) && !step_fetch(&run, res) && !step_hash(&run, res) &&
+        !step_unchanged(&run, res) && !step_validate(&run, res) && !step_save(&run, res)) {
+        step_backup(&run);
+        result_fill(res, "success", &run.version);
+        tg_metric_add("odata_sync_records_saved_total", "Records saved in new dataset versions",
+                      "", (double)(run.version.stops + run.version.routes + run.version.flights));
+    }
+    odata_dataset_free(&run.data);
+    tg_buf_free(&run.canonical);
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+static int client_config(sync_state_t *st, const tg_config_t *cfg, volatile int *stop,
+                         char *errstr, size_t errlen) {
+    long connect_ms, total_ms, pages, retries, wait_s, page_size;
+    int rc = tg_env_long("ODATA_CONNECT_TIMEOUT_MS", 5000, 100, 600000, &connect_ms, errstr, errlen);
+    if (!rc) rc = tg_env_long("ODATA_TIMEOUT_MS", 60000, 100, 3600000, &total_ms, errstr, errlen);
+    if (!rc) rc = tg_env_long("ODATA_FETCH_TIMEOUT_S", 600, 1, 86400, &st->fetch_timeout_s, errstr, errlen);
+    if (!rc) rc = tg_env_long("ODATA_MAX_PAGES", 1000, 1, 1000000, &pages, errstr, errlen);
+    if (!rc) rc = tg_env_long("ODATA_MAX_RETRIES", 3, 0, 100, &retries, errstr, errlen);
+    if (!rc) rc = tg_env_long("ODATA_MAX_RETRY_WAIT_S", 30, 0, 3600, &wait_s, errstr, errlen);
+    if (!rc) rc = tg_env_long("ODATA_PAGE_SIZE", st->mapping.page_size, 1, 100000, &page_size, errstr, errlen);
+    if (rc)
+        return rc;
+    const char *paging = tg_env_str("ODATA_PAGING", NULL);
+    if (paging && strcmp(paging, "server") && strcmp(paging, "client"))
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "ODATA_PAGING: expected server or client");
+    if (paging)
+        st->mapping.client_paging = !strcmp(paging, "client");
+    st->mapping.page_size = (int)page_size;
+    odata_client_t *c = &st->client;
+    c->root = cfg->odata_url;
+    c->http.connect_timeout_ms = connect_ms;
+    c->http.total_timeout_ms = total_ms;
+    c->http.user = tg_env_str("ODATA_USER", NULL);
+    c->http.password = tg_env_str("ODATA_PASSWORD", NULL);
+    c->http.bearer = tg_env_str("ODATA_BEARER_TOKEN", NULL);
+    c->max_pages = (int)pages;
+    c->max_retries = (int)retries;
+    c->max_retry_wait_s = (int)wait_s;
+    c->stop = stop;
+    return TG_OK;
+}
+
+static int sync_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
+    sync_state_t *st = calloc(1, sizeof(*st));
+    if (!st)
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    int rc = odata_mapping_load(tg_env_str("ODATA_MAPPING", NULL), &st->mapping, errstr, errlen);
+    if (rc) {
+        free(st);
+        return rc;
+    }
+    ctx->state = st; /* fini frees it from here on */
+    if ((rc = client_config(st, ctx->cfg, &ctx->stop, errstr, errlen)))
+        return rc;
+    tg_info("OData source %s, mapping %s, %s paging%s", ctx->cfg->odata_url, st->mapping.name,
+            st->mapping.client_paging ? "client ($top/$skip)" : "server (next links)",
+            tg_s3_enabled(ctx->cfg) ? ", backups to S3" : ", S3 backups off (S3_ENDPOINT unset)");
+    return TG_OK;
+}
+
+static void sync_fini(tg_worker_ctx_t *ctx) {
+    sync_state_t *st = ctx->state;
+    if (st) {
+        odata_mapping_free(&st->mapping);
+        free(st);
+        ctx->state = NULL;
+    }
+}
+
+int main(void) {
+    static const tg_worker_def_t def = {
+        .worker_id = TG_WORKER_ODATA,
+        .worker_name = "OData Synchronization Worker",
+        .version = "1.0.0",
+        .input_topic = TG_TOPIC_TRIGGER,
+        .input_schema = TG_SCHEMA_TRIGGER,
+        .output_topic = TG_TOPIC_ODATA_DONE,
+        .output_schema = TG_SCHEMA_ODATA_DONE,
+        .default_port = 8081,
+        .needs = TG_NEED_PG | TG_NEED_ODATA,
+        .init = sync_init,
+        .step = sync_step,
+        .fini = sync_fini,
+    };
+    return tg_worker_main(&def);
+}

@@ -1,0 +1,99 @@
+/* Typed transport records of the data contract (stops, routes, flights):
+ * value parsing (numbers that may arrive as strings, ISO 8601 and
+ * /Date(ms±hhmm)/ date-times) and the canonical JSON that is hashed, backed
+ * up and diffed row by row. */
+#ifndef ODATA_RECORDS_H
+#define ODATA_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include "tg/buf.h"
+
+typedef enum { ODATA_STOPS = 0, ODATA_ROUTES, ODATA_FLIGHTS, ODATA_KINDS } odata_kind_t;
+typedef enum { ODATA_STRING, ODATA_NUMBER, ODATA_INTEGER, ODATA_DATETIME } odata_type_t;
+
+/* Field positions; field 0 of every kind is its id. */
+enum { STOP_ID, STOP_NAME, STOP_CITY, STOP_LAT, STOP_LON, STOP_NFIELDS };
+enum { ROUTE_ID, ROUTE_NAME, ROUTE_FROM, ROUTE_TO, ROUTE_TYPE, ROUTE_DURATION, ROUTE_DISTANCE,
+       ROUTE_FARE, ROUTE_NFIELDS };
+enum { FLIGHT_ID, FLIGHT_ROUTE, FLIGHT_FROM, FLIGHT_TO, FLIGHT_DEP, FLIGHT_ARR, FLIGHT_SEATS,
+       FLIGHT_NFIELDS };
+#define ODATA_MAX_FIELDS 8
+#define ODATA_MAX_STRING 65536 /* longer strings are refused as invalid */
+
+typedef struct {
+    const char *key;    /* canonical name, as in mapping files: "fromStopId" */
+    const char *column; /* PostgreSQL column: "from_stop_id" */
+    odata_type_t type;
+    int required;
+} odata_field_t;
+
+typedef struct {
+    const char *name; /* "stops": mapping key, table name, canonical JSON key */
+    const odata_field_t *fields;
+    int nfields;
+} odata_entity_t;
+
+extern const odata_entity_t odata_entities[ODATA_KINDS];
+
+typedef struct {
+    char *text; /* canonical text; NULL when absent, null, or not convertible */
+    double num; /* numbers and integers; date-times as epoch milliseconds */
+    int bad;    /* the source value did not convert (already reported) */
+} odata_value_t;
+
+typedef struct {
+    odata_value_t *v;   /* nfields values, owned */
+    long source_index;  /* position in the source's answer, for messages */
+    char row_hash[65];  /* SHA-256 of the canonical row, set by odata_canonical */
+} odata_record_t;
+
+typedef struct {
+    odata_record_t *rows;
+    size_t n, cap;
+} odata_table_t;
+
+typedef struct {
+    odata_table_t t[ODATA_KINDS];
+    int sorted; /* every table sorted by id */
+} odata_dataset_t;
+
+/* Parses an ISO 8601 date-time (offset Z, ±hh:mm, ±hhmm or none, which is
+ * taken as local_offset_min minutes east of UTC) or an OData /Date(ms)/ or
+ * /Date(ms±hhmm)/ (ms are UTC). Returns 0 and *ms since the epoch, or -1. */
+int odata_parse_datetime(const char *s, int local_offset_min, int64_t *ms);
+
+/* Writes ms as "YYYY-MM-DDTHH:MM:SS.mmmZ". */
+void odata_format_datetime(int64_t ms, char out[32]);
+
+/* Reads a finite number from a JSON number or a numeric string ("62.09",
+ * " 1e3" is refused: no spaces). Returns 0 or -1. */
+int odata_parse_number(const cJSON *item, double *out);
+
+/* Shortest text that reads back as the same double ("812.2", "125"). */
+void odata_format_number(double v, char out[32]);
+
+/* Converts one source value of the given type into *val. On failure sets
+ * val->bad, leaves text NULL and writes why into why (e.g. "expected a
+ * number"); returns -1. A JSON null or a missing item gives an empty value. */
+int odata_value_convert(const cJSON *item, odata_type_t type, int local_offset_min,
+                        odata_value_t *val, char *why, size_t whylen);
+
+/* Appends an empty record with nfields values to t; NULL when out of memory. */
+odata_record_t *odata_table_add(odata_table_t *t, int nfields);
+
+/* Sorts every table by id (bytewise), once. */
+void odata_dataset_sort(odata_dataset_t *ds);
+
+/* Finds the record with id in a sorted table; NULL when absent. */
+const odata_record_t *odata_table_find(const odata_table_t *t, const char *id);
+
+/* Sorts ds, fills every row_hash and writes the canonical JSON document
+ * {"stops":[...],"routes":[...],"flights":[...]} into out (appended) and
+ * its SHA-256 into hash. Returns 0 or TG_ERR_NOMEM. */
+int odata_canonical(odata_dataset_t *ds, tg_buf_t *out, char hash[65]);
+
+void odata_dataset_free(odata_dataset_t *ds);
+
+#endif

@@ -1,0 +1,209 @@
+/* Dataset versions in PostgreSQL. The save holds a per-source advisory lock
+ * for its whole transaction, so two triggers racing for one source cannot
+ * both create a version for one hash, and it checks the trigger's event id
+ * again under that lock (the replay guard). */
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tg/buf.h"
+#include "tg/log.h"
+#include "tg/pg.h"
+
+#define VERSION_COLUMNS                                                                       \
+    "version, data_hash, stops_count, routes_count, flights_count, added_count, "            \
+    "updated_count, deleted_count, coalesce(backup_key, '')"
+
+static void version_read(const PGresult *res, odata_version_t *out) {
+    memset(out, 0, sizeof(*out));
+    out->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    snprintf(out->hash, sizeof(out->hash), "%s", PQgetvalue(res, 0, 1));
+    long long *counts[] = {&out->stops, &out->routes, &out->flights,
+                           &out->added, &out->updated, &out->deleted};
+    for (int i = 0; i < 6; i++)
+        *counts[i] = strtoll(PQgetvalue(res, 0, 2 + i), NULL, 10);
+    snprintf(out->backup_key, sizeof(out->backup_key), "%s", PQgetvalue(res, 0, 8));
+}
+
+static int find_one(PGconn *pg, const char *sql, const char *param, odata_version_t *out,
+                    char *errstr, size_t errlen) {
+    PGresult *res;
+    const char *params[] = {param};
+    int rc = tg_pg_exec(pg, sql, 1, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    rc = PQntuples(res) ? TG_OK : TG_ERR_NOTFOUND;
+    if (rc == TG_OK)
+        version_read(res, out);
+    PQclear(res);
+    return rc;
+}
+
+int store_find_by_trigger(PGconn *pg, const char *event_id, odata_version_t *out, char *errstr,
+                          size_t errlen) {
+    return find_one(pg, "SELECT " VERSION_COLUMNS " FROM datasets WHERE trigger_event_id = $1",
+                    event_id, out, errstr, errlen);
+}
+
+int store_find_latest(PGconn *pg, const char *source, odata_version_t *out, char *errstr,
+                      size_t errlen) {
+    return find_one(pg,
+                    "SELECT " VERSION_COLUMNS " FROM datasets WHERE source_id = $1 "
+                    "ORDER BY version DESC LIMIT 1",
+                    source, out, errstr, errlen);
+}
+
+/* ---- COPY --------------------------------------------------------------- */
+
+/* COPY text of one table: dataset_version, the contract fields, row_hash. */
+static int copy_rows(const odata_dataset_t *ds, odata_kind_t k, const char *version,
+                     tg_buf_t *b) {
+    const odata_entity_t *e = &odata_entities[k];
+    int rc = 0;
+    for (size_t i = 0; i < ds->t[k].n && !rc; i++) {
+        const odata_record_t *r = &ds->t[k].rows[i];
+        rc = tg_copy_str(b, version, 0);
+        for (int f = 0; f < e->nfields && !rc; f++)
+            rc = tg_copy_str(b, r->v[f].text, 0);
+        if (!rc)
+            rc = tg_copy_str(b, r->row_hash, 1);
+    }
+    return rc;
+}
+
+static int copy_table(PGconn *pg, const odata_dataset_t *ds, odata_kind_t k, const char *version,
+                      char *errstr, size_t errlen) {
+    const odata_entity_t *e = &odata_entities[k];
+    tg_buf_t sql, data;
+    tg_buf_init(&sql);
+    tg_buf_init(&data);
+    /* Column names come from the static contract, never from the data. */
+    int rc = tg_buf_appendf(&sql, "COPY %s (dataset_version", e->name);
+    for (int f = 0; f < e->nfields && !rc; f++)
+        rc = tg_buf_appendf(&sql, ", %s", e->fields[f].column);
+    rc = rc || tg_buf_appendf(&sql, ", row_hash) FROM STDIN") || copy_rows(ds, k, version, &data);
+    if (rc)
+        rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "%s: out of memory building COPY data", e->name);
+    else
+        rc = tg_pg_copy(pg, sql.data, data.data ? data.data : "", data.len, errstr, errlen);
+    tg_buf_free(&sql);
+    tg_buf_free(&data);
+    return rc;
+}
+
+/* ---- the save transaction ----------------------------------------------- */
+
+/* Rows added, changed and removed against the previous version (0: none);
+ * the generator's virtual flights of that version are not ours to count. */
+static const char diff_sql[] =
+    "WITH d AS ("
+    " SELECT c.id AS cid, p.id AS pid, c.row_hash AS ch, p.row_hash AS ph"
+    " FROM (SELECT id, row_hash FROM stops WHERE dataset_version = $1) c"
+    " FULL JOIN (SELECT id, row_hash FROM stops WHERE dataset_version = $2) p ON c.id = p.id"
+    " UNION ALL"
+    " SELECT c.id, p.id, c.row_hash, p.row_hash"
+    " FROM (SELECT id, row_hash FROM routes WHERE dataset_version = $1) c"
+    " FULL JOIN (SELECT id, row_hash FROM routes WHERE dataset_version = $2) p ON c.id = p.id"
+    " UNION ALL"
+    " SELECT c.id, p.id, c.row_hash, p.row_hash"
+    " FROM (SELECT id, row_hash FROM flights WHERE dataset_version = $1 AND NOT is_virtual) c"
+    " FULL JOIN (SELECT id, row_hash FROM flights WHERE dataset_version = $2 AND NOT is_virtual) p"
+    " ON c.id = p.id)"
+    " UPDATE datasets SET"
+    " added_count = (SELECT count(*) FROM d WHERE pid IS NULL),"
+    " updated_count = (SELECT count(*) FROM d WHERE cid IS NOT NULL AND pid IS NOT NULL"
+    "  AND ch IS DISTINCT FROM ph),"
+    " deleted_count = (SELECT count(*) FROM d WHERE cid IS NULL)"
+    " WHERE version = $1"
+    " RETURNING " VERSION_COLUMNS;
+
+static int insert_version(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
+                          int64_t *version, char *errstr, size_t errlen) {
+    char counts[ODATA_KINDS][24];
+    for (int k = 0; k < ODATA_KINDS; k++)
+        snprintf(counts[k], sizeof(counts[k]), "%zu", ds->t[k].n);
+    const char *params[] = {req->source, req->hash, req->event_id, req->run_id,
+                            counts[0],   counts[1], counts[2]};
+    PGresult *res;
+    int rc = tg_pg_exec(pg,
+                        "INSERT INTO datasets (source_id, data_hash, trigger_event_id, run_id, "
+                        "stops_count, routes_count, flights_count) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING version",
+                        7, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    *version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    return TG_OK;
+}
+
+/* Under the lock: this trigger already saved, or the hash already current. */
+static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out,
+                       store_outcome_t *outcome, int64_t *previous, char *errstr, size_t errlen) {
+    const char *params[] = {req->source};
+    int rc = tg_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtextextended('odata-sync:' || $1, 0))",
+                        1, params, NULL, errstr, errlen);
+    if (!rc && (rc = store_find_by_trigger(pg, req->event_id, out, errstr, errlen)) == TG_OK) {
+        *outcome = STORE_REPLAYED;
+        return 0;
+    }
+    if (rc != TG_ERR_NOTFOUND)
+        return rc;
+    rc = store_find_latest(pg, req->source, out, errstr, errlen);
+    if (rc && rc != TG_ERR_NOTFOUND)
+        return rc;
+    *previous = rc == TG_OK ? out->version : 0;
+    if (rc == TG_OK && !req->force && !strcmp(out->hash, req->hash)) {
+        *outcome = STORE_UNCHANGED;
+        return 0;
+    }
+    *outcome = STORE_SAVED;
+    return 1;
+}
+
+static int save_rows(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
+                     int64_t previous, odata_version_t *out, char *errstr, size_t errlen) {
+    int64_t version = 0;
+    char v[24], prev[24];
+    int rc = insert_version(pg, ds, req, &version, errstr, errlen);
+    snprintf(v, sizeof(v), "%lld", (long long)version);
+    snprintf(prev, sizeof(prev), "%lld", (long long)previous);
+    for (int k = 0; k < ODATA_KINDS && !rc; k++)
+        rc = copy_table(pg, ds, (odata_kind_t)k, v, errstr, errlen);
+    if (rc)
+        return rc;
+    PGresult *res;
+    const char *params[] = {v, prev};
+    if ((rc = tg_pg_exec(pg, diff_sql, 2, params, &res, errstr, errlen)))
+        return rc;
+    version_read(res, out);
+    PQclear(res);
+    return TG_OK;
+}
+
+int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
+               odata_version_t *out, store_outcome_t *outcome, char *errstr, size_t errlen) {
+    int64_t previous = 0;
+    int rc = tg_pg_begin(pg, errstr, errlen);
+    if (rc)
+        return rc;
+    int needed = save_needed(pg, req, out, outcome, &previous, errstr, errlen);
+    if (needed < 0)
+        rc = needed;
+    else if (needed)
+        rc = save_rows(pg, ds, req, previous, out, errstr, errlen);
+    if (rc == TG_OK && needed)
+        rc = tg_pg_commit(pg, errstr, errlen);
+    tg_pg_rollback(pg); /* nothing to do after a commit; undoes everything otherwise */
+    return rc;
+}
+
+int store_set_backup_key(PGconn *pg, int64_t version, const char *key, char *errstr,
+                         size_t errlen) {
+    char v[24];
+    snprintf(v, sizeof(v), "%lld", (long long)version);
+    const char *params[] = {key, v};
+    return tg_pg_exec(pg, "UPDATE datasets SET backup_key = $1 WHERE version = $2", 2, params,
+                      NULL, errstr, errlen);
+}

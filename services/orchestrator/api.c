@@ -1,0 +1,644 @@
+/* The REST API on civetweb: one handler per resource, a switch on the
+ * method, 405 otherwise. Handlers run on civetweb's threads, so each takes a
+ * connection from the API's own pool and sends through the API's own
+ * producer; nothing is shared with the main loop. Execution goes through
+ * Kafka: a POST answers 202 with the run id, or with ?wait=N the run's result
+ * once it ended. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api_http.h"
+#include "openapi_json.h"
+#include "orchestrator.h"
+#include "tg/log.h"
+#include "tg/topics.h"
+
+#define WAIT_MAX_S 3600
+#define WAIT_POLL_MS 100
+
+struct orch_api_s {
+    orch_conf_t *conf;
+    tg_producer_t *producer;
+    api_pool_t pool;
+};
+
+/* One request's database connection. */
+typedef struct {
+    orch_api_t *api;
+    PGconn *pg;
+    int slot;
+} req_db_t;
+
+static int db_open(struct mg_connection *conn, orch_api_t *api, req_db_t *db) {
+    char err[512];
+    db->api = api;
+    db->pg = api_pool_get(&api->pool, &db->slot, err, sizeof err);
+    if (!db->pg) {
+        api_error(conn, 503, "database_unavailable", err, NULL);
+        return 0;
+    }
+    return 1;
+}
+
+static void db_close(req_db_t *db) {
+    if (db->pg) {
+        api_pool_put(&db->api->pool, db->slot);
+        db->pg = NULL;
+    }
+}
+
+static int reply_db_error(struct mg_connection *conn, const char *err) {
+    tg_error("API: %s", err);
+    api_error(conn, 503, "database_unavailable", err, NULL);
+    return 503;
+}
+
+static int reply(struct mg_connection *conn, int status, cJSON *body, const char *headers) {
+    tg_http_reply_json(conn, status, body, headers);
+    return status;
+}
+
+static const char *method(struct mg_connection *conn) {
+    return mg_get_request_info(conn)->request_method;
+}
+
+static int is(struct mg_connection *conn, const char *m) { return !strcmp(method(conn), m); }
+
+/* ---- waiting for a run ------------------------------------------------- */
+
+/* Polls the run until it ended or wait_s passed. Returns 1 when it ended. */
+static int run_wait(orch_api_t *api, const char *run_id, long wait_s) {
+    char err[512];
+    int64_t deadline = tg_mono_ms() + wait_s * 1000;
+    while (!tg_shutdown_requested) {
+        orch_run_t run = {0};
+        int slot;
+        PGconn *pg = api_pool_get(&api->pool, &slot, err, sizeof err);
+        if (pg) {
+            runs_get(pg, run_id, &run, err, sizeof err);
+            api_pool_put(&api->pool, slot);
+        }
+        if (run.exists && strcmp(run.status, "queued") && strcmp(run.status, "running")) {
+            return 1;
+        }
+        if (tg_mono_ms() >= deadline) {
+            return 0;
+        }
+        struct timespec ts = {0, WAIT_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* 202 with the run's id and Location, or after ?wait its result. */
+static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *run_id,
+                     int created, long wait_s, const char *extra) {
+    char location[160], message[160], err[512];
+    snprintf(location, sizeof location, "Location: /api/v1/runs/%s\r\n", run_id);
+    int ended = wait_s > 0 && run_wait(api, run_id, wait_s);
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    orch_run_t run;
+    int ok = 0, rc = runs_get(db.pg, run_id, &run, err, sizeof err);
+    cJSON *body = !rc && ended ? views_execute_result(db.pg, run_id, &ok, err, sizeof err) : NULL;
+    db_close(&db);
+    if (rc || (ended && !body)) {
+        return reply_db_error(conn, err);
+    }
+    if (body) {
+        /* The run ended: 200 either way, success tells how it went. */
+        return reply(conn, 200, body, location);
+    }
+    body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "success");
+    cJSON_AddStringToObject(body, "runId", run_id);
+    cJSON_AddStringToObject(body, "status", run.status);
+    if (extra) {
+        cJSON_AddStringToObject(body, "rerunFrom", extra);
+    }
+    if (wait_s > 0) {
+        snprintf(message, sizeof message, "The run is still %s after %ld s; follow it at /api/v1/runs/%s",
+                 run.status, wait_s, run_id);
+        cJSON_AddStringToObject(body, "message", message);
+    }
+    return reply(conn, created || wait_s > 0 ? 202 : 200, body, location);
+}
+
+/* ---- execute ----------------------------------------------------------- */
+
+/* force and wait from the query string or the JSON body. */
+static int execute_params(struct mg_connection *conn, int *force, long *wait_s) {
+    cJSON *body = NULL;
+    int status = api_body_json(conn, &body);
+    if (status) {
+        return status;
+    }
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(body, "force");
+    int bad = f && !cJSON_IsBool(f);
+    *force = cJSON_IsTrue(f);
+    cJSON_Delete(body);
+    if (bad || api_query_bool(conn, "force", *force, force) < 0) {
+        api_error(conn, 400, "bad_request", "force must be true or false", NULL);
+        return 400;
+    }
+    if (api_query_long(conn, "wait", 0, 0, WAIT_MAX_S, wait_s) < 0) {
+        api_error(conn, 400, "bad_request", "wait must be a number of seconds from 0 to 3600",
+                  NULL);
+        return 400;
+    }
+    return 0;
+}
+
+static int idempotency_key(struct mg_connection *conn, const char **key) {
+    *key = mg_get_header(conn, "Idempotency-Key");
+    size_t n = *key ? strlen(*key) : 0;
+    if (*key && (n == 0 || n > 200)) {
+        api_error(conn, 400, "bad_request", "Idempotency-Key must have 1 to 200 characters", NULL);
+        return 400;
+    }
+    return 0;
+}
+
+static int reply_start_error(struct mg_connection *conn, int rc, const char *err) {
+    if (rc == TG_ERR_NOTFOUND) {
+        api_error(conn, 409, "no_dataset", err, NULL);
+        return 409;
+    }
+    tg_error("API: cannot start a run: %s", err);
+    api_error(conn, 503, "unavailable", err, NULL);
+    return 503;
+}
+
+/* POST /api/v1/workers/execute and /api/v1/workers/:id/execute. */
+static int execute(struct mg_connection *conn, orch_api_t *api, const char *only) {
+    char err[512], run_id[TG_ID_LEN], message[160];
+    int force = 0, status;
+    long wait_s = 0;
+    const char *key;
+    if (!api_authorized(conn, api->conf->cfg.api_token)) {
+        return 401;
+    }
+    if ((status = execute_params(conn, &force, &wait_s)) || (status = idempotency_key(conn, &key))) {
+        return status;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    orch_create_outcome_t outcome = RUN_CONFLICT;
+    orch_start_t req = {"api", force, only, key, ORCH_SOURCE_DEFAULT};
+    int rc = orch_start_run(db.pg, api->producer, api->conf, &req, &outcome, run_id, err,
+                            sizeof err);
+    db_close(&db);
+    if (rc) {
+        return reply_start_error(conn, rc, err);
+    }
+    if (outcome == RUN_CONFLICT) {
+        snprintf(message, sizeof message, "the pipeline is already running: run %s", run_id);
+        api_error(conn, 409, "pipeline_running", message, NULL);
+        return 409;
+    }
+    if (outcome == RUN_CREATED) {
+        tg_log_set_run_id(run_id);
+        tg_info("Run queued by the API%s%s%s", only ? " for " : "", only ? only : "",
+                force ? " (force)" : "");
+        tg_log_set_run_id(NULL);
+    }
+    return reply_run(conn, api, run_id, outcome == RUN_CREATED, wait_s, NULL);
+}
+
+/* ---- /api/v1/workers ... ----------------------------------------------- */
+
+static int workers_list(struct mg_connection *conn, orch_api_t *api) {
+    char err[512];
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    cJSON *body = views_workers(db.pg, err, sizeof err);
+    db_close(&db);
+    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+}
+
+static int worker_status(struct mg_connection *conn, orch_api_t *api, const char *id) {
+    char err[512];
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    cJSON *body = views_worker(db.pg, id, err, sizeof err);
+    db_close(&db);
+    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+}
+
+static int unknown(struct mg_connection *conn, const char *what, const char *id) {
+    char message[160];
+    snprintf(message, sizeof message, "unknown %s %s", what, id);
+    api_error(conn, 404, "not_found", message, NULL);
+    return 404;
+}
+
+/* /api/v1/workers, /api/v1/workers/:id/status, /api/v1/workers/:id/execute */
+static int on_workers(struct mg_connection *conn, void *data) {
+    orch_api_t *api = data;
+    char seg[3][64];
+    int n = orch_path_segments(mg_get_request_info(conn)->local_uri, "/api/v1/workers", seg, 3);
+    if (n == 0) {
+        return is(conn, "GET") ? workers_list(conn, api) : api_method_not_allowed(conn, "GET");
+    }
+    if (n != 2 || (strcmp(seg[1], "status") && strcmp(seg[1], "execute"))) {
+        return unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+    }
+    if (!orch_worker_find(api->conf, seg[0])) {
+        return unknown(conn, "worker", seg[0]);
+    }
+    if (!strcmp(seg[1], "status")) {
+        return is(conn, "GET") ? worker_status(conn, api, seg[0])
+                               : api_method_not_allowed(conn, "GET");
+    }
+    return is(conn, "POST") ? execute(conn, api, seg[0]) : api_method_not_allowed(conn, "POST");
+}
+
+static int exact(struct mg_connection *conn, const char *path) {
+    if (strcmp(mg_get_request_info(conn)->local_uri, path) != 0) {
+        unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+        return 0;
+    }
+    return 1;
+}
+
+/* POST /api/v1/workers/execute: the full pipeline. */
+static int on_execute(struct mg_connection *conn, void *data) {
+    if (!exact(conn, "/api/v1/workers/execute")) {
+        return 404;
+    }
+    return is(conn, "POST") ? execute(conn, data, NULL) : api_method_not_allowed(conn, "POST");
+}
+
+/* GET /api/v1/workers/pipeline/status (registered before :workerId). */
+static int on_pipeline_status(struct mg_connection *conn, void *data) {
+    char err[512];
+    if (!exact(conn, "/api/v1/workers/pipeline/status")) {
+        return 404;
+    }
+    if (!is(conn, "GET")) {
+        return api_method_not_allowed(conn, "GET");
+    }
+    req_db_t db;
+    if (!db_open(conn, data, &db)) {
+        return 503;
+    }
+    cJSON *body = views_pipeline(db.pg, ORCH_SOURCE_DEFAULT, err, sizeof err);
+    db_close(&db);
+    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+}
+
+/* ---- /api/v1/runs ... -------------------------------------------------- */
+
+static int runs_list(struct mg_connection *conn, orch_api_t *api) {
+    char err[512], status[24], trigger[24];
+    long limit, offset;
+    if (api_query_long(conn, "limit", 20, 1, 100, &limit) < 0 ||
+        api_query_long(conn, "offset", 0, 0, 100000000, &offset) < 0) {
+        api_error(conn, 400, "bad_request", "limit must be 1-100 and offset 0 or more", NULL);
+        return 400;
+    }
+    int has_status = api_query_str(conn, "status", status, sizeof status);
+    int has_trigger = api_query_str(conn, "trigger", trigger, sizeof trigger);
+    if (has_status < 0 || (has_status && !orch_run_status_valid(status)) || has_trigger < 0 ||
+        (has_trigger && !orch_trigger_valid(trigger))) {
+        api_error(conn, 400, "bad_request",
+                  "status must be queued, running, succeeded, failed, cancelled or timed_out; "
+                  "trigger must be schedule, api, kafka or retry",
+                  NULL);
+        return 400;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    cJSON *body = views_runs(db.pg, limit, offset, has_status ? status : NULL,
+                             has_trigger ? trigger : NULL, err, sizeof err);
+    db_close(&db);
+    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+}
+
+static int run_get(struct mg_connection *conn, orch_api_t *api, const char *run_id) {
+    char err[512];
+    int notfound = 0;
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    cJSON *body = views_run(db.pg, run_id, &notfound, err, sizeof err);
+    db_close(&db);
+    if (!body) {
+        return notfound ? unknown(conn, "run", run_id) : reply_db_error(conn, err);
+    }
+    return reply(conn, 200, body, NULL);
+}
+
+static int run_cancel(struct mg_connection *conn, orch_api_t *api, const char *run_id) {
+    char err[512], status[24], message[160];
+    int outcome;
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    int rc = runs_cancel(db.pg, run_id, &outcome, status, sizeof status, err, sizeof err);
+    db_close(&db);
+    if (rc) {
+        return reply_db_error(conn, err);
+    }
+    if (outcome == TG_ERR_NOTFOUND) {
+        return unknown(conn, "run", run_id);
+    }
+    if (outcome == TG_ERR_INVALID) {
+        snprintf(message, sizeof message, "run %s already ended: %s", run_id, status);
+        api_error(conn, 409, "run_ended", message, NULL);
+        return 409;
+    }
+    tg_log_set_run_id(run_id);
+    tg_info("Run cancelled by request");
+    tg_log_set_run_id(NULL);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "success");
+    cJSON_AddStringToObject(body, "runId", run_id);
+    cJSON_AddStringToObject(body, "status", "cancelled");
+    return reply(conn, 200, body, NULL);
+}
+
+static int reply_reopen_refused(struct mg_connection *conn, PGconn *pg, orch_reopen_t outcome,
+                                const char *run_id) {
+    char message[200], active[TG_ID_LEN] = "", err[256];
+    switch (outcome) {
+    case REOPEN_NO_RUN:
+        return unknown(conn, "run", run_id);
+    case REOPEN_ACTIVE:
+        snprintf(message, sizeof message, "run %s is still active", run_id);
+        break;
+    case REOPEN_NOTHING:
+        snprintf(message, sizeof message, "run %s has no failed step to rerun", run_id);
+        break;
+    default:
+        runs_active(pg, ORCH_SOURCE_DEFAULT, active, err, sizeof err);
+        snprintf(message, sizeof message, "the pipeline is already running: run %s", active);
+        break;
+    }
+    api_error(conn, 409, outcome == REOPEN_CONFLICT ? "pipeline_running" : "conflict", message,
+              NULL);
+    return 409;
+}
+
+/* Sends input to worker's input topic as attempt 1 of a rerun. */
+static int rerun_send(orch_api_t *api, const orch_worker_t *w, const char *input, int force,
+                      char *err, size_t errlen) {
+    char *value = events_with_attempt(input, 1, force);
+    cJSON *root = value ? cJSON_Parse(value) : NULL;
+    const char *source = tg_json_str(root, "sourceId");
+    const tg_header_t headers[] = {{"x-attempt", "1"}, {"x-rerun", "api"}};
+    int rc = value ? events_send(api->producer, api->conf, w->input_topic,
+                                 source ? source : ORCH_SOURCE_DEFAULT, value, strlen(value),
+                                 headers, 2, err, errlen)
+                   : tg_fail(TG_ERR_INVALID, err, errlen, "the recorded input is not an envelope");
+    cJSON_Delete(root);
+    free(value);
+    return rc;
+}
+
+/* POST /api/v1/runs/:id/retry: rerun from the failed step. */
+static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *run_id) {
+    char err[512], worker[48];
+    char *input = NULL;
+    int force, status, changed;
+    long wait_s;
+    if ((status = execute_params(conn, &force, &wait_s))) {
+        return status;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    orch_reopen_t outcome;
+    int rc = runs_reopen(db.pg, run_id, NULL, force, &outcome, worker, &input, err, sizeof err);
+    if (rc || outcome != REOPEN_OK) {
+        status = rc ? reply_db_error(conn, err) : reply_reopen_refused(conn, db.pg, outcome, run_id);
+        db_close(&db);
+        return status;
+    }
+    rc = rerun_send(api, orch_worker_find(api->conf, worker), input, force, err, sizeof err);
+    if (rc) {
+        char e2[256];
+        runs_finish(db.pg, run_id, "failed", err, 0, NULL, &changed, e2, sizeof e2);
+    }
+    db_close(&db);
+    free(input);
+    if (rc) {
+        api_error(conn, 503, "unavailable", err, NULL);
+        return 503;
+    }
+    tg_log_set_run_id(run_id);
+    tg_info("Run rerun from %s by request", worker);
+    tg_log_set_run_id(NULL);
+    return reply_run(conn, api, run_id, 1, wait_s, worker);
+}
+
+/* /api/v1/runs, /api/v1/runs/:id, /api/v1/runs/:id/cancel, .../retry */
+static int on_runs(struct mg_connection *conn, void *data) {
+    orch_api_t *api = data;
+    char seg[3][64];
+    int n = orch_path_segments(mg_get_request_info(conn)->local_uri, "/api/v1/runs", seg, 3);
+    if (n == 0) {
+        return is(conn, "GET") ? runs_list(conn, api) : api_method_not_allowed(conn, "GET");
+    }
+    if (n < 0 || n > 2 || (n == 2 && strcmp(seg[1], "cancel") && strcmp(seg[1], "retry"))) {
+        return unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+    }
+    if (!orch_id_valid(seg[0])) {
+        api_error(conn, 400, "bad_request", "a run id has 1-63 characters of A-Z a-z 0-9 . _ : -",
+                  NULL);
+        return 400;
+    }
+    if (n == 1) {
+        return is(conn, "GET") ? run_get(conn, api, seg[0]) : api_method_not_allowed(conn, "GET");
+    }
+    if (!is(conn, "POST")) {
+        return api_method_not_allowed(conn, "POST");
+    }
+    if (!api_authorized(conn, api->conf->cfg.api_token)) {
+        return 401;
+    }
+    return !strcmp(seg[1], "cancel") ? run_cancel(conn, api, seg[0])
+                                     : run_retry(conn, api, seg[0]);
+}
+
+/* ---- dead letters ------------------------------------------------------ */
+
+static int replay_params(struct mg_connection *conn, orch_api_t *api, char *topic, size_t len,
+                         long *partition, long *offset) {
+    int has_topic = api_query_str(conn, "topic", topic, len);
+    if (has_topic == 0) {
+        tg_topic(&api->conf->cfg, TG_TOPIC_DEAD_LETTER, topic, len);
+    }
+    if (has_topic < 0 || !topic[0] ||
+        strspn(topic, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+            strlen(topic) ||
+        api_query_long(conn, "partition", -1, 0, 100000, partition) <= 0 ||
+        api_query_long(conn, "offset", -1, 0, INT64_MAX / 2, offset) <= 0) {
+        api_error(conn, 400, "bad_request",
+                  "give runId, or partition and offset (and optionally topic) of the dead letter",
+                  NULL);
+        return 400;
+    }
+    return 0;
+}
+
+/* Sends a fetched dead letter back to its original topic as attempt 1,
+ * reopening its run first so the tracking follows it. */
+static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, char *run_id,
+                       char *err, size_t errlen) {
+    char *value = events_with_attempt(f->value, 1, 0);
+    cJSON *root = cJSON_Parse(f->value);
+    const orch_worker_t *w =
+        orch_worker_by_input(api->conf, orch_topic_base(api->conf, f->original_topic));
+    snprintf(run_id, TG_ID_LEN, "%s", tg_json_str(root, "runId") ? tg_json_str(root, "runId") : "");
+    cJSON_Delete(root);
+    if (run_id[0] && w && orch_id_valid(run_id)) {
+        orch_reopen_t outcome;
+        char worker[48], *input = NULL;
+        if (runs_reopen(pg, run_id, w->id, 0, &outcome, worker, &input, err, errlen) == TG_OK &&
+            outcome != REOPEN_OK) {
+            tg_info("Replayed run %s not reopened (outcome %d)", run_id, (int)outcome);
+        }
+        free(input);
+    }
+    const tg_header_t headers[] = {{"x-attempt", "1"}, {"x-replayed", "dead-letter"},
+                                   {"x-worker", "orchestrator"}};
+    int rc = tg_producer_send(api->producer, f->original_topic, f->key, value ? value : f->value,
+                              value ? strlen(value) : f->len, headers, w ? 3 : 2,
+                              ORCH_SEND_TIMEOUT_MS, err, errlen);
+    free(value);
+    return rc;
+}
+
+static int replay_offset(struct mg_connection *conn, orch_api_t *api) {
+    char topic[ORCH_TOPIC_LEN], err[512], run_id[TG_ID_LEN];
+    long partition, offset;
+    int status = replay_params(conn, api, topic, sizeof topic, &partition, &offset);
+    if (status) {
+        return status;
+    }
+    orch_fetched_t f;
+    int rc = retry_fetch(api->conf, topic, (int)partition, offset, &f, err, sizeof err);
+    if (rc) {
+        api_error(conn, rc == TG_ERR_NOTFOUND ? 404 : 503,
+                  rc == TG_ERR_NOTFOUND ? "not_found" : "unavailable", err, NULL);
+        return rc == TG_ERR_NOTFOUND ? 404 : 503;
+    }
+    if (!f.original_topic[0]) {
+        retry_fetched_free(&f);
+        api_error(conn, 400, "bad_request", "that message has no x-original-topic header", NULL);
+        return 400;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        retry_fetched_free(&f);
+        return 503;
+    }
+    rc = replay_send(api, db.pg, &f, run_id, err, sizeof err);
+    db_close(&db);
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "success");
+    cJSON_AddStringToObject(body, "replayedTo", f.original_topic);
+    cJSON_AddStringToObject(body, "runId", run_id);
+    retry_fetched_free(&f);
+    if (rc) {
+        cJSON_Delete(body);
+        api_error(conn, 503, "unavailable", err, NULL);
+        return 503;
+    }
+    tg_info("Dead letter %s [%ld] @%ld replayed", topic, partition, offset);
+    return reply(conn, 202, body, NULL);
+}
+
+/* POST /api/v1/dead-letters/replay?partition=P&offset=O[&topic=T] or ?runId=R */
+static int on_replay(struct mg_connection *conn, void *data) {
+    orch_api_t *api = data;
+    char run_id[TG_ID_LEN + 1];
+    if (!exact(conn, "/api/v1/dead-letters/replay")) {
+        return 404;
+    }
+    if (!is(conn, "POST")) {
+        return api_method_not_allowed(conn, "POST");
+    }
+    if (!api_authorized(conn, api->conf->cfg.api_token)) {
+        return 401;
+    }
+    int has_run = api_query_str(conn, "runId", run_id, sizeof run_id);
+    if (has_run > 0 && !orch_id_valid(run_id)) {
+        api_error(conn, 400, "bad_request", "runId is not a run id", NULL);
+        return 400;
+    }
+    return has_run > 0 ? run_retry(conn, api, run_id) : replay_offset(conn, api);
+}
+
+/* ---- the OpenAPI document ---------------------------------------------- */
+
+static int on_openapi(struct mg_connection *conn, void *data) {
+    if (!exact(conn, "/api/v1/openapi.json")) {
+        return 404;
+    }
+    if (!is(conn, "GET")) {
+        return api_method_not_allowed(conn, "GET");
+    }
+    size_t len = sizeof openapi_json - 1;
+    mg_printf(conn,
+              "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+              len);
+    mg_write(conn, openapi_json, len);
+    return 200;
+}
+
+/* ---- lifecycle --------------------------------------------------------- */
+
+orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t errlen) {
+    struct mg_context *http = tg_service_http(svc);
+    if (!http) {
+        tg_fail(TG_ERR_CONFIG, errstr, errlen, "HTTP_PORT: the API needs an HTTP port");
+        return NULL;
+    }
+    orch_api_t *api = calloc(1, sizeof *api);
+    if (!api) {
+        tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+        return NULL;
+    }
+    api->conf = conf;
+    api->producer = tg_producer_new(&conf->cfg, errstr, errlen);
+    if (!api->producer) {
+        free(api);
+        return NULL;
+    }
+    api_pool_init(&api->pool, conf->cfg.database_url);
+    /* Exact paths win over prefixes in civetweb, so pipeline/status and
+     * execute are never taken for a worker id. */
+    mg_set_request_handler(http, "/api/v1/workers/pipeline/status", on_pipeline_status, api);
+    mg_set_request_handler(http, "/api/v1/workers/execute", on_execute, api);
+    mg_set_request_handler(http, "/api/v1/workers", on_workers, api);
+    mg_set_request_handler(http, "/api/v1/runs", on_runs, api);
+    mg_set_request_handler(http, "/api/v1/dead-letters/replay", on_replay, api);
+    mg_set_request_handler(http, "/api/v1/openapi.json", on_openapi, api);
+    return api;
+}
+
+/* Call after the HTTP server stopped: no handler runs any more. */
+void api_stop(orch_api_t *api) {
+    if (!api) {
+        return;
+    }
+    tg_producer_destroy(api->producer, 5000);
+    api_pool_close(&api->pool);
+    free(api);
+}

@@ -1,0 +1,217 @@
+/* HTTP plumbing of the API: connection pool, auth, bodies, query strings. */
+#include "api_http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "orchestrator.h"
+#include "tg/pg.h"
+#include "tg/service.h"
+
+/* ---- the pool ---------------------------------------------------------- */
+
+void api_pool_init(api_pool_t *pool, const char *url) {
+    memset(pool, 0, sizeof *pool);
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->freed, NULL);
+    pool->url = url;
+}
+
+void api_pool_close(api_pool_t *pool) {
+    for (int i = 0; i < API_POOL_SIZE; i++) {
+        if (pool->conns[i]) {
+            PQfinish(pool->conns[i]);
+        }
+    }
+    pthread_cond_destroy(&pool->freed);
+    pthread_mutex_destroy(&pool->lock);
+}
+
+static int slot_reserve(api_pool_t *pool) {
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    int slot = -1, rc = 0;
+    pthread_mutex_lock(&pool->lock);
+    while (slot < 0 && rc != ETIMEDOUT) {
+        for (int i = 0; i < API_POOL_SIZE && slot < 0; i++) {
+            if (!pool->busy[i]) {
+                pool->busy[i] = 1;
+                slot = i;
+            }
+        }
+        if (slot < 0) {
+            rc = pthread_cond_timedwait(&pool->freed, &pool->lock, &deadline);
+        }
+    }
+    pthread_mutex_unlock(&pool->lock);
+    return slot;
+}
+
+PGconn *api_pool_get(api_pool_t *pool, int *slot, char *errstr, size_t errlen) {
+    *slot = slot_reserve(pool);
+    if (*slot < 0) {
+        tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "DATABASE_URL: no free connection within 5 s");
+        return NULL;
+    }
+    /* The slot is ours: (re)connecting happens outside the lock. */
+    PGconn **conn = &pool->conns[*slot];
+    if (*conn && PQstatus(*conn) != CONNECTION_OK) {
+        PQreset(*conn);
+    }
+    if (!*conn || PQstatus(*conn) != CONNECTION_OK) {
+        if (*conn) {
+            PQfinish(*conn);
+        }
+        *conn = tg_pg_connect(pool->url, 2, errstr, errlen);
+    }
+    if (!*conn) {
+        api_pool_put(pool, *slot);
+        return NULL;
+    }
+    return *conn;
+}
+
+void api_pool_put(api_pool_t *pool, int slot) {
+    pthread_mutex_lock(&pool->lock);
+    pool->busy[slot] = 0;
+    pthread_cond_signal(&pool->freed);
+    pthread_mutex_unlock(&pool->lock);
+}
+
+/* ---- replies, auth ----------------------------------------------------- */
+
+void api_error(struct mg_connection *conn, int status, const char *code, const char *message,
+               const char *extra_headers) {
+    cJSON *obj = cJSON_CreateObject();
+    cJSON_AddFalseToObject(obj, "success");
+    cJSON *err = cJSON_AddObjectToObject(obj, "error");
+    cJSON_AddStringToObject(err, "code", code);
+    cJSON_AddStringToObject(err, "message", message);
+    tg_http_reply_json(conn, status, obj, extra_headers);
+}
+
+int api_method_not_allowed(struct mg_connection *conn, const char *allow) {
+    char headers[64], message[96];
+    snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
+    snprintf(message, sizeof message, "%s is not allowed here (allowed: %s)",
+             mg_get_request_info(conn)->request_method, allow);
+    api_error(conn, 405, "method_not_allowed", message, headers);
+    return 405;
+}
+
+int api_authorized(struct mg_connection *conn, const char *token) {
+    if (!token || !*token) {
+        return 1;
+    }
+    const char *auth = mg_get_header(conn, "Authorization");
+    static const char scheme[] = "Bearer ";
+    if (auth && !strncmp(auth, scheme, sizeof scheme - 1) &&
+        orch_token_equal(auth + sizeof scheme - 1, token)) {
+        return 1;
+    }
+    api_error(conn, 401, "unauthorized",
+              auth ? "the bearer token is wrong" : "this endpoint needs Authorization: Bearer <API_TOKEN>",
+              "WWW-Authenticate: Bearer\r\n");
+    return 0;
+}
+
+/* ---- bodies ------------------------------------------------------------ */
+
+static int body_read(struct mg_connection *conn, char **out, size_t *len) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    *out = NULL;
+    *len = 0;
+    if (ri->content_length > API_BODY_MAX) {
+        return 413;
+    }
+    char *buf = malloc(API_BODY_MAX + 2);
+    int n;
+    if (!buf) {
+        return 500;
+    }
+    /* Read to the end (civetweb's example does not), one byte past the
+     * bound to notice a chunked body that is too large. */
+    while ((n = mg_read(conn, buf + *len, API_BODY_MAX + 1 - *len)) > 0) {
+        *len += (size_t)n;
+        if (*len > API_BODY_MAX) {
+            free(buf);
+            return 413;
+        }
+    }
+    buf[*len] = '\0';
+    *out = buf;
+    return n < 0 ? 400 : 0;
+}
+
+int api_body_json(struct mg_connection *conn, cJSON **out) {
+    char *body;
+    size_t len;
+    int status = body_read(conn, &body, &len);
+    *out = NULL;
+    if (status == 413) {
+        api_error(conn, 413, "body_too_large", "the request body is larger than 64 KiB",
+                  "Connection: close\r\n");
+    } else if (status) {
+        api_error(conn, status, "bad_request", "the request body could not be read", NULL);
+    } else if (len > strspn(body, " \t\r\n")) {
+        *out = cJSON_ParseWithLength(body, len);
+        if (!cJSON_IsObject(*out)) {
+            cJSON_Delete(*out);
+            *out = NULL;
+            status = 400;
+            api_error(conn, 400, "bad_request", "the request body must be a JSON object", NULL);
+        }
+    }
+    free(body);
+    return status;
+}
+
+/* ---- query parameters -------------------------------------------------- */
+
+int api_query_str(struct mg_connection *conn, const char *name, char *out, size_t outlen) {
+    const char *qs = mg_get_request_info(conn)->query_string;
+    out[0] = '\0';
+    if (!qs) {
+        return 0;
+    }
+    int n = mg_get_var(qs, strlen(qs), name, out, outlen);
+    return n == -1 ? 0 : n < 0 ? -1 : 1;
+}
+
+int api_query_long(struct mg_connection *conn, const char *name, long def, long min, long max,
+                   long *out) {
+    char v[32], *end;
+    int rc = api_query_str(conn, name, v, sizeof v);
+    *out = def;
+    if (rc <= 0) {
+        return rc;
+    }
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < min || n > max) {
+        return -1;
+    }
+    *out = n;
+    return 1;
+}
+
+int api_query_bool(struct mg_connection *conn, const char *name, int def, int *out) {
+    char v[16];
+    int rc = api_query_str(conn, name, v, sizeof v);
+    *out = def;
+    if (rc <= 0) {
+        return rc;
+    }
+    if (!strcmp(v, "true") || !strcmp(v, "1") || v[0] == '\0') {
+        *out = 1;
+    } else if (!strcmp(v, "false") || !strcmp(v, "0")) {
+        *out = 0;
+    } else {
+        return -1;
+    }
+    return 1;
+}

@@ -1,0 +1,373 @@
+/* The orchestrator's internal interfaces: configuration and the pure rules of
+ * the pipeline (plan.c), run state in PostgreSQL (runs.c, views.c), the
+ * events it produces (events.c), tracking (track.c), delayed retries and dead
+ * letters (retry.c, holds.c) and the REST API (api.c). */
+#ifndef ORCHESTRATOR_H
+#define ORCHESTRATOR_H
+
+#include <stdint.h>
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+#include "tg/config.h"
+#include "tg/envelope.h"
+#include "tg/kafka.h"
+#include "tg/service.h"
+
+#define ORCH_VERSION "1.0.0"
+#define ORCH_DEFAULT_PORT 3000
+#define ORCH_NWORKERS 3
+#define ORCH_MAX_DELAYS 2 /* one delay topic per entry of RETRY_DELAYS_S */
+#define ORCH_TOPIC_LEN 256
+#define ORCH_SEND_TIMEOUT_MS 10000
+#define ORCH_ERROR_HEADER_MAX 500 /* x-last-error is truncated to this */
+#define ORCH_SOURCE_DEFAULT "default"
+
+/* ---- configuration and pipeline rules (plan.c) ------------------------- */
+
+typedef struct {
+    const char *id;           /* TG_WORKER_* */
+    char name[64];
+    char version[16];
+    int position;             /* 1..3 */
+    int critical;             /* a failure for good stops the run */
+    int max_attempts;
+    int timeout_s;
+    const char *input_topic;  /* base topic of its input */
+    const char *input_schema;
+} orch_worker_t;
+
+typedef struct {
+    tg_config_t cfg;
+    orch_worker_t workers[ORCH_NWORKERS];
+    int64_t delays_ms[ORCH_MAX_DELAYS]; /* RETRY_DELAYS_S */
+    int ndelays;
+    long schedule_interval_s;           /* 0 = no schedule */
+    long sweep_interval_s;              /* how often timeouts are checked */
+    const char *alert_webhook;          /* ALERT_WEBHOOK_URL, may be NULL */
+    char group[ORCH_TOPIC_LEN];         /* <prefix>orchestrator */
+} orch_conf_t;
+
+/* Fills the workers with the specification's values (timeouts 10, 5 and 10
+ * minutes; 3, 2 and 2 attempts). */
+void orch_workers_defaults(orch_worker_t workers[ORCH_NWORKERS]);
+
+/* Reads RETRY_DELAYS_S, SCHEDULE_INTERVAL_S, TIMEOUT_SWEEP_S,
+ * WORKER_TIMEOUT_S_<1..3>, ALERT_WEBHOOK_URL on top of conf->cfg. */
+int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen);
+
+/* The worker with this id, or NULL. */
+const orch_worker_t *orch_worker_find(const orch_conf_t *conf, const char *id);
+
+/* The worker whose input travels on this base topic, or NULL. */
+const orch_worker_t *orch_worker_by_input(const orch_conf_t *conf, const char *base_topic);
+
+/* The worker after w in the pipeline, or NULL after the last. */
+const orch_worker_t *orch_worker_next(const orch_conf_t *conf, const orch_worker_t *w);
+
+/* What to do after attempt `attempt` of a step failed. */
+typedef struct {
+    int retry;          /* 1: send to a delay topic; 0: give up */
+    int next_attempt;
+    int delay_index;    /* which delay topic */
+    int64_t delay_ms;
+} orch_retry_plan_t;
+
+void orch_retry_plan(const orch_conf_t *conf, const orch_worker_t *w, int attempt,
+                     int retryable, orch_retry_plan_t *plan);
+
+/* Base name of the delay topic for delay_index. */
+const char *orch_delay_topic(int delay_index);
+
+/* A topic name without TOPIC_PREFIX (pointer into topic). */
+const char *orch_topic_base(const orch_conf_t *conf, const char *topic);
+
+/* Run and step status names; the specification calls a succeeded step "success". */
+int orch_run_status_valid(const char *s);
+int orch_trigger_valid(const char *s);
+const char *orch_status_public(const char *step_status);
+
+/* Ids as the envelope accepts them: 1-63 chars of [A-Za-z0-9._:-]. */
+int orch_id_valid(const char *s);
+
+/* Constant-time comparison of a presented token with the expected one. */
+int orch_token_equal(const char *presented, const char *expected);
+
+/* Splits path below prefix into at most max segments of up to 63 chars.
+ * Returns the count, or -1 when path is not under prefix or a segment is
+ * too long. "/api/v1/runs/abc/cancel" below "/api/v1/runs" → {abc, cancel}. */
+int orch_path_segments(const char *path, const char *prefix, char seg[][64], int max);
+
+/* ---- run state in PostgreSQL (runs.c) ---------------------------------- */
+
+typedef struct {
+    int exists;
+    char status[16];
+    char only_worker[48]; /* "" for a full pipeline run */
+    char source_id[TG_ID_LEN];
+} orch_run_t;
+
+typedef enum { RUN_CREATED, RUN_EXISTING, RUN_CONFLICT } orch_create_outcome_t;
+
+/* A run the orchestrator starts itself (API, schedule). */
+typedef struct {
+    const char *run_id;
+    const char *source_id;
+    const char *trigger;
+    int force;
+    const char *only_worker;     /* NULL for the full pipeline */
+    const char *idempotency_key; /* NULL when none */
+    const char *first_worker;    /* the step the run starts with */
+    const char *input_json;      /* that step's input envelope */
+} orch_new_run_t;
+
+int runs_get(PGconn *pg, const char *run_id, orch_run_t *out, char *errstr, size_t errlen);
+
+/* Inserts the run as queued with its first step, unless a run of the source
+ * is active (RUN_CONFLICT, other_run_id names it) or the idempotency key is
+ * known (RUN_EXISTING, other_run_id names that run). */
+int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *outcome,
+                char other_run_id[TG_ID_LEN], char *errstr, size_t errlen);
+
+/* A run seen on a topic: inserted as running when unknown, queued → running. */
+int runs_track(PGconn *pg, const tg_envelope_t *env, const char *trigger, int force,
+               const char *only_worker, char *errstr, size_t errlen);
+
+/* The step is running attempt `attempt` with input_json, unless it already
+ * ended (a late or duplicate event does not reopen it). */
+int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int attempt,
+                    const char *input_json, char *errstr, size_t errlen);
+
+/* The step ended with status (succeeded, skipped). */
+int runs_step_done(PGconn *pg, const char *run_id, const char *worker, const char *status,
+                   int attempt, int64_t execution_ms, const char *message,
+                   const char *data_processed_json, char *errstr, size_t errlen);
+
+/* A step as recorded. */
+typedef struct {
+    int exists;
+    char status[16];
+    int attempts;
+    int64_t first_failed_ms; /* its first failure, or now when it has not failed */
+    char *last_input;        /* owned: free() it; NULL when none */
+} orch_step_t;
+
+int runs_step_get(PGconn *pg, const char *run_id, const char *worker, orch_step_t *out,
+                  char *errstr, size_t errlen);
+
+/* The step failed (status retrying, failed or timed_out) at attempt.
+ * Returns TG_ERR_NOTFOUND when it already ended or moved past attempt. */
+int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const char *status,
+                     int attempt, int64_t execution_ms, const char *error, char *errstr,
+                     size_t errlen);
+
+/* Ends an active run; *changed is 1 when it was active. dataset_version 0
+ * and graph_version NULL keep what is recorded. */
+int runs_finish(PGconn *pg, const char *run_id, const char *status, const char *message,
+                int64_t dataset_version, const char *graph_version, int *changed,
+                char *errstr, size_t errlen);
+
+int runs_set_dataset(PGconn *pg, const char *run_id, int64_t dataset_version, char *errstr,
+                     size_t errlen);
+
+/* The active run of source into out ("" when none). */
+int runs_active(PGconn *pg, const char *source_id, char out[TG_ID_LEN], char *errstr,
+                size_t errlen);
+
+/* The newest dataset version of source (0 when none). */
+int runs_latest_dataset(PGconn *pg, const char *source_id, int64_t *version, char *errstr,
+                        size_t errlen);
+
+/* Cancels an active run and its open steps. *outcome: 0 cancelled,
+ * TG_ERR_NOTFOUND no such run, TG_ERR_INVALID the run already ended
+ * (status copied into status_out). */
+int runs_cancel(PGconn *pg, const char *run_id, int *outcome, char *status_out,
+                size_t statuslen, char *errstr, size_t errlen);
+
+/* Reopens an ended run at its first failed, timed-out or cancelled step
+ * (or at worker_hint's step): the run becomes running (trigger retry), that
+ * step queued and later steps are forgotten. Gives the step's worker and its
+ * last input (caller frees *input_json with free()). */
+typedef enum {
+    REOPEN_OK,
+    REOPEN_NO_RUN,
+    REOPEN_ACTIVE,   /* the run itself is still active */
+    REOPEN_NOTHING,  /* no failed step with a recorded input */
+    REOPEN_CONFLICT, /* another run of the source is active */
+} orch_reopen_t;
+int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int force,
+                orch_reopen_t *outcome, char worker_out[48], char **input_json, char *errstr,
+                size_t errlen);
+
+/* Calls fn for each running step of worker past timeout_s (of an active
+ * run): run id, source id, attempt, last input JSON (or NULL), first failure. */
+typedef void (*runs_timeout_fn)(void *arg, const char *run_id, const char *source_id,
+                                int attempt, const char *input_json, int64_t first_failed_ms);
+int runs_overdue(PGconn *pg, const char *worker, int timeout_s, runs_timeout_fn fn, void *arg,
+                 char *errstr, size_t errlen);
+
+/* ---- read models for the API (views.c) --------------------------------- */
+
+/* Each returns a new cJSON (caller deletes) or NULL with errstr set. */
+cJSON *views_workers(PGconn *pg, char *errstr, size_t errlen);
+cJSON *views_worker(PGconn *pg, const char *worker_id, char *errstr, size_t errlen);
+cJSON *views_pipeline(PGconn *pg, const char *source_id, char *errstr, size_t errlen);
+/* status/trigger may be NULL (no filter). */
+cJSON *views_runs(PGconn *pg, long limit, long offset, const char *status, const char *trigger,
+                  char *errstr, size_t errlen);
+/* NULL with *notfound = 1 when there is no such run. */
+cJSON *views_run(PGconn *pg, const char *run_id, int *notfound, char *errstr, size_t errlen);
+
+/* The specification's execute body for an ended run: {success, message,
+ * totalExecutionTimeMs, workersExecuted, workerResults}, or for a
+ * single-worker run {success, message, result}. *succeeded tells whether
+ * the run succeeded. */
+cJSON *views_execute_result(PGconn *pg, const char *run_id, int *succeeded, char *errstr,
+                            size_t errlen);
+
+/* ---- events the orchestrator produces (events.c) ----------------------- */
+
+/* Sends one message to base_topic (prefixed here) keyed by key, with an
+ * x-worker: orchestrator header plus extra headers. */
+int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic,
+                const char *key, const char *value, size_t len, const tg_header_t *extra,
+                size_t nextra, char *errstr, size_t errlen);
+
+/* Builds the input event that starts `worker` for a new run: a trigger for
+ * worker 1, an odata-sync.completed or virtual-entities.completed of
+ * dataset_version for a single-worker run of worker 2 or 3. Caller destroys. */
+tg_envelope_t *events_start(const orch_conf_t *conf, const orch_worker_t *worker,
+                            const char *trigger, int force, const char *only_worker,
+                            int64_t dataset_version, const char *source_id);
+
+/* The virtual-entities.completed "failed" event that lets graph-builder
+ * build from the data as it is after worker 2 failed for good. */
+tg_envelope_t *events_virtual_failed(const orch_conf_t *conf, const tg_envelope_t *input,
+                                     const char *error);
+
+/* Parses an envelope JSON and sets its attempt (and payload.force when force
+ * is 1). Returns the serialised result (caller frees) or NULL. */
+char *events_with_attempt(const char *json, int attempt, int force);
+
+/* Starts a run: inserts it as queued (runs_create) and produces the input
+ * of its first worker (worker 1, or only_worker for a single-worker run).
+ * When the produce fails the run is marked failed and the error returned. */
+typedef struct {
+    const char *trigger;
+    int force;
+    const char *only_worker;     /* NULL: the full pipeline */
+    const char *idempotency_key; /* NULL: none */
+    const char *source_id;
+} orch_start_t;
+
+int orch_start_run(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf,
+                   const orch_start_t *req, orch_create_outcome_t *outcome,
+                   char run_id[TG_ID_LEN], char *errstr, size_t errlen);
+
+/* ---- the main loop's context ------------------------------------------- */
+
+typedef struct orch_delay_s orch_delay_t;
+
+typedef struct {
+    orch_conf_t *conf;
+    tg_service_t *svc;
+    PGconn *pg;              /* this loop's own connection */
+    tg_producer_t *producer; /* this loop's own producer */
+    tg_consumer_t *tracking;
+    orch_delay_t *delay;
+    int64_t next_schedule_ms, next_sweep_ms, next_deps_ms;
+} orch_loop_t;
+
+/* ---- tracking (track.c) ------------------------------------------------ */
+
+/* Handles one message of the tracking group. Returns TG_OK when it may be
+ * marked done; a retryable error asks the caller to see it again later. */
+int track_message(orch_loop_t *o, const rd_kafka_message_t *msg);
+
+/* Marks timed-out steps and retries them like retryable failures. */
+void track_sweep_timeouts(orch_loop_t *o);
+
+/* Starts a scheduled run unless one is active. */
+void track_schedule_tick(orch_loop_t *o);
+
+/* ---- retries, dead letters, alerts (retry.c) --------------------------- */
+
+typedef struct {
+    const orch_worker_t *worker;
+    const char *run_id;
+    const char *source_id;
+    const char *input_json;   /* the failed step's input */
+    int attempt;              /* the attempt that failed */
+    int retryable;
+    const char *error;
+    const char *orig_topic;   /* full name of the input's topic */
+    int orig_partition;       /* -1 when unknown */
+    int64_t orig_offset;      /* -1 when unknown */
+    int64_t first_failed_ms;
+} orch_failure_t;
+
+/* Sends the input to the delay topic for plan (headers of proto/topics.md). */
+int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_plan_t *plan,
+                   char *errstr, size_t errlen);
+
+/* Sends the input to the dead-letter topic and alerts the admin. */
+int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t errlen);
+
+orch_delay_t *delay_new(orch_conf_t *conf, char *errstr, size_t errlen);
+/* Resumes partitions that became due and handles at most one message. */
+void delay_poll(orch_loop_t *o, int timeout_ms);
+rd_kafka_t *delay_handle(orch_delay_t *d);
+void delay_destroy(orch_delay_t *d);
+
+/* A message read back from a topic (the dead-letter topic, for replay). */
+typedef struct {
+    char *key;   /* may be NULL */
+    char *value;
+    size_t len;
+    char original_topic[ORCH_TOPIC_LEN]; /* its x-original-topic header, or "" */
+} orch_fetched_t;
+
+/* Reads the message at topic/partition/offset. TG_ERR_NOTFOUND when there is
+ * none. The caller frees it with retry_fetched_free(). */
+int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64_t offset,
+                orch_fetched_t *out, char *errstr, size_t errlen);
+void retry_fetched_free(orch_fetched_t *f);
+
+/* ---- paused partitions (holds.c) --------------------------------------- */
+
+#define HOLDS_MAX 64
+
+typedef struct {
+    char topic[ORCH_TOPIC_LEN];
+    int32_t partition;
+    int64_t offset;      /* where to resume reading */
+    int64_t until_ms;    /* wall clock */
+} hold_t;
+
+typedef struct {
+    hold_t items[HOLDS_MAX];
+    int n;
+} holds_t;
+
+/* Records a hold (replacing one of the same partition). Returns -1 when full. */
+int holds_put(holds_t *h, const char *topic, int32_t partition, int64_t offset, int64_t until);
+/* The hold of this partition, or NULL. */
+const hold_t *holds_find(const holds_t *h, const char *topic, int32_t partition);
+/* Removes and copies into out the first hold due at now; 0 when none. */
+int holds_take_due(holds_t *h, int64_t now_ms, hold_t *out);
+void holds_clear(holds_t *h);
+
+/* Pauses msg's partition and rewinds it to msg, to be read again at until. */
+int holds_pause(holds_t *h, rd_kafka_t *rk, const rd_kafka_message_t *msg, int64_t until);
+/* Resumes every partition whose time has come. */
+void holds_resume_due(holds_t *h, rd_kafka_t *rk, int64_t now_ms);
+
+/* ---- the REST API (api.c) ---------------------------------------------- */
+
+typedef struct orch_api_s orch_api_t;
+
+/* Registers the handlers on the service's HTTP server. The API has its own
+ * PostgreSQL pool and producer: civetweb runs handlers on many threads. */
+orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t errlen);
+void api_stop(orch_api_t *api);
+
+#endif

@@ -1,0 +1,177 @@
+/* The pipeline's rules without any I/O: the workers and their order, the
+ * retry schedule, names of states, and the small parsing helpers of the
+ * API. Everything here is unit-tested. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orchestrator.h"
+#include "tg/backoff.h"
+#include "tg/topics.h"
+
+void orch_workers_defaults(orch_worker_t workers[ORCH_NWORKERS]) {
+    static const struct {
+        const char *id, *name, *topic, *schema;
+        int critical, attempts, timeout_s;
+    } spec[ORCH_NWORKERS] = {
+        {TG_WORKER_ODATA, "OData Synchronization Worker", TG_TOPIC_TRIGGER, TG_SCHEMA_TRIGGER,
+         1, 3, 600},
+        {TG_WORKER_VIRTUAL, "Virtual Entities Generator Worker", TG_TOPIC_ODATA_DONE,
+         TG_SCHEMA_ODATA_DONE, 0, 2, 300},
+        {TG_WORKER_GRAPH, "Graph Builder Worker", TG_TOPIC_VIRTUAL_DONE,
+         TG_SCHEMA_VIRTUAL_DONE, 1, 2, 600},
+    };
+    for (int i = 0; i < ORCH_NWORKERS; i++) {
+        orch_worker_t *w = &workers[i];
+        memset(w, 0, sizeof *w);
+        w->id = spec[i].id;
+        snprintf(w->name, sizeof w->name, "%s", spec[i].name);
+        snprintf(w->version, sizeof w->version, "%s", "1.0.0");
+        w->position = i + 1;
+        w->critical = spec[i].critical;
+        w->max_attempts = spec[i].attempts;
+        w->timeout_s = spec[i].timeout_s;
+        w->input_topic = spec[i].topic;
+        w->input_schema = spec[i].schema;
+    }
+}
+
+int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
+    const char *delays = tg_env_str("RETRY_DELAYS_S", "60,300");
+    conf->ndelays = tg_delay_schedule_parse(delays, conf->delays_ms, ORCH_MAX_DELAYS);
+    if (conf->ndelays < 1) {
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                       "RETRY_DELAYS_S: \"%s\" is not one or two delays in seconds (e.g. 60,300)",
+                       delays);
+    }
+    int rc = tg_env_long("SCHEDULE_INTERVAL_S", 21600, 0, 365L * 86400, &conf->schedule_interval_s,
+                         errstr, errlen);
+    if (!rc) {
+        rc = tg_env_long("TIMEOUT_SWEEP_S", 5, 1, 3600, &conf->sweep_interval_s, errstr, errlen);
+    }
+    for (int i = 0; i < ORCH_NWORKERS && !rc; i++) {
+        char name[32];
+        long v;
+        snprintf(name, sizeof name, "WORKER_TIMEOUT_S_%d", i + 1);
+        rc = tg_env_long(name, conf->workers[i].timeout_s, 1, 86400, &v, errstr, errlen);
+        conf->workers[i].timeout_s = (int)v;
+    }
+    conf->alert_webhook = tg_env_str("ALERT_WEBHOOK_URL", NULL);
+    snprintf(conf->group, sizeof conf->group, "%sorchestrator",
+             conf->cfg.topic_prefix ? conf->cfg.topic_prefix : "");
+    return rc;
+}
+
+const orch_worker_t *orch_worker_find(const orch_conf_t *conf, const char *id) {
+    for (int i = 0; id && i < ORCH_NWORKERS; i++) {
+        if (!strcmp(conf->workers[i].id, id)) {
+            return &conf->workers[i];
+        }
+    }
+    return NULL;
+}
+
+const orch_worker_t *orch_worker_by_input(const orch_conf_t *conf, const char *base_topic) {
+    for (int i = 0; base_topic && i < ORCH_NWORKERS; i++) {
+        if (!strcmp(conf->workers[i].input_topic, base_topic)) {
+            return &conf->workers[i];
+        }
+    }
+    return NULL;
+}
+
+const orch_worker_t *orch_worker_next(const orch_conf_t *conf, const orch_worker_t *w) {
+    return w->position < ORCH_NWORKERS ? &conf->workers[w->position] : NULL;
+}
+
+/* Attempt n+1 waits for the n-th delay (the last one repeats when a worker
+ * allows more attempts than there are delay topics). */
+void orch_retry_plan(const orch_conf_t *conf, const orch_worker_t *w, int attempt,
+                     int retryable, orch_retry_plan_t *plan) {
+    memset(plan, 0, sizeof *plan);
+    if (!retryable || attempt < 1 || attempt >= w->max_attempts || conf->ndelays < 1) {
+        return;
+    }
+    int idx = attempt - 1 < conf->ndelays ? attempt - 1 : conf->ndelays - 1;
+    plan->retry = 1;
+    plan->next_attempt = attempt + 1;
+    plan->delay_index = idx;
+    plan->delay_ms = conf->delays_ms[idx];
+}
+
+const char *orch_delay_topic(int delay_index) {
+    return delay_index == 0 ? TG_TOPIC_RETRY_1 : TG_TOPIC_RETRY_2;
+}
+
+const char *orch_topic_base(const orch_conf_t *conf, const char *topic) {
+    const char *prefix = conf->cfg.topic_prefix ? conf->cfg.topic_prefix : "";
+    size_t n = strlen(prefix);
+    return strncmp(topic, prefix, n) == 0 ? topic + n : topic;
+}
+
+static int in_list(const char *s, const char *const *list) {
+    for (; s && *list; list++) {
+        if (!strcmp(s, *list)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int orch_run_status_valid(const char *s) {
+    static const char *const all[] = {"queued",    "running",   "succeeded", "failed",
+                                      "cancelled", "timed_out", NULL};
+    return in_list(s, all);
+}
+
+int orch_trigger_valid(const char *s) {
+    static const char *const all[] = {"schedule", "api", "kafka", "retry", NULL};
+    return in_list(s, all);
+}
+
+const char *orch_status_public(const char *step_status) {
+    return step_status && !strcmp(step_status, "succeeded") ? "success" : step_status;
+}
+
+int orch_id_valid(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n >= TG_ID_LEN) {
+        return 0;
+    }
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+}
+
+int orch_token_equal(const char *presented, const char *expected) {
+    size_t np = strlen(presented), ne = strlen(expected);
+    unsigned char diff = (unsigned char)(np != ne);
+    /* Always walk the expected token's length: timing depends on it only. */
+    for (size_t i = 0; i < ne; i++) {
+        unsigned char c = i < np ? (unsigned char)presented[i] : 0;
+        diff |= (unsigned char)(c ^ (unsigned char)expected[i]);
+    }
+    return diff == 0;
+}
+
+int orch_path_segments(const char *path, const char *prefix, char seg[][64], int max) {
+    size_t n = strlen(prefix);
+    if (strncmp(path, prefix, n) != 0 || (path[n] && path[n] != '/')) {
+        return -1;
+    }
+    int count = 0;
+    for (const char *p = path + n; *p;) {
+        while (*p == '/') {
+            p++;
+        }
+        size_t len = strcspn(p, "/");
+        if (len == 0) {
+            break;
+        }
+        if (len >= 64 || count >= max) {
+            return -1;
+        }
+        memcpy(seg[count], p, len);
+        seg[count++][len] = '\0';
+        p += len;
+    }
+    return count;
+}

@@ -1,0 +1,445 @@
+/* Retries through delay topics: a failed step's input waits in the topic of
+ * its delay (one topic per delay, so due times are in order within a
+ * partition) and the delay consumer forwards it to its original topic when
+ * due, never early and never sleeping: a partition whose head is not due is
+ * paused until it is. Also dead letters, the admin alert, and reading a
+ * message back for replay. */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orchestrator.h"
+#include "tg/log.h"
+#include "tg/metrics.h"
+#include "tg/topics.h"
+
+#define RETRY_LATER_MS 1000 /* a forward that failed is tried again after this */
+
+struct orch_delay_s {
+    rd_kafka_t *rk;
+    holds_t holds;
+    orch_conf_t *conf;
+};
+
+/* Truncates to at most max bytes without splitting a UTF-8 sequence. */
+static void utf8_truncate(char *s, size_t max) {
+    size_t n = strlen(s);
+    if (n <= max) {
+        return;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
+        max--;
+    }
+    s[max] = '\0';
+}
+
+static void iso_from_ms(int64_t ms, char out[32]) {
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+/* ---- scheduling a retry ------------------------------------------------ */
+
+int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_plan_t *plan,
+                   char *errstr, size_t errlen) {
+    char part[16], off[32], attempt[16], first[32], due[32], error[ORCH_ERROR_HEADER_MAX + 1];
+    char *value = events_with_attempt(f->input_json, plan->next_attempt, 0);
+    if (!value) {
+        return tg_fail(TG_ERR_INVALID, errstr, errlen, "%s input is not a JSON envelope",
+                       f->worker->id);
+    }
+    int64_t due_ms = tg_now_ms() + plan->delay_ms;
+    snprintf(part, sizeof part, "%d", f->orig_partition);
+    snprintf(off, sizeof off, "%lld", (long long)f->orig_offset);
+    snprintf(attempt, sizeof attempt, "%d", plan->next_attempt);
+    iso_from_ms(f->first_failed_ms, first);
+    snprintf(due, sizeof due, "%lld", (long long)due_ms);
+    snprintf(error, sizeof error, "%s", f->error);
+    utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
+    const tg_header_t headers[] = {
+        {"x-original-topic", f->orig_topic}, {"x-original-partition", part},
+        {"x-original-offset", off},          {"x-attempt", attempt},
+        {"x-first-failure-at", first},       {"x-due-at", due},
+        {"x-last-error", error},             {"x-run-id", f->run_id},
+    };
+    const char *topic = orch_delay_topic(plan->delay_index);
+    int rc = events_send(o->producer, o->conf, topic, f->source_id, value, strlen(value), headers,
+                         sizeof headers / sizeof headers[0], errstr, errlen);
+    free(value);
+    if (rc == TG_OK) {
+        tg_info("%s attempt %d scheduled in %.1f s through %s", f->worker->id, plan->next_attempt,
+                (double)plan->delay_ms / 1000.0, topic);
+    }
+    return rc;
+}
+
+/* ---- giving up --------------------------------------------------------- */
+
+static size_t discard(void *ptr, size_t size, size_t n, void *arg) { return size * n; }
+
+/* POSTs the alert as JSON to ALERT_WEBHOOK_URL; a failure is only logged. */
+static void alert_webhook(const char *url, const orch_failure_t *f) {
+    cJSON *body = cJSON_CreateObject();
+    char text[1200];
+    snprintf(text, sizeof text, "Pipeline step %s gave up after %d attempt(s): %s", f->worker->id,
+             f->attempt, f->error);
+    cJSON_AddStringToObject(body, "text", text);
+    cJSON_AddStringToObject(body, "runId", f->run_id);
+    cJSON_AddStringToObject(body, "workerId", f->worker->id);
+    cJSON_AddNumberToObject(body, "attempts", f->attempt);
+    cJSON_AddStringToObject(body, "error", f->error);
+    char *json = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    CURL *curl = json ? curl_easy_init() : NULL;
+    if (curl) {
+        struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+        curl_easy_setopt(curl, CURLOPT_URL, url);
+        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
+        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
+        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+        CURLcode cc = curl_easy_perform(curl);
+        long status = 0;
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        if (cc != CURLE_OK || status >= 300) {
+            tg_warn("ALERT_WEBHOOK_URL: %s", cc != CURLE_OK ? curl_easy_strerror(cc) : "HTTP error");
+        }
+        curl_slist_free_all(hdrs);
+        curl_easy_cleanup(curl);
+    }
+    free(json);
+}
+
+int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t errlen) {
+    char part[16], off[32], attempt[16], failed_at[32], error[ORCH_ERROR_HEADER_MAX + 1];
+    snprintf(part, sizeof part, "%d", f->orig_partition);
+    snprintf(off, sizeof off, "%lld", (long long)f->orig_offset);
+    snprintf(attempt, sizeof attempt, "%d", f->attempt);
+    tg_now_iso(failed_at);
+    snprintf(error, sizeof error, "%s", f->error);
+    utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
+    const tg_header_t headers[] = {
+        {"x-error", error},           {"x-original-topic", f->orig_topic},
+        {"x-original-partition", part}, {"x-original-offset", off},
+        {"x-worker", f->worker->id},  {"x-failed-at", failed_at},
+        {"x-attempt", attempt},       {"x-run-id", f->run_id},
+    };
+    const char *value = f->input_json ? f->input_json : "";
+    int rc = events_send(o->producer, o->conf, TG_TOPIC_DEAD_LETTER, f->source_id, value,
+                         strlen(value), headers, sizeof headers / sizeof headers[0], errstr,
+                         errlen);
+    if (rc != TG_OK) {
+        return rc;
+    }
+    tg_metric_add("tg_dead_letters_total", "Inputs given up and sent to the dead-letter topic", "",
+                  1);
+    /* "Give up, alert admin": this line, the metric above and the webhook. */
+    tg_error("ALERT: %s gave up after %d attempt(s), input sent to the dead-letter topic: %s",
+             f->worker->id, f->attempt, f->error);
+    if (o->conf->alert_webhook) {
+        alert_webhook(o->conf->alert_webhook, f);
+    }
+    return TG_OK;
+}
+
+/* ---- the delay consumer ------------------------------------------------ */
+
+/* Eager rebalancing revokes everything and assigns afresh, so the pause
+ * table starts empty and every assigned partition starts unpaused. */
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    orch_delay_t *d = opaque;
+    holds_clear(&d->holds);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, parts);
+        rd_kafka_resume_partitions(rk, parts);
+        tg_info("Delay consumer assigned %d partition(s)", parts->cnt);
+    } else {
+        rd_kafka_assign(rk, NULL);
+    }
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errlen) {
+    char rderr[256];
+    if (rd_kafka_conf_set(conf, name, value, rderr, sizeof rderr) != RD_KAFKA_CONF_OK) {
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: %s: %s", name, rderr);
+    }
+    return TG_OK;
+}
+
+/* A consumer like tg_consumer_new's (at-least-once, offsets stored by us)
+ * plus the rebalance callback the pause table needs. */
+static rd_kafka_t *delay_consumer(orch_delay_t *d, const char *group, char *errstr,
+                                  size_t errlen) {
+    static const char *const props[] = {
+        "enable.auto.commit", "true", "enable.auto.offset.store", "false",
+        "auto.offset.reset", "earliest", "partition.assignment.strategy", "range",
+        "session.timeout.ms", "10000", NULL};
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = tg_kafka_conf_apply_env(conf, &d->conf->cfg, errstr, errlen);
+    for (int i = 0; props[i] && !rc; i += 2) {
+        rc = conf_set(conf, props[i], props[i + 1], errstr, errlen);
+    }
+    if (!rc) {
+        rc = conf_set(conf, "group.id", group, errstr, errlen);
+    }
+    if (rc) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_opaque(conf, d);
+    char rderr[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: cannot create the delay consumer: %s",
+                rderr);
+    }
+    return rk;
+}
+
+orch_delay_t *delay_new(orch_conf_t *conf, char *errstr, size_t errlen) {
+    orch_delay_t *d = calloc(1, sizeof *d);
+    char group[ORCH_TOPIC_LEN + 16], t1[ORCH_TOPIC_LEN], t2[ORCH_TOPIC_LEN];
+    if (!d) {
+        tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+        return NULL;
+    }
+    d->conf = conf;
+    snprintf(group, sizeof group, "%s-delay", conf->group);
+    d->rk = delay_consumer(d, group, errstr, errlen);
+    if (!d->rk) {
+        free(d);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(d->rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(2);
+    rd_kafka_topic_partition_list_add(list, tg_topic(&conf->cfg, TG_TOPIC_RETRY_1, t1, sizeof t1),
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_topic_partition_list_add(list, tg_topic(&conf->cfg, TG_TOPIC_RETRY_2, t2, sizeof t2),
+                                      RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(d->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+        tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: cannot subscribe to %s: %s", t1,
+                rd_kafka_err2str(err));
+        delay_destroy(d);
+        return NULL;
+    }
+    return d;
+}
+
+rd_kafka_t *delay_handle(orch_delay_t *d) { return d->rk; }
+
+void delay_destroy(orch_delay_t *d) {
+    if (!d) {
+        return;
+    }
+    if (d->rk) {
+        rd_kafka_consumer_close(d->rk);
+        rd_kafka_destroy(d->rk);
+    }
+    free(d);
+}
+
+static void offset_store(rd_kafka_t *rk, const rd_kafka_message_t *msg) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt), msg->partition)
+        ->offset = msg->offset + 1;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+        tg_warn("kafka: cannot store the delay offset @%lld: %s (it may be forwarded again)",
+                (long long)msg->offset, rd_kafka_err2str(err));
+    }
+}
+
+/* Whether the step still waits for this retry: a step that succeeded, was
+ * cancelled or rerun meanwhile, or a run that ended, makes it obsolete. */
+static int still_wanted(orch_loop_t *o, const rd_kafka_message_t *msg, const char *orig_topic,
+                        int attempt, int *wanted) {
+    char err[512];
+    cJSON *root = cJSON_ParseWithLength(msg->payload, msg->len);
+    const char *run_id = tg_json_str(root, "runId");
+    const orch_worker_t *w = orch_worker_by_input(o->conf, orch_topic_base(o->conf, orig_topic));
+    orch_run_t run;
+    orch_step_t step = {0};
+    int rc = TG_OK;
+    *wanted = 1;
+    if (run_id && w && (rc = runs_get(o->pg, run_id, &run, err, sizeof err)) == TG_OK &&
+        run.exists && (rc = runs_step_get(o->pg, run_id, w->id, &step, err, sizeof err)) == TG_OK) {
+        int waiting = !strcmp(step.status, "retrying") || !strcmp(step.status, "timed_out");
+        *wanted = strcmp(run.status, "running") == 0 && (!step.exists || waiting) &&
+                  attempt > step.attempts;
+        if (!*wanted) {
+            tg_log_set_run_id(run_id);
+            tg_info("Retry attempt %d of %s dropped: run %s, step %s (attempt %d)", attempt, w->id,
+                    run.status, step.exists ? step.status : "unknown", step.attempts);
+            tg_log_set_run_id(NULL);
+        }
+    }
+    if (rc) {
+        tg_error("%s", err);
+    }
+    free(step.last_input);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Forwards a due message to its original topic with the same key. */
+static int forward(orch_loop_t *o, const rd_kafka_message_t *msg, const char *orig_topic,
+                   const char *attempt, char *errstr, size_t errlen) {
+    char *key = msg->key ? strndup(msg->key, msg->key_len) : NULL;
+    const tg_header_t headers[] = {{"x-attempt", attempt},
+                                   {"x-retry-from", rd_kafka_topic_name(msg->rkt)}};
+    int rc = tg_producer_send(o->producer, orig_topic, key, msg->payload, msg->len, headers, 2,
+                              ORCH_SEND_TIMEOUT_MS, errstr, errlen);
+    free(key);
+    return rc;
+}
+
+static void delay_message(orch_loop_t *o, const rd_kafka_message_t *msg) {
+    orch_delay_t *d = o->delay;
+    char orig[ORCH_TOPIC_LEN], due[32], attempt[16] = "", err[512];
+    int64_t now = tg_now_ms(), due_ms;
+    int wanted;
+    if (tg_message_header(msg, "x-original-topic", orig, sizeof orig) != TG_OK || !orig[0] ||
+        tg_message_header(msg, "x-due-at", due, sizeof due) != TG_OK || (due_ms = atoll(due)) <= 0) {
+        tg_error("Delay message %s [%d] @%lld lacks x-original-topic or x-due-at: skipped",
+                 rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset);
+        offset_store(d->rk, msg);
+        return;
+    }
+    if (now < due_ms) {
+        holds_pause(&d->holds, d->rk, msg, due_ms); /* never early */
+        return;
+    }
+    tg_message_header(msg, "x-attempt", attempt, sizeof attempt);
+    if (still_wanted(o, msg, orig, atoi(attempt), &wanted) != TG_OK) {
+        holds_pause(&d->holds, d->rk, msg, now + RETRY_LATER_MS);
+    } else if (wanted && forward(o, msg, orig, attempt, err, sizeof err) != TG_OK) {
+        tg_error("Retry not forwarded yet: %s", err);
+        holds_pause(&d->holds, d->rk, msg, now + RETRY_LATER_MS);
+    } else {
+        if (wanted) {
+            double late = (double)(tg_now_ms() - due_ms) / 1000.0;
+            tg_metric_observe("tg_delay_lateness_seconds",
+                              "How late delayed retries were forwarded", "", late);
+            tg_info("Retry attempt %s forwarded to %s (%.3f s after due)", attempt, orig, late);
+        }
+        offset_store(d->rk, msg); /* only after the forward was acknowledged */
+    }
+}
+
+void delay_poll(orch_loop_t *o, int timeout_ms) {
+    orch_delay_t *d = o->delay;
+    holds_resume_due(&d->holds, d->rk, tg_now_ms());
+    rd_kafka_message_t *msg = rd_kafka_consumer_poll(d->rk, timeout_ms);
+    if (!msg) {
+        return;
+    }
+    if (msg->err) {
+        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            tg_warn("kafka: delay consumer: %s", rd_kafka_message_errstr(msg));
+        }
+    } else if (!holds_find(&d->holds, rd_kafka_topic_name(msg->rkt), msg->partition)) {
+        delay_message(o, msg);
+    } /* else: fetched before the pause; it is read again on resume */
+    rd_kafka_message_destroy(msg);
+}
+
+/* ---- reading a message back (replay) ----------------------------------- */
+
+void retry_fetched_free(orch_fetched_t *f) {
+    free(f->key);
+    free(f->value);
+    memset(f, 0, sizeof *f);
+}
+
+static int fetch_copy(const rd_kafka_message_t *msg, orch_fetched_t *out, char *errstr,
+                      size_t errlen) {
+    out->key = msg->key ? strndup(msg->key, msg->key_len) : NULL;
+    out->value = malloc(msg->len + 1);
+    if (!out->value) {
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    }
+    memcpy(out->value, msg->payload, msg->len);
+    out->value[msg->len] = '\0';
+    out->len = msg->len;
+    tg_message_header(msg, "x-original-topic", out->original_topic, sizeof out->original_topic);
+    return TG_OK;
+}
+
+/* Polls rk until the message at offset (or the partition's end) shows up. */
+static int fetch_poll(rd_kafka_t *rk, int64_t offset, orch_fetched_t *out, char *errstr,
+                      size_t errlen) {
+    int64_t deadline = tg_mono_ms() + 10000;
+    while (tg_mono_ms() < deadline) {
+        rd_kafka_message_t *msg = rd_kafka_consumer_poll(rk, 100);
+        if (!msg) {
+            continue;
+        }
+        int rc = 1;
+        if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF || (!msg->err && msg->offset > offset)) {
+            rc = tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "no message at offset %lld",
+                         (long long)offset);
+        } else if (msg->err && msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            rc = tg_fail(msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+                                 msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                             ? TG_ERR_NOTFOUND
+                             : TG_ERR_KAFKA,
+                         errstr, errlen, "kafka: %s", rd_kafka_message_errstr(msg));
+        } else if (msg->offset == offset) {
+            rc = fetch_copy(msg, out, errstr, errlen);
+        }
+        rd_kafka_message_destroy(msg);
+        if (rc != 1) {
+            return rc;
+        }
+    }
+    return tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "kafka: no answer within 10 s");
+}
+
+int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64_t offset,
+                orch_fetched_t *out, char *errstr, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    char group[ORCH_TOPIC_LEN + 16];
+    snprintf(group, sizeof group, "%s-replay", conf->group);
+    int rc = tg_kafka_conf_apply_env(kconf, &conf->cfg, errstr, errlen);
+    if (!rc) {
+        rc = conf_set(kconf, "group.id", group, errstr, errlen);
+    }
+    if (!rc) {
+        rc = conf_set(kconf, "enable.auto.commit", "false", errstr, errlen);
+    }
+    if (!rc) {
+        rc = conf_set(kconf, "enable.partition.eof", "true", errstr, errlen);
+    }
+    char rderr[256];
+    rd_kafka_t *rk = rc ? NULL : rd_kafka_new(RD_KAFKA_CONSUMER, kconf, rderr, sizeof rderr);
+    if (!rk) {
+        rd_kafka_conf_destroy(kconf);
+        return rc ? rc : tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rderr);
+    }
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    rc = err ? tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rd_kafka_err2str(err))
+             : fetch_poll(rk, offset, out, errstr, errlen);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    if (rc) {
+        retry_fetched_free(out);
+    }
+    return rc;
+}

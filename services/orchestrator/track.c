@@ -1,0 +1,394 @@
+/* Tracking: every pipeline event, whoever produced it, moves its run along
+ * the specification's rules; failed and timed-out steps are retried through
+ * the delay topics or given up (dead letter, alert, and for worker 2 a
+ * "failed" completion so the graph is still built). Also the schedule. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "orchestrator.h"
+#include "tg/log.h"
+#include "tg/metrics.h"
+#include "tg/topics.h"
+
+static int is_active(const orch_run_t *run) {
+    return !strcmp(run->status, "queued") || !strcmp(run->status, "running");
+}
+
+/* The run of env, inserted as running when this is the first we hear of it. */
+static int run_ensure(orch_loop_t *o, const tg_envelope_t *env, const char *trigger,
+                      orch_run_t *run, char *err, size_t errlen) {
+    int rc = runs_get(o->pg, env->run_id, run, err, errlen);
+    if (rc || run->exists) {
+        return rc;
+    }
+    const char *only = tg_json_str(env->payload, "only");
+    if (!orch_worker_find(o->conf, only)) {
+        only = NULL;
+    }
+    rc = runs_track(o->pg, env, trigger, tg_json_bool(env->payload, "force", 0), only, err, errlen);
+    return rc ? rc : runs_get(o->pg, env->run_id, run, err, errlen);
+}
+
+static void run_end(orch_loop_t *o, const char *run_id, const char *status, const char *message,
+                    int64_t dataset_version, const char *graph_version) {
+    char err[512], labels[64];
+    int changed = 0;
+    if (runs_finish(o->pg, run_id, status, message, dataset_version, graph_version, &changed, err,
+                    sizeof err) != TG_OK) {
+        tg_error("%s", err);
+        return;
+    }
+    if (!changed) {
+        return;
+    }
+    snprintf(labels, sizeof labels, "status=\"%s\"", status);
+    tg_metric_add("tg_runs_total", "Runs ended, by status", labels, 1);
+    if (!strcmp(status, "succeeded")) {
+        tg_metric_set("tg_last_success_timestamp_seconds", "When the last run succeeded", "",
+                      (double)tg_now_ms() / 1000.0);
+        tg_info("Pipeline run succeeded: %s", message);
+    } else {
+        tg_warn("Pipeline run %s: %s", status, message);
+    }
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+/* A trigger: the run is running and worker 1 has its input. */
+static int on_trigger(orch_loop_t *o, const tg_envelope_t *env, const char *json) {
+    char err[512];
+    orch_run_t run;
+    const char *trigger = tg_json_str(env->payload, "trigger");
+    if (!orch_trigger_valid(trigger)) {
+        trigger = "kafka";
+    }
+    int rc = runs_track(o->pg, env, trigger, tg_json_bool(env->payload, "force", 0),
+                        orch_worker_find(o->conf, tg_json_str(env->payload, "only"))
+                            ? tg_json_str(env->payload, "only")
+                            : NULL,
+                        err, sizeof err);
+    if (!rc) {
+        rc = runs_get(o->pg, env->run_id, &run, err, sizeof err);
+    }
+    if (!rc && is_active(&run) && (!run.only_worker[0] || !strcmp(run.only_worker, TG_WORKER_ODATA))) {
+        tg_info("Pipeline run started (%s): %s attempt %d", trigger, TG_WORKER_ODATA, env->attempt);
+        rc = runs_step_start(o->pg, env->run_id, TG_WORKER_ODATA, env->attempt, json, err,
+                             sizeof err);
+    }
+    if (rc) {
+        tg_error("%s", err);
+    }
+    return rc;
+}
+
+/* A retried or replayed input (it carries x-attempt): its worker is on it. */
+static int on_input(orch_loop_t *o, const orch_worker_t *w, const tg_envelope_t *env,
+                    int attempt, const char *json) {
+    char err[512];
+    orch_run_t run;
+    int rc = run_ensure(o, env, "kafka", &run, err, sizeof err);
+    if (!rc && is_active(&run)) {
+        tg_info("%s attempt %d started", w->id, attempt);
+        rc = runs_step_start(o->pg, env->run_id, w->id, attempt, json, err, sizeof err);
+    }
+    if (rc) {
+        tg_error("%s", err);
+    }
+    return rc;
+}
+
+static int step_record(orch_loop_t *o, const orch_worker_t *w, const tg_envelope_t *env,
+                       const char *status) {
+    char err[512], labels[96];
+    const cJSON *p = env->payload;
+    int64_t ms = (int64_t)tg_json_num(p, "executionTimeMs", 0);
+    char *data = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(p, "dataProcessed"));
+    int rc = runs_step_done(o->pg, env->run_id, w->id,
+                            !strcmp(status, "skipped") ? "skipped" : "succeeded", env->attempt, ms,
+                            tg_json_str(p, "message"), data, err, sizeof err);
+    free(data);
+    if (rc) {
+        tg_error("%s", err);
+        return rc;
+    }
+    snprintf(labels, sizeof labels, "worker=\"%s\"", w->id);
+    tg_metric_observe("tg_step_duration_seconds", "Duration of a pipeline step", labels,
+                      (double)ms / 1000.0);
+    tg_info("%s %s: %s", w->id, status, tg_json_str(p, "message") ? tg_json_str(p, "message") : "");
+    return TG_OK;
+}
+
+/* What comes after worker `from` completed within run. */
+static int advance(orch_loop_t *o, const orch_run_t *run, const orch_worker_t *from,
+                   const tg_envelope_t *env, const char *status, const char *json) {
+    char err[512], message[1200];
+    const orch_worker_t *next = orch_worker_next(o->conf, from);
+    const char *msg = tg_json_str(env->payload, "message");
+    if (from->position == 1 && !strcmp(status, "no_changes")) {
+        snprintf(message, sizeof message, "No changes: %s", msg ? msg : "the data is unchanged");
+        run_end(o, env->run_id, "succeeded", message, env->dataset_version, NULL);
+    } else if (!next || !strcmp(run->only_worker, from->id)) {
+        snprintf(message, sizeof message, "%s", msg ? msg : "completed");
+        run_end(o, env->run_id, "succeeded", message, env->dataset_version,
+                tg_json_str(env->payload, "graphVersion"));
+    } else if (runs_step_start(o->pg, env->run_id, next->id, 1, json, err, sizeof err) != TG_OK) {
+        tg_error("%s", err);
+        return TG_ERR_DB;
+    }
+    return TG_OK;
+}
+
+static int on_completed(orch_loop_t *o, const orch_worker_t *from, const tg_envelope_t *env,
+                        const char *json) {
+    char err[512];
+    orch_run_t run;
+    int rc = run_ensure(o, env, "kafka", &run, err, sizeof err);
+    if (rc) {
+        tg_error("%s", err);
+        return rc;
+    }
+    if (!is_active(&run)) {
+        tg_info("%s completion ignored: the run is %s", from->id, run.status);
+        return TG_OK;
+    }
+    const orch_worker_t *next = orch_worker_next(o->conf, from);
+    if (run.only_worker[0] && strcmp(run.only_worker, from->id) != 0) {
+        /* The event that starts a single-worker run (or a worker that only
+         * acknowledged it): only the chosen worker's step is tracked. */
+        return next && !strcmp(next->id, run.only_worker)
+                   ? runs_step_start(o->pg, env->run_id, next->id, 1, json, err, sizeof err)
+                   : TG_OK;
+    }
+    const char *status = tg_json_str(env->payload, "status");
+    status = status ? status : "success";
+    /* "failed" is the orchestrator's own event after worker 2 gave up: that
+     * step is already recorded as failed. */
+    if (strcmp(status, "failed") != 0 && (rc = step_record(o, from, env, status)) != TG_OK) {
+        return rc;
+    }
+    if (env->dataset_version > 0 &&
+        runs_set_dataset(o->pg, env->run_id, env->dataset_version, err, sizeof err) != TG_OK) {
+        tg_warn("%s", err);
+    }
+    return advance(o, &run, from, env, status, json);
+}
+
+/* ---- failures ---------------------------------------------------------- */
+
+/* Worker 1 or 3 gave up: dead letter, alert, the run fails. Worker 2 gave
+ * up: the orchestrator hands graph-builder the data as it is. */
+static int give_up(orch_loop_t *o, const orch_failure_t *f, const char *step_status,
+                   const char *run_status, int64_t execution_ms) {
+    char err[512], message[1024];
+    int rc = retry_give_up(o, f, err, sizeof err);
+    if (rc == TG_OK && !f->worker->critical) {
+        tg_envelope_t *input = NULL;
+        if (!f->input_json) {
+            input = tg_envelope_new(TG_SCHEMA_ODATA_DONE, f->run_id, f->source_id);
+        } else if (tg_envelope_parse(f->input_json, strlen(f->input_json), &input, err,
+                                     sizeof err) != TG_OK) {
+            input = NULL;
+        }
+        if (input) {
+            tg_envelope_t *ev = events_virtual_failed(o->conf, input, f->error);
+            char *json = ev ? tg_envelope_serialize(ev) : NULL;
+            rc = json ? events_send(o->producer, o->conf, TG_TOPIC_VIRTUAL_DONE, ev->source_id,
+                                    json, strlen(json), NULL, 0, err, sizeof err)
+                      : tg_fail(TG_ERR_NOMEM, err, sizeof err, "out of memory");
+            free(json);
+            tg_envelope_destroy(ev);
+            tg_envelope_destroy(input);
+        } else {
+            tg_error("Cannot continue the run without worker 2: its input is unreadable: %s", err);
+        }
+    }
+    if (rc) {
+        tg_error("%s", err);
+        return rc;
+    }
+    if (runs_step_failed(o->pg, f->run_id, f->worker->id, step_status, f->attempt, execution_ms,
+                         f->error, err, sizeof err) == TG_ERR_DB) {
+        tg_error("%s", err);
+    }
+    if (f->worker->critical) {
+        snprintf(message, sizeof message, "%s failed after %d attempt(s): %s", f->worker->id,
+                 f->attempt, f->error);
+        run_end(o, f->run_id, run_status, message, 0, NULL);
+    }
+    return TG_OK;
+}
+
+/* Retries or gives up; step_status is what the step shows meanwhile. */
+static int failure_handle(orch_loop_t *o, const orch_failure_t *f, const char *retry_status,
+                          const char *final_status, const char *run_status, int64_t ms) {
+    char err[512], labels[96];
+    orch_retry_plan_t plan;
+    orch_retry_plan(o->conf, f->worker, f->attempt, f->retryable, &plan);
+    if (!plan.retry) {
+        return give_up(o, f, final_status, run_status, ms);
+    }
+    int rc = retry_schedule(o, f, &plan, err, sizeof err);
+    if (rc) {
+        tg_error("%s", err);
+        return rc;
+    }
+    snprintf(labels, sizeof labels, "worker=\"%s\"", f->worker->id);
+    tg_metric_add("tg_retries_total", "Step retries scheduled", labels, 1);
+    if (runs_step_failed(o->pg, f->run_id, f->worker->id, retry_status, f->attempt, ms, f->error,
+                         err, sizeof err) == TG_ERR_DB) {
+        tg_error("%s", err);
+    }
+    return TG_OK;
+}
+
+static int on_failed(orch_loop_t *o, const tg_envelope_t *env) {
+    char err[512], topic[ORCH_TOPIC_LEN];
+    const cJSON *p = env->payload;
+    const orch_worker_t *w = orch_worker_find(o->conf, tg_json_str(p, "workerId"));
+    orch_run_t run;
+    orch_step_t step;
+    if (!w) {
+        tg_warn("step.failed from an unknown worker ignored");
+        return TG_OK;
+    }
+    int rc = run_ensure(o, env, "kafka", &run, err, sizeof err);
+    if (!rc) {
+        rc = runs_step_get(o->pg, env->run_id, w->id, &step, err, sizeof err);
+    }
+    if (rc) {
+        tg_error("%s", err);
+        return rc;
+    }
+    /* The step's own count is the truth: an input may carry the attempt of
+     * the step before it. A failure of an earlier attempt is stale. */
+    int attempt = step.attempts > 0 ? step.attempts : (env->attempt > 0 ? env->attempt : 1);
+    char *input = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(p, "input"));
+    const char *error = tg_json_str(p, "error") ? tg_json_str(p, "error") : "unknown error";
+    const char *in_topic = tg_json_str(p, "inputTopic");
+    orch_failure_t f = {
+        w, env->run_id, env->source_id,
+        input && strcmp(input, "null") ? input : step.last_input,
+        attempt, tg_json_bool(p, "retryable", 0), error,
+        in_topic ? in_topic : tg_topic(&o->conf->cfg, w->input_topic, topic, sizeof topic),
+        (int)tg_json_num(p, "inputPartition", -1), (int64_t)tg_json_num(p, "inputOffset", -1),
+        step.first_failed_ms};
+    /* Only a running (or not yet seen) step can fail; otherwise this is a
+     * duplicate or a late report of an attempt already dealt with. */
+    if (!is_active(&run) || env->attempt < step.attempts ||
+        (step.exists && strcmp(step.status, "running") && strcmp(step.status, "queued"))) {
+        tg_info("%s failure (attempt %d) ignored: run %s, step %s", w->id, env->attempt,
+                run.status, step.exists ? step.status : "unknown");
+    } else if (!f.input_json) {
+        tg_error("%s failed and its input is unknown: it cannot be retried", w->id);
+        rc = give_up(o, &f, "failed", "failed", (int64_t)tg_json_num(p, "executionTimeMs", 0));
+    } else {
+        tg_warn("%s attempt %d failed (%s): %s", w->id, attempt,
+                f.retryable ? "retryable" : "not retryable", error);
+        rc = failure_handle(o, &f, "retrying", "failed", "failed",
+                            (int64_t)tg_json_num(p, "executionTimeMs", 0));
+    }
+    free(input);
+    free(step.last_input);
+    return rc;
+}
+
+/* ---- one message ------------------------------------------------------- */
+
+static const orch_worker_t *completed_by(const orch_conf_t *conf, const char *base) {
+    static const char *const done[ORCH_NWORKERS] = {TG_TOPIC_ODATA_DONE, TG_TOPIC_VIRTUAL_DONE,
+                                                    TG_TOPIC_GRAPH_DONE};
+    for (int i = 0; i < ORCH_NWORKERS; i++) {
+        if (!strcmp(base, done[i])) {
+            return &conf->workers[i];
+        }
+    }
+    return NULL;
+}
+
+static int track_event(orch_loop_t *o, const char *base, const rd_kafka_message_t *msg,
+                       const tg_envelope_t *env, const char *json) {
+    char attempt[16];
+    const orch_worker_t *input_of = orch_worker_by_input(o->conf, base);
+    if (!strcmp(base, TG_TOPIC_STEP_FAILED)) {
+        return on_failed(o, env);
+    }
+    if (input_of && tg_message_header(msg, "x-attempt", attempt, sizeof attempt) == TG_OK) {
+        return on_input(o, input_of, env, atoi(attempt) > 0 ? atoi(attempt) : 1, json);
+    }
+    if (!strcmp(base, TG_TOPIC_TRIGGER)) {
+        return on_trigger(o, env, json);
+    }
+    const orch_worker_t *from = completed_by(o->conf, base);
+    return from ? on_completed(o, from, env, json) : TG_OK;
+}
+
+int track_message(orch_loop_t *o, const rd_kafka_message_t *msg) {
+    char err[512];
+    const char *topic = rd_kafka_topic_name(msg->rkt);
+    tg_envelope_t *env = NULL;
+    if (tg_envelope_parse(msg->payload, msg->len, &env, err, sizeof err) != TG_OK) {
+        tg_warn("Malformed event on %s [%d] @%lld not tracked: %s", topic, (int)msg->partition,
+                (long long)msg->offset, err);
+        return TG_OK;
+    }
+    char *json = strndup(msg->payload, msg->len);
+    tg_log_set_run_id(env->run_id);
+    int rc = json ? track_event(o, orch_topic_base(o->conf, topic), msg, env, json) : TG_ERR_NOMEM;
+    tg_log_set_run_id(NULL);
+    free(json);
+    tg_envelope_destroy(env);
+    return rc;
+}
+
+/* ---- timeouts and the schedule ----------------------------------------- */
+
+typedef struct {
+    orch_loop_t *o;
+    const orch_worker_t *w;
+} sweep_t;
+
+static void on_overdue(void *arg, const char *run_id, const char *source_id, int attempt,
+                       const char *input_json, int64_t first_failed_ms) {
+    sweep_t *s = arg;
+    char error[128], topic[ORCH_TOPIC_LEN];
+    snprintf(error, sizeof error, "timed out: still running after %d s", s->w->timeout_s);
+    orch_failure_t f = {s->w, run_id, source_id, input_json, attempt < 1 ? 1 : attempt, 1, error,
+                        tg_topic(&s->o->conf->cfg, s->w->input_topic, topic, sizeof topic),
+                        -1, -1, first_failed_ms};
+    tg_log_set_run_id(run_id);
+    tg_warn("%s attempt %d %s", s->w->id, f.attempt, error);
+    if (!input_json) {
+        give_up(s->o, &f, "timed_out", "timed_out", (int64_t)s->w->timeout_s * 1000);
+    } else {
+        failure_handle(s->o, &f, "timed_out", "timed_out", "timed_out",
+                       (int64_t)s->w->timeout_s * 1000);
+    }
+    tg_log_set_run_id(NULL);
+}
+
+void track_sweep_timeouts(orch_loop_t *o) {
+    char err[512];
+    for (int i = 0; i < ORCH_NWORKERS; i++) {
+        sweep_t s = {o, &o->conf->workers[i]};
+        if (runs_overdue(o->pg, s.w->id, s.w->timeout_s, on_overdue, &s, err, sizeof err)) {
+            tg_error("Timeout sweep: %s", err);
+            return;
+        }
+    }
+}
+
+void track_schedule_tick(orch_loop_t *o) {
+    char err[512], run_id[TG_ID_LEN];
+    orch_create_outcome_t outcome;
+    orch_start_t req = {"schedule", 0, NULL, NULL, ORCH_SOURCE_DEFAULT};
+    if (orch_start_run(o->pg, o->producer, o->conf, &req, &outcome, run_id, err, sizeof err)) {
+        tg_error("Scheduled run not started: %s", err);
+    } else if (outcome == RUN_CONFLICT) {
+        tg_info("Scheduled run skipped: run %s is still active", run_id);
+    } else {
+        tg_log_set_run_id(run_id);
+        tg_info("Scheduled pipeline run queued");
+        tg_log_set_run_id(NULL);
+    }
+}

@@ -1,0 +1,177 @@
+/* virtual-entities-generator (Worker 2): after each OData sync, gives every
+ * directory city without a real stop a virtual stop, virtual routes and two
+ * flights a day for a year, so the graph reaches the whole service area.
+ *
+ *   odata-sync.completed → no dataset / no changes? skip
+ *                        → load real stops → find cities without stops
+ *                        → plan stops and routes (hub or direct)
+ *                        → COPY stops, routes, flights + stats (one transaction)
+ *                        → virtual-entities.completed
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tg/log.h"
+#include "tg/topics.h"
+#include "tg/worker.h"
+#include "virtual.h"
+
+#ifndef VIRTUAL_CITIES_FILE
+#define VIRTUAL_CITIES_FILE "/usr/share/transit-graph/cities.csv"
+#endif
+
+typedef struct {
+    virtual_cities_t cities; /* the directory, cached for every step */
+    virtual_config_t cfg;
+} state_t;
+
+static int config_read(virtual_config_t *c, char *errstr, size_t errlen) {
+    const char *mode = tg_env_str("VIRTUAL_MODE", "hub");
+    if (!strcmp(mode, "hub"))
+        c->mode = VIRTUAL_MODE_HUB;
+    else if (!strcmp(mode, "direct"))
+        c->mode = VIRTUAL_MODE_DIRECT;
+    else
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                       "VIRTUAL_MODE: \"%s\" is not one of hub, direct", mode);
+    c->hub_city = tg_env_str("VIRTUAL_HUB_CITY", "Якутск");
+    c->transport_type = tg_env_str("VIRTUAL_TRANSPORT_TYPE", "BUS");
+    int rc = tg_env_double("VIRTUAL_SPEED_KMH", 60, 1, 2000, &c->speed_kmh, errstr, errlen);
+    if (!rc)
+        rc = tg_env_double("VIRTUAL_FARE_RUB", 1000, 0, 1e9, &c->fare_rub, errstr, errlen);
+    if (!rc)
+        rc = tg_env_bool("VIRTUAL_FAIL_AFTER_ROUTES", 0, &c->fail_after_routes, errstr, errlen);
+    return rc;
+}
+
+static void fini(tg_worker_ctx_t *ctx) {
+    state_t *st = ctx->state;
+    if (st)
+        virtual_cities_free(&st->cities);
+    free(st);
+    ctx->state = NULL;
+}
+
+/* Reads the directory, validates it and stores it in the cities table. */
+static int init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
+    state_t *st = calloc(1, sizeof(*st));
+    if (!st)
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    ctx->state = st;
+    const char *path = tg_env_str("CITIES_FILE", VIRTUAL_CITIES_FILE);
+    int rc = config_read(&st->cfg, errstr, errlen);
+    if (!rc)
+        rc = virtual_cities_read(path, &st->cities, errstr, errlen);
+    if (!rc)
+        rc = virtual_cities_store(ctx->pg, &st->cities, errstr, errlen);
+    if (rc) {
+        fini(ctx); /* the loop calls fini only after a successful init */
+        return rc;
+    }
+    if (st->cfg.fail_after_routes)
+        tg_warn("VIRTUAL_FAIL_AFTER_ROUTES is set: every generation will fail (test only)");
+    tg_info("Cities directory %s: %zu cities; mode %s, hub %s, %g km/h, fare %.2f RUB, %s", path,
+            st->cities.count, st->cfg.mode == VIRTUAL_MODE_HUB ? "hub" : "direct",
+            st->cfg.hub_city, st->cfg.speed_kmh, st->cfg.fare_rub, st->cfg.transport_type);
+    return TG_OK;
+}
+
+static cJSON *details_of(const virtual_outcome_t *o) {
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddNumberToObject(d, "virtualStops", (double)o->stops);
+    cJSON_AddNumberToObject(d, "virtualRoutes", (double)o->routes);
+    cJSON_AddNumberToObject(d, "virtualFlights", (double)o->flights);
+    if (*o->mode)
+        cJSON_AddStringToObject(d, "mode", o->mode);
+    cJSON_AddNumberToObject(d, "citiesWithoutStops", (double)o->cities_without_stops);
+    return d;
+}
+
+/* The reasons to pass the run on without generating; NULL to generate. */
+static const char *skip_reason(const tg_envelope_t *in, int64_t dv, char *buf, size_t len) {
+    const char *status = tg_json_str(in->payload, "status");
+    const char *only = tg_json_str(in->payload, "only");
+    if (only && *only && strcmp(only, TG_WORKER_VIRTUAL)) {
+        snprintf(buf, len, "Single-worker run of %s: nothing to do", only);
+        return buf;
+    }
+    if (status && strcmp(status, "success")) {
+        snprintf(buf, len, "OData sync reported %s: no new dataset, generation skipped", status);
+        return buf;
+    }
+    if (dv <= 0)
+        return "No dataset: generation skipped";
+    return NULL;
+}
+
+static void report(const virtual_outcome_t *o, int64_t dv, tg_step_result_t *res) {
+    res->details = details_of(o);
+    if (!o->dataset_found) {
+        res->status = "skipped";
+        snprintf(res->message, sizeof(res->message),
+                 "No dataset: version %lld does not exist, generation skipped", (long long)dv);
+    } else if (o->existed && !o->deleted) {
+        snprintf(res->message, sizeof(res->message),
+                 "Virtual entities already exist for dataset %lld: %lld stops, %lld routes, "
+                 "%lld flights (nothing new)",
+                 (long long)dv, o->stops, o->routes, o->flights);
+    } else {
+        res->added = o->stops + o->routes + o->flights;
+        res->deleted = o->deleted;
+        snprintf(res->message, sizeof(res->message),
+                 "Generated %lld virtual stops, %lld routes, %lld flights (%s mode, %zu cities "
+                 "without stops)",
+                 o->stops, o->routes, o->flights, o->mode, o->cities_without_stops);
+    }
+}
+
+/* "only" travels along the whole run, so the graph builder sees it too. */
+static void pass_only(const tg_envelope_t *in, tg_step_result_t *res) {
+    const char *only = tg_json_str(in->payload, "only");
+    if (!only || !*only)
+        return;
+    if (!res->details)
+        res->details = cJSON_CreateObject();
+    cJSON_AddStringToObject(res->details, "only", only);
+}
+
+static void step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t *res) {
+    state_t *st = ctx->state;
+    char why[256], err[512];
+    int64_t dv = in->dataset_version;
+    if (dv <= 0) /* the odata-sync payload repeats it */
+        dv = (int64_t)tg_json_num(in->payload, "datasetVersion", 0);
+    const char *skip = skip_reason(in, dv, why, sizeof(why));
+    if (skip) {
+        res->status = "skipped";
+        snprintf(res->message, sizeof(res->message), "%s", skip);
+    } else {
+        virtual_outcome_t o;
+        int rc = virtual_generate(ctx->pg, &st->cities, &st->cfg, dv,
+                                  tg_json_bool(in->payload, "force", 0), &o, err, sizeof(err));
+        res->dataset_version = dv;
+        if (rc)
+            tg_step_fail(res, rc, "Virtual entities for dataset %lld: %s", (long long)dv, err);
+        else
+            report(&o, dv, res);
+    }
+    pass_only(in, res);
+}
+
+int main(void) {
+    static const tg_worker_def_t def = {
+        .worker_id = TG_WORKER_VIRTUAL,
+        .worker_name = "Virtual Entities Generator Worker",
+        .version = "1.0.0",
+        .input_topic = TG_TOPIC_ODATA_DONE,
+        .input_schema = TG_SCHEMA_ODATA_DONE,
+        .output_topic = TG_TOPIC_VIRTUAL_DONE,
+        .output_schema = TG_SCHEMA_VIRTUAL_DONE,
+        .default_port = 8082,
+        .needs = TG_NEED_PG,
+        .init = init,
+        .step = step,
+        .fini = fini,
+    };
+    return tg_worker_main(&def);
+}

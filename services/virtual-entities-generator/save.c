@@ -1,0 +1,268 @@
+/* One generation = one transaction: lock the dataset row, return early when
+ * the dataset already has its virtual entities (replay), read the real
+ * stops, plan, COPY virtual_stops, virtual_routes and flights, record the
+ * counts in datasets.stats, commit. Any failure rolls everything back. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tg/envelope.h"
+#include "tg/log.h"
+#include "tg/pg.h"
+#include "virtual.h"
+
+#define FLIGHT_CHUNK_BYTES (8u << 20) /* bounds memory in direct mode */
+
+/* Locks the dataset row (serialising generators of one version) and reads
+ * its local date. *first_day stays -1 when the dataset does not exist. */
+static int lock_dataset(PGconn *pg, const char *dv, int64_t *first_day, char *errstr,
+                        size_t errlen) {
+    PGresult *res;
+    const char *params[] = {dv};
+    int rc = tg_pg_exec(pg,
+                        "SELECT to_char(created_at AT TIME ZONE 'Asia/Yakutsk', 'YYYY-MM-DD') "
+                        "FROM datasets WHERE version = $1 FOR UPDATE",
+                        1, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    int y, m, d;
+    *first_day = -1;
+    if (PQntuples(res) == 1 && sscanf(PQgetvalue(res, 0, 0), "%d-%d-%d", &y, &m, &d) == 3)
+        *first_day = virtual_days_from_civil(y, m, d);
+    PQclear(res);
+    return TG_OK;
+}
+
+/* Reads what the dataset already holds; *generated is 1 when a generation
+ * was committed before (its stats carry the counts, even when zero). */
+static int existing(PGconn *pg, const char *dv, virtual_outcome_t *out, int *generated,
+                    char *errstr, size_t errlen) {
+    PGresult *res;
+    const char *params[] = {dv};
+    int rc = tg_pg_exec(
+        pg,
+        "SELECT (SELECT count(*) FROM virtual_stops WHERE dataset_version = $1), "
+        "(SELECT count(*) FROM virtual_routes WHERE dataset_version = $1), "
+        "(SELECT count(*) FROM flights WHERE dataset_version = $1 AND is_virtual), "
+        "coalesce(stats->>'virtualMode', ''), coalesce(stats->>'citiesWithoutStops', '0'), "
+        "stats ? 'virtualStops' FROM datasets WHERE version = $1",
+        1, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    out->stops = atoll(PQgetvalue(res, 0, 0));
+    out->routes = atoll(PQgetvalue(res, 0, 1));
+    out->flights = atoll(PQgetvalue(res, 0, 2));
+    snprintf(out->mode, sizeof(out->mode), "%s", PQgetvalue(res, 0, 3));
+    out->cities_without_stops = (size_t)atoll(PQgetvalue(res, 0, 4));
+    *generated = out->stops > 0 || out->routes > 0 || !strcmp(PQgetvalue(res, 0, 5), "t");
+    PQclear(res);
+    return TG_OK;
+}
+
+/* force: the previous generation of this version is replaced. */
+static int delete_existing(PGconn *pg, const char *dv, char *errstr, size_t errlen) {
+    const char *params[] = {dv};
+    int rc = tg_pg_exec(pg, "DELETE FROM flights WHERE dataset_version = $1 AND is_virtual", 1,
+                        params, NULL, errstr, errlen);
+    if (!rc)
+        rc = tg_pg_exec(pg, "DELETE FROM virtual_routes WHERE dataset_version = $1", 1, params,
+                        NULL, errstr, errlen);
+    if (!rc)
+        rc = tg_pg_exec(pg, "DELETE FROM virtual_stops WHERE dataset_version = $1", 1, params,
+                        NULL, errstr, errlen);
+    return rc;
+}
+
+/* Reads the dataset's real stops; *stops points into *res (both freed by
+ * the caller: free() and PQclear()). */
+static int real_stops(PGconn *pg, const char *dv, PGresult **res, virtual_real_stop_t **stops,
+                      size_t *n, char *errstr, size_t errlen) {
+    const char *params[] = {dv};
+    int rc = tg_pg_exec(pg,
+                        "SELECT id, city_name, latitude, longitude FROM stops "
+                        "WHERE dataset_version = $1 ORDER BY id COLLATE \"C\"",
+                        1, params, res, errstr, errlen);
+    if (rc)
+        return rc;
+    *n = (size_t)PQntuples(*res);
+    *stops = calloc(*n ? *n : 1, sizeof(**stops));
+    if (!*stops)
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "stops: out of memory");
+    for (size_t i = 0; i < *n; i++) {
+        virtual_real_stop_t *s = &(*stops)[i];
+        s->id = PQgetvalue(*res, (int)i, 0);
+        s->city_name = PQgetisnull(*res, (int)i, 1) ? NULL : PQgetvalue(*res, (int)i, 1);
+        s->latitude = PQgetisnull(*res, (int)i, 2) ? NAN : atof(PQgetvalue(*res, (int)i, 2));
+        s->longitude = PQgetisnull(*res, (int)i, 3) ? NAN : atof(PQgetvalue(*res, (int)i, 3));
+    }
+    return TG_OK;
+}
+
+static int copy_stops(PGconn *pg, const char *dv, const virtual_plan_t *plan, char *errstr,
+                      size_t errlen) {
+    tg_buf_t b;
+    tg_buf_init(&b);
+    int rc = TG_OK;
+    char name[VIRTUAL_NAME_MAX + 8];
+    for (size_t i = 0; i < plan->nstops && !rc; i++) {
+        const virtual_stop_t *s = &plan->stops[i];
+        snprintf(name, sizeof(name), "г. %s", s->city->name);
+        rc = tg_copy_str(&b, dv, 0) || tg_copy_str(&b, s->id, 0) || tg_copy_str(&b, name, 0) ||
+             tg_copy_str(&b, s->city->name, 0) || tg_copy_double(&b, s->city->latitude, 0) ||
+             tg_copy_double(&b, s->city->longitude, 0) || tg_copy_str(&b, "virtual", 1);
+    }
+    if (rc)
+        rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual_stops: out of memory");
+    else if (b.len)
+        rc = tg_pg_copy(pg,
+                        "COPY virtual_stops (dataset_version, id, name, city_name, latitude, "
+                        "longitude, stop_type) FROM STDIN",
+                        b.data, b.len, errstr, errlen);
+    tg_buf_free(&b);
+    return rc;
+}
+
+static int route_row(tg_buf_t *b, const char *dv, const virtual_route_t *r,
+                     const virtual_config_t *cfg) {
+    char name[2 * VIRTUAL_NAME_MAX + 8], fare[32];
+    snprintf(name, sizeof(name), "%s → %s", r->from.city_name, r->to.city_name);
+    snprintf(fare, sizeof(fare), "%.2f", cfg->fare_rub);
+    return tg_copy_str(b, dv, 0) || tg_copy_str(b, r->id, 0) || tg_copy_str(b, name, 0) ||
+           tg_copy_str(b, r->from.stop_id, 0) || tg_copy_str(b, r->to.stop_id, 0) ||
+           tg_copy_str(b, cfg->transport_type, 0) || tg_copy_long(b, r->duration_min, 0) ||
+           tg_copy_double(b, round(r->distance_km * 100) / 100, 0) || tg_copy_str(b, fare, 1);
+}
+
+static int copy_routes(PGconn *pg, const char *dv, const virtual_plan_t *plan,
+                       const virtual_config_t *cfg, char *errstr, size_t errlen) {
+    tg_buf_t b;
+    tg_buf_init(&b);
+    int rc = TG_OK;
+    for (size_t i = 0; i < plan->nroutes && !rc; i++)
+        rc = route_row(&b, dv, &plan->routes[i], cfg);
+    if (rc)
+        rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual_routes: out of memory");
+    else if (b.len)
+        rc = tg_pg_copy(pg,
+                        "COPY virtual_routes (dataset_version, id, name, from_stop_id, "
+                        "to_stop_id, transport_type, duration_minutes, distance_km, fare) "
+                        "FROM STDIN",
+                        b.data, b.len, errstr, errlen);
+    tg_buf_free(&b);
+    return rc;
+}
+
+/* Flights go in chunks of a few MB: several COPYs in the same transaction. */
+static int copy_flights(PGconn *pg, const char *dv, const virtual_plan_t *plan,
+                        int64_t first_day, char *errstr, size_t errlen) {
+    tg_buf_t b;
+    tg_buf_init(&b);
+    int rc = TG_OK;
+    for (size_t i = 0; i < plan->nroutes && !rc; i++) {
+        if (virtual_flights_append(&b, dv, &plan->routes[i], first_day))
+            rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "flights: out of memory");
+        else if (b.len >= FLIGHT_CHUNK_BYTES || i + 1 == plan->nroutes) {
+            rc = tg_pg_copy(pg, VIRTUAL_FLIGHT_COPY, b.data, b.len, errstr, errlen);
+            tg_buf_reset(&b);
+        }
+    }
+    tg_buf_free(&b);
+    return rc;
+}
+
+static int update_stats(PGconn *pg, const char *dv, const virtual_outcome_t *out, char *errstr,
+                        size_t errlen) {
+    char s[24], r[24], f[24], c[24];
+    snprintf(s, sizeof(s), "%lld", out->stops);
+    snprintf(r, sizeof(r), "%lld", out->routes);
+    snprintf(f, sizeof(f), "%lld", out->flights);
+    snprintf(c, sizeof(c), "%zu", out->cities_without_stops);
+    const char *params[] = {dv, s, r, f, out->mode, c};
+    return tg_pg_exec(pg,
+                      "UPDATE datasets SET stats = stats || jsonb_build_object("
+                      "'virtualStops', $2::bigint, 'virtualRoutes', $3::bigint, "
+                      "'virtualFlights', $4::bigint, 'virtualMode', $5::text, "
+                      "'citiesWithoutStops', $6::bigint) WHERE version = $1",
+                      6, params, NULL, errstr, errlen);
+}
+
+/* COPYs the plan; the fault injection sits between routes and flights so a
+ * test can prove that a half-written generation leaves nothing behind. */
+static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
+                     const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
+                     char *errstr, size_t errlen) {
+    int rc = copy_stops(pg, dv, plan, errstr, errlen);
+    if (!rc)
+        rc = copy_routes(pg, dv, plan, cfg, errstr, errlen);
+    if (!rc && cfg->fail_after_routes)
+        rc = tg_fail(TG_ERR_DB, errstr, errlen,
+                     "injected failure after the virtual routes COPY (VIRTUAL_FAIL_AFTER_ROUTES)");
+    if (!rc)
+        rc = copy_flights(pg, dv, plan, first_day, errstr, errlen);
+    out->stops = (long long)plan->nstops;
+    out->routes = (long long)plan->nroutes;
+    out->flights = (long long)plan->nroutes * VIRTUAL_FLIGHT_DAYS * 2;
+    out->cities_without_stops = plan->cities_without_stops;
+    snprintf(out->mode, sizeof(out->mode), "%s",
+             plan->mode == VIRTUAL_MODE_HUB ? "hub" : "direct");
+    if (!rc)
+        rc = update_stats(pg, dv, out, errstr, errlen);
+    return rc;
+}
+
+/* Reads the real stops, plans and saves, inside the open transaction. */
+static int generate_locked(PGconn *pg, const char *dv, const virtual_cities_t *cities,
+                           const virtual_config_t *cfg, int64_t first_day,
+                           virtual_outcome_t *out, char *errstr, size_t errlen) {
+    PGresult *res = NULL;
+    virtual_real_stop_t *stops = NULL;
+    size_t nstops = 0;
+    virtual_plan_t plan;
+    int64_t t0 = tg_mono_ms();
+    int rc = real_stops(pg, dv, &res, &stops, &nstops, errstr, errlen);
+    if (!rc)
+        rc = virtual_plan_build(cities, stops, nstops, cfg, &plan, errstr, errlen);
+    if (!rc) {
+        tg_debug("Planned %zu virtual stops and %zu routes from %zu real stops in %lld ms",
+                 plan.nstops, plan.nroutes, nstops, (long long)(tg_mono_ms() - t0));
+        rc = save_plan(pg, dv, &plan, cfg, first_day, out, errstr, errlen);
+        virtual_plan_free(&plan);
+    }
+    free(stops);
+    PQclear(res);
+    return rc;
+}
+
+int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_config_t *cfg,
+                     int64_t dataset_version, int force, virtual_outcome_t *out, char *errstr,
+                     size_t errlen) {
+    char dv[24];
+    int64_t first_day = -1;
+    int generated = 0;
+    snprintf(dv, sizeof(dv), "%lld", (long long)dataset_version);
+    memset(out, 0, sizeof(*out));
+    int rc = tg_pg_begin(pg, errstr, errlen);
+    if (!rc)
+        rc = lock_dataset(pg, dv, &first_day, errstr, errlen);
+    if (!rc && first_day >= 0)
+        rc = existing(pg, dv, out, &generated, errstr, errlen);
+    out->dataset_found = first_day >= 0;
+    if (rc || !out->dataset_found || (generated && !force)) {
+        out->existed = generated;
+        tg_pg_rollback(pg);
+        return rc;
+    }
+    if (generated) {
+        out->deleted = out->stops + out->routes + out->flights;
+        if ((rc = delete_existing(pg, dv, errstr, errlen))) {
+            tg_pg_rollback(pg);
+            return rc;
+        }
+    }
+    rc = generate_locked(pg, dv, cities, cfg, first_day, out, errstr, errlen);
+    if (!rc)
+        rc = tg_pg_commit(pg, errstr, errlen);
+    if (rc)
+        tg_pg_rollback(pg);
+    return rc;
+}

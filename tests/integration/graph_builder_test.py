@@ -1,0 +1,417 @@
+"""graph-builder against real Kafka, PostgreSQL and Redis.
+
+Datasets are written with psql, the worker is triggered with a
+virtual-entities.completed event through kcat, and Redis is read the way the
+API reads it (graph:version, then that version's keys). The tests use their
+own Redis database (GRAPH_TEST_REDIS_DB, default 9) so that other tests
+flushing the shared test database cannot remove a graph mid-test.
+"""
+import json
+import os
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from conftest import STACK, envelope, wait_for
+
+REDIS_DB = int(os.environ.get("GRAPH_TEST_REDIS_DB", "9"))
+IN_TOPIC = "pipeline.virtual-entities.completed"
+DONE_TOPIC = "pipeline.graph.completed"
+FAILED_TOPIC = "pipeline.step.failed"
+VERSION_RE = re.compile(r"^graph-v[0-9]+$")
+
+
+class Redis:
+    """A minimal RESP client: fast enough for a reader thread in a loop."""
+
+    def __init__(self, db=REDIS_DB):
+        host, port = STACK["REDIS_URL"].split("//", 1)[1].split("/")[0].split(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=10)
+        self.file = self.sock.makefile("rb")
+        self("SELECT", str(db))
+
+    def __call__(self, *args):
+        parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
+        msg = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+        self.sock.sendall(msg)
+        return self._read()
+
+    def _read(self):
+        line = self.file.readline()[:-2]
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.file.read(n + 2)[:-2].decode()
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._read() for _ in range(n)]
+        raise RuntimeError(f"unexpected reply {line!r}")
+
+    def keys_of(self, version):
+        return self("KEYS", f"graph:{version}:*")
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def gstack(stack):
+    """The shared stack with graph-builder's own Redis database."""
+    base = STACK["REDIS_URL"].rsplit("/", 1)[0]
+    stack.env["REDIS_URL"] = f"{base}/{REDIS_DB}"
+    stack.redis = Redis()
+    stack.redis("FLUSHDB")
+    yield stack
+    stack.redis("FLUSHDB")
+    stack.redis.close()
+
+
+# ---- datasets ---------------------------------------------------------------
+
+def q(value):
+    if value is None:
+        return "NULL"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def network(cities=("Якутск", "Мирный", "Ленск"), per_city=2):
+    """Stops in cities (hub stop k=0 plus local stops), a two-way BUS ring
+    between the hubs, and three flights on the first route (durations 100,
+    110, 200 minutes: the median 110 becomes its weight)."""
+    stops, routes, flights = [], [], []
+    for c, city in enumerate(cities):
+        for k in range(per_city):
+            # The second stop spells the city as OData does ("г. Якутск").
+            name = city if k == 0 else f"г. {city}"
+            stops.append(dict(id=f"s{c}-{k}", name=f"Остановка {c}-{k} \"{city}\"",
+                              city=name, lat=62.0 + c + k / 100, lon=129.0 + c))
+    n = len(cities)
+    for c in range(n):
+        d = (c + 1) % n
+        for a, b in ((c, d), (d, c)):
+            routes.append(dict(id=f"r{a}-{b}", frm=f"s{a}-0", to=f"s{b}-0", type="BUS",
+                               minutes=90.0, km=60.0))
+    for i, minutes in enumerate((100, 110, 200)):
+        flights.append(dict(id=f"f{i}", route="r0-1", frm="s0-0", to="s1-0", minutes=minutes))
+    return dict(stops=stops, routes=routes, flights=flights, vstops=[], vroutes=[])
+
+
+def insert_dataset(stack, data):
+    version = int(stack.scalar(
+        "INSERT INTO datasets (data_hash) VALUES (repeat('a', 64)) RETURNING version"))
+    stmts = []
+    for s in data["stops"]:
+        stmts.append("INSERT INTO stops (dataset_version, id, name, city_name, latitude, longitude)"
+                     f" VALUES ({version}, {q(s['id'])}, {q(s['name'])}, {q(s.get('city'))},"
+                     f" {q(s.get('lat'))}, {q(s.get('lon'))})")
+    for s in data["vstops"]:
+        stmts.append("INSERT INTO virtual_stops (dataset_version, id, name, city_name, latitude,"
+                     f" longitude) VALUES ({version}, {q(s['id'])}, {q(s['name'])},"
+                     f" {q(s['city'])}, {q(s['lat'])}, {q(s['lon'])})")
+    for r in data["routes"]:
+        stmts.append("INSERT INTO routes (dataset_version, id, name, from_stop_id, to_stop_id,"
+                     " transport_type, duration_minutes, distance_km) VALUES"
+                     f" ({version}, {q(r['id'])}, {q(r['id'])}, {q(r['frm'])}, {q(r['to'])},"
+                     f" {q(r['type'])}, {q(r['minutes'])}, {q(r['km'])})")
+    for r in data["vroutes"]:
+        stmts.append("INSERT INTO virtual_routes (dataset_version, id, name, from_stop_id,"
+                     " to_stop_id, transport_type, duration_minutes, distance_km, fare) VALUES"
+                     f" ({version}, {q(r['id'])}, {q(r['id'])}, {q(r['frm'])}, {q(r['to'])},"
+                     f" {q(r['type'])}, {q(r['minutes'])}, {q(r['km'])}, 1000)")
+    for f in data["flights"]:
+        stmts.append("INSERT INTO flights (dataset_version, id, route_id, from_stop_id, to_stop_id,"
+                     " departure_time, arrival_time, is_virtual) VALUES"
+                     f" ({version}, {q(f['id'])}, {q(f['route'])}, {q(f['frm'])}, {q(f['to'])},"
+                     " '2026-12-01T08:00:00+09:00',"
+                     f" '2026-12-01T08:00:00+09:00'::timestamptz + interval '{f['minutes']} minutes',"
+                     " false)")
+    if stmts:
+        stack.sql("BEGIN; " + "; ".join(stmts) + "; COMMIT")
+    return version
+
+
+def trigger(stack, dataset=None, **payload):
+    payload.setdefault("status", "success")
+    stack.produce(IN_TOPIC, envelope("virtual-entities.completed", payload,
+                                     dataset_version=dataset))
+
+
+def results(stack, done, failed=0, timeout=60):
+    """Waits until done completions and failed failures were emitted."""
+    def ready():
+        d = stack.consume(DONE_TOPIC, done, timeout=1) if done else []
+        f = stack.consume(FAILED_TOPIC, failed, timeout=1) if failed else []
+        return (d, f) if len(d) >= done and len(f) >= failed else None
+    d, f = wait_for(ready, timeout=timeout, what=f"{done} completions, {failed} failures")
+    return [m["json"] for m in d], [m["json"] for m in f]
+
+
+def graphs_rows(stack):
+    return stack.sql("SELECT version, dataset_version, status, node_count, edge_count,"
+                     " keys_pending FROM graphs ORDER BY created_at")
+
+
+# ---- tests ------------------------------------------------------------------
+
+def test_graph_published_in_specification_format(gstack):
+    data = network()
+    ds = insert_dataset(gstack, data)
+    gstack.start("graph-builder")
+    trigger(gstack, ds)
+    done, _ = results(gstack, 1)
+    p = done[0]["payload"]
+    assert p["status"] == "success", p
+    assert done[0]["datasetVersion"] == ds
+    version = p["graphVersion"]
+    assert VERSION_RE.match(version)
+    # 6 routes, and transfers both ways inside each city of two stops
+    # ("Якутск" and "г. Якутск" are one city).
+    assert (p["nodes"], p["edges"]) == (6, 6 + 3 * 2)
+    assert p["validation"]["errors"] == 0
+    assert p["dataProcessed"]["added"] == 12
+    assert p["redisBytes"] > 0
+
+    r = gstack.redis
+    assert r("GET", "graph:version") == version
+    assert r("LRANGE", "graph:versions", 0, -1) == [version]
+    assert sorted(r("SMEMBERS", f"graph:{version}:nodes")) == sorted(s["id"] for s in data["stops"])
+    node = json.loads(r("GET", f"graph:{version}:node:s0-1"))
+    assert node == {"stopId": "s0-1", "stopName": "Остановка 0-1 \"Якутск\"",
+                    "latitude": 62.01, "longitude": 129.0, "cityName": "г. Якутск"}
+    edges = json.loads(r("GET", f"graph:{version}:neighbors:s0-0"))
+    by_target = {(e["toStopId"], e["transportType"]): e for e in edges}
+    assert by_target[("s1-0", "BUS")] == {"fromStopId": "s0-0", "toStopId": "s1-0",
+                                          "weight": 110, "distance": 60,
+                                          "transportType": "BUS", "routeId": "r0-1"}
+    assert by_target[("s2-0", "BUS")]["weight"] == 90  # no flights: duration_minutes
+    transfer = by_target[("s0-1", "TRANSFER")]
+    assert transfer["weight"] == 15 and "routeId" not in transfer
+    assert len(edges) == 3
+    assert json.loads(r("GET", f"graph:{version}:neighbors:s1-1")) == [
+        {"fromStopId": "s1-1", "toStopId": "s1-0", "weight": 15, "distance": 1.11,
+         "transportType": "TRANSFER"}]
+
+    row = gstack.sql("SELECT status, dataset_version, node_count, edge_count, build_ms >= 0,"
+                     " redis_bytes > 0, validation->>'errors', activated_at IS NOT NULL,"
+                     " keys_pending FROM graphs")
+    assert row == [["active", str(ds), "6", "12", "t", "t", "0", "t", "f"]]
+    info = [i["code"] for i in json.loads(gstack.scalar("SELECT validation FROM graphs"))["issues"]]
+    assert "weight_from_flights" in info and "transfer_edges" in info
+
+
+def test_redelivery_is_skipped_and_latest_dataset_is_the_default(gstack):
+    ds1 = insert_dataset(gstack, network())
+    gstack.start("graph-builder")
+    trigger(gstack, ds1)
+    done, _ = results(gstack, 1)
+    v1 = done[0]["payload"]["graphVersion"]
+
+    trigger(gstack, ds1)  # the same dataset again: nothing to do
+    done, _ = results(gstack, 2)
+    p = done[1]["payload"]
+    assert p["status"] == "skipped" and p["graphVersion"] == v1 and p["nodes"] == 6, p
+    assert len(graphs_rows(gstack)) == 1
+
+    ds2 = insert_dataset(gstack, network(cities=("Якутск", "Мирный", "Ленск", "Алдан")))
+    trigger(gstack)  # no datasetVersion: the latest dataset
+    done, _ = results(gstack, 3)
+    p = done[2]["payload"]
+    assert p["status"] == "success" and p["nodes"] == 8 and done[2]["datasetVersion"] == ds2
+    assert gstack.redis("GET", "graph:version") == p["graphVersion"] != v1
+    assert [r[2] for r in graphs_rows(gstack)] == ["retired", "active"]
+
+    trigger(gstack, ds1)  # an older dataset must not replace a newer graph
+    done, _ = results(gstack, 4)
+    assert done[3]["payload"]["status"] == "skipped"
+    assert gstack.redis("GET", "graph:version") == p["graphVersion"]
+
+
+def broken(rule):
+    """A dataset breaking exactly one validation rule, and the sample text the
+    failure must name."""
+    data = network()
+    if rule == "no_nodes":
+        data = dict(stops=[], routes=[], flights=[], vstops=[], vroutes=[])
+        return data, "no stops"
+    if rule == "no_edges":
+        data.update(routes=[], flights=[])
+        return data, "no routes"
+    if rule == "invalid_weight":
+        data["routes"][2]["minutes"] = 0
+        return data, "r1-2 (s1-0 -> s2-0): weight 0"
+    if rule == "missing_stop":
+        data["vroutes"].append(dict(id="virtual-route-x", frm="s0-0", to="virtual-stop-ghost",
+                                    type="BUS", minutes=30, km=10))
+        return data, "virtual-route-x: stop virtual-stop-ghost does not exist"
+    if rule == "not_strongly_connected":
+        data["vstops"].append(dict(id="virtual-stop-tiksi", name="г. Тикси", city="Тикси",
+                                   lat=71.6, lon=128.9))
+        data["vroutes"].append(dict(id="virtual-route-one-way", frm="s0-0",
+                                    to="virtual-stop-tiksi", type="BUS", minutes=600, km=500))
+        return data, "virtual-stop-tiksi: cannot reach"
+    raise AssertionError(rule)
+
+
+RULES = ["no_nodes", "no_edges", "invalid_weight", "missing_stop", "not_strongly_connected"]
+
+
+def test_each_broken_rule_fails_and_keeps_the_old_graph(gstack):
+    gstack.start("graph-builder")
+    ds = insert_dataset(gstack, network())
+    trigger(gstack, ds)
+    done, _ = results(gstack, 1)
+    good = done[0]["payload"]["graphVersion"]
+    good_keys = len(gstack.redis.keys_of(good))
+
+    for i, rule in enumerate(RULES, start=1):
+        data, sample = broken(rule)
+        ds = insert_dataset(gstack, data)
+        trigger(gstack, ds)
+        _, failed = results(gstack, 1, i)
+        p = failed[i - 1]["payload"]
+        assert p["errorCode"] == "invalid" and p["retryable"] is False, p
+        assert rule in p["error"] and sample in p["error"], p["error"]
+        codes = {x["code"]: x for x in p["validation"]["issues"] if x["severity"] == "error"}
+        # An empty dataset has no routes either; stops without routes are
+        # not connected either.
+        also = {"no_nodes": {"no_edges"}, "no_edges": {"not_strongly_connected"}}
+        assert set(codes) == {rule} | also.get(rule, set()), codes
+        assert any(sample in s for s in codes[rule]["samples"])
+        # The previous graph is still the one served, complete.
+        assert gstack.redis("GET", "graph:version") == good
+        assert len(gstack.redis.keys_of(good)) == good_keys
+        row = gstack.sql(f"SELECT version, status, validation->'issues'->0->>'code', error"
+                         f" FROM graphs WHERE dataset_version = {ds}")
+        assert len(row) == 1 and row[0][1] == "failed" and row[0][2] == rule, row
+        assert sample in row[0][3]
+        assert gstack.redis.keys_of(row[0][0]) == []
+    assert gstack.scalar("SELECT string_agg(status, ',') FROM graphs WHERE status <> 'failed'") \
+        == "active"
+
+
+def test_retention_keeps_the_last_versions(gstack):
+    ds = insert_dataset(gstack, network())
+    gstack.start("graph-builder", env={"GRAPH_KEEP_VERSIONS": "2"})
+    versions = []
+    for i in range(4):
+        trigger(gstack, ds, force=True)
+        done, _ = results(gstack, i + 1)
+        versions.append(done[i]["payload"]["graphVersion"])
+    assert len(set(versions)) == 4
+    r = gstack.redis
+    assert r("GET", "graph:version") == versions[3]
+    assert r("LRANGE", "graph:versions", 0, -1) == [versions[3], versions[2]]
+    for old in versions[:2]:
+        assert r.keys_of(old) == [], old
+    for kept in versions[2:]:
+        assert r("SCARD", f"graph:{kept}:nodes") == 6
+        assert len(r.keys_of(kept)) == 1 + 2 * 6
+    assert [row[2] for row in graphs_rows(gstack)] == ["retired"] * 3 + ["active"]
+
+
+def test_reader_following_graph_version_never_sees_a_partial_graph(gstack):
+    cities = [f"Город {i}" for i in range(60)]
+    ds = insert_dataset(gstack, network(cities=cities, per_city=3))
+    gstack.start("graph-builder")
+    trigger(gstack, ds)
+    results(gstack, 1)
+
+    stop = threading.Event()
+    seen, problems, reads = set(), [], [0]
+
+    def reader():
+        r = Redis()
+        while not stop.is_set():
+            version = r("GET", "graph:version")
+            stop_id = r("SRANDMEMBER", f"graph:{version}:nodes")
+            node = r("GET", f"graph:{version}:node:{stop_id}")
+            neighbors = r("GET", f"graph:{version}:neighbors:{stop_id}")
+            if stop_id is None or node is None or neighbors is None:
+                problems.append((version, stop_id, node is None, neighbors is None))
+            else:
+                for e in json.loads(neighbors):
+                    if r("EXISTS", f"graph:{version}:node:{e['toStopId']}") != 1:
+                        problems.append((version, e["toStopId"]))
+            seen.add(version)
+            reads[0] += 1
+        r.close()
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for _ in range(20):
+            trigger(gstack, ds, force=True)
+        done, _ = results(gstack, 21, timeout=120)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert all(d["payload"]["status"] == "success" for d in done)
+    assert problems == []
+    assert len(seen) >= 5 and reads[0] > 100, (len(seen), reads[0])
+
+
+def test_redis_failure_mid_publish_keeps_old_graph_and_retry_cleans_up(gstack):
+    ds = insert_dataset(gstack, network())
+    first = gstack.start("graph-builder")
+    trigger(gstack, ds)
+    done, _ = results(gstack, 1)
+    good = done[0]["payload"]["graphVersion"]
+    first.stop()
+
+    # The restarted worker loses its Redis connection after 5 keys.
+    gstack.start("graph-builder", env={"GRAPH_FAIL_AFTER_KEYS": "5"})
+    trigger(gstack, ds, force=True)
+    _, failed = results(gstack, 1, 1)
+    p = failed[0]["payload"]
+    assert p["errorCode"] == "redis" and p["retryable"] is True, p
+    broken_version = gstack.scalar("SELECT version FROM graphs WHERE status = 'failed'")
+    assert broken_version and broken_version in p["error"]
+    r = gstack.redis
+    assert r("GET", "graph:version") == good
+    assert len(r.keys_of(good)) == 13
+    assert 0 < len(r.keys_of(broken_version)) < 13  # left behind by the cut connection
+    assert gstack.scalar(f"SELECT keys_pending FROM graphs WHERE version = '{broken_version}'") \
+        == "t"
+
+    trigger(gstack, ds, force=True)  # the orchestrator's retry
+    done, _ = results(gstack, 2)
+    p = done[1]["payload"]
+    assert p["status"] == "success", p
+    assert r("GET", "graph:version") == p["graphVersion"] not in (good, broken_version)
+    assert r.keys_of(broken_version) == []
+    assert gstack.scalar(f"SELECT status || ',' || keys_pending FROM graphs"
+                         f" WHERE version = '{broken_version}'") == "failed,false"
+
+
+def test_interrupted_builds_are_cleaned_or_adopted(gstack):
+    ds = insert_dataset(gstack, network())
+    r = gstack.redis
+    # A crash while writing: keys of graph-v1 and its 'building' row.
+    gstack.sql(f"INSERT INTO graphs (version, dataset_version, status, keys_pending)"
+               f" VALUES ('graph-v1', {ds}, 'building', true),"
+               f" ('graph-v2', {ds}, 'building', true)")
+    r("SET", "graph:graph-v1:node:s0-0", "{}")
+    r("SADD", "graph:graph-v1:nodes", "s0-0")
+    # A crash after the switch, before the commit: graph-v2 is live.
+    r("SADD", "graph:graph-v2:nodes", "s0-0")
+    r("SET", "graph:version", "graph-v2")
+    gstack.start("graph-builder")
+    trigger(gstack, ds)
+    done, _ = results(gstack, 1)
+    p = done[0]["payload"]
+    # graph-v2 was recorded as active, so the dataset's graph already exists.
+    assert p["status"] == "skipped" and p["graphVersion"] == "graph-v2", p
+    assert r.keys_of("graph-v1") == []
+    rows = {row[0]: row[2] for row in graphs_rows(gstack)}
+    assert rows == {"graph-v1": "failed", "graph-v2": "active"}

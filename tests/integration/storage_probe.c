@@ -1,0 +1,129 @@
+/* Exercises libcommon's PostgreSQL and Redis helpers against the real
+ * servers named by DATABASE_URL and REDIS_URL; driven by storage_test.py.
+ *
+ *   storage_probe pg-rollback   COPY rows, fail the transaction, expect none kept
+ *   storage_probe pg-commit     COPY rows and commit
+ *   storage_probe redis-pipe N  write N keys pipelined, read them back
+ *   storage_probe redis-error   a pipelined error reply is reported
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "tg/buf.h"
+#include "tg/config.h"
+#include "tg/pg.h"
+#include "tg/redis.h"
+
+static int fail(const char *what, const char *err) {
+    fprintf(stderr, "%s: %s\n", what, err);
+    return 1;
+}
+
+static int copy_rows(PGconn *pg, int n, char *err, size_t len) {
+    tg_buf_t b;
+    tg_buf_init(&b);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "probe-%d", i);
+        if (tg_copy_str(&b, id, 0) || tg_copy_str(&b, "a\tname with\\escapes", 1))
+            return TG_ERR_NOMEM;
+    }
+    int rc = tg_pg_copy(pg, "COPY probe (id, name) FROM STDIN", b.data, b.len, err, len);
+    tg_buf_free(&b);
+    return rc;
+}
+
+static int pg_mode(const char *mode) {
+    char err[512];
+    PGconn *pg = tg_pg_connect(getenv("DATABASE_URL"), 5, err, sizeof(err));
+    if (!pg)
+        return fail("connect", err);
+    int rc = tg_pg_exec(pg, "CREATE TABLE IF NOT EXISTS probe (id text PRIMARY KEY, name text)",
+                        0, NULL, NULL, err, sizeof(err));
+    if (!rc)
+        rc = tg_pg_begin(pg, err, sizeof(err));
+    if (!rc)
+        rc = copy_rows(pg, 1000, err, sizeof(err));
+    if (!rc && !strcmp(mode, "pg-rollback")) {
+        /* A duplicate key inside the same transaction must undo the COPY. */
+        const char *params[] = {"probe-7"};
+        rc = tg_pg_exec(pg, "INSERT INTO probe (id) VALUES ($1)", 1, params, NULL, err, sizeof(err));
+        printf("insert: %s (%s)\n", rc ? "failed" : "ok", rc ? err : "");
+        tg_pg_rollback(pg);
+        PQfinish(pg);
+        return rc == TG_ERR_INVALID ? 0 : 1;
+    }
+    if (!rc)
+        rc = tg_pg_commit(pg, err, sizeof(err));
+    PQfinish(pg);
+    return rc ? fail("pg", err) : 0;
+}
+
+static int redis_pipe(int n) {
+    char err[512];
+    redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 5, err, sizeof(err));
+    if (!c)
+        return fail("connect", err);
+    tg_redis_pipe_t *p = tg_redis_pipe_new(c);
+    int rc = TG_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        char key[32], val[32];
+        snprintf(key, sizeof(key), "probe:%d", i);
+        snprintf(val, sizeof(val), "value-%d", i);
+        const char *argv[] = {"SET", key, val};
+        rc = tg_redis_pipe_add(p, 3, argv, NULL);
+    }
+    if (!rc)
+        rc = tg_redis_pipe_flush(p, err, sizeof(err));
+    tg_redis_pipe_destroy(p);
+    int bad = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        char key[32], want[32];
+        snprintf(key, sizeof(key), "probe:%d", i);
+        snprintf(want, sizeof(want), "value-%d", i);
+        const char *argv[] = {"GET", key};
+        redisReply *r;
+        rc = tg_redis_cmd(c, &r, err, sizeof(err), 2, argv, NULL);
+        if (!rc) {
+            bad += !(r->type == REDIS_REPLY_STRING && !strcmp(r->str, want));
+            freeReplyObject(r);
+        }
+    }
+    redisFree(c);
+    if (rc)
+        return fail("redis", err);
+    printf("read back %d keys, %d wrong\n", n, bad);
+    return bad ? 1 : 0;
+}
+
+static int redis_error(void) {
+    char err[512];
+    redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 5, err, sizeof(err));
+    if (!c)
+        return fail("connect", err);
+    tg_redis_pipe_t *p = tg_redis_pipe_new(c);
+    const char *set[] = {"SET", "probe:str", "x"};
+    const char *bad[] = {"SADD", "probe:str", "member"}; /* WRONGTYPE */
+    int rc = tg_redis_pipe_add(p, 3, set, NULL);
+    if (!rc)
+        rc = tg_redis_pipe_add(p, 3, bad, NULL);
+    if (!rc)
+        rc = tg_redis_pipe_flush(p, err, sizeof(err));
+    tg_redis_pipe_destroy(p);
+    printf("flush: %s\n", rc ? err : "ok");
+    /* The connection stays usable after an error reply. */
+    int alive = tg_redis_ping(c);
+    redisFree(c);
+    return rc == TG_ERR_REDIS && strstr(err, "WRONGTYPE") && alive ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && !strncmp(argv[1], "pg-", 3))
+        return pg_mode(argv[1]);
+    if (argc == 3 && !strcmp(argv[1], "redis-pipe"))
+        return redis_pipe(atoi(argv[2]));
+    if (argc == 2 && !strcmp(argv[1], "redis-error"))
+        return redis_error();
+    fprintf(stderr, "usage: storage_probe pg-rollback|pg-commit|redis-pipe N|redis-error\n");
+    return 2;
+}

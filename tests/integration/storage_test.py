@@ -1,0 +1,41 @@
+"""libcommon's storage helpers against the real PostgreSQL and Redis: a
+failed transaction leaves no rows, COPY escapes survive, pipelined Redis
+writes read back, and an error reply in a pipeline is reported."""
+import os
+import subprocess
+
+from conftest import BUILD_DIR
+
+
+def probe(stack, *args):
+    return subprocess.run([os.path.join(BUILD_DIR, "tests", "storage_probe"), *args],
+                          env=stack.env, capture_output=True, text=True, timeout=60)
+
+
+def test_failed_transaction_leaves_no_rows(stack):
+    out = probe(stack, "pg-rollback")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "duplicate key" in out.stdout
+    assert stack.count("probe") == 0
+
+
+def test_copy_commits_rows_with_escapes_intact(stack):
+    out = probe(stack, "pg-commit")
+    assert out.returncode == 0, out.stderr
+    assert stack.count("probe") == 1000
+    # The tab and the backslash arrive as written, not as COPY escapes.
+    assert stack.scalar(
+        "SELECT name = E'a\\tname with\\\\escapes' FROM probe WHERE id = 'probe-999'") == "t"
+
+
+def test_redis_pipelined_writes_read_back(stack):
+    out = probe(stack, "redis-pipe", "5000")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "read back 5000 keys, 0 wrong" in out.stdout
+    assert stack.redis_cli("DBSIZE") == "5000"
+
+
+def test_redis_error_reply_in_pipeline_is_reported(stack):
+    out = probe(stack, "redis-error")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "WRONGTYPE" in out.stdout

@@ -1,0 +1,131 @@
+/* graph-builder model: stop index, duplicate stops, transfers within a city,
+ * city name normalisation, and the JSON of the Redis format. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "graph.h"
+#include "tg/envelope.h"
+#include "tg_test.h"
+
+static void test_index(void) {
+    gb_graph_t *g = gb_graph_new();
+    char id[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof(id), "stop-%d", i);
+        CHECK(gb_add_node(g, id, id, NULL, NAN, NAN) == TG_OK);
+    }
+    CHECK(g->n_nodes == 5000);
+    CHECK(gb_find_node(g, "stop-0") == 0);
+    CHECK(gb_find_node(g, "stop-4999") == 4999);
+    CHECK(gb_find_node(g, "stop-5000") == -1);
+    CHECK(gb_add_node(g, "stop-7", "again", NULL, 1, 2) == TG_OK);
+    CHECK(g->n_nodes == 5000);
+    CHECK(g->duplicate_stops == 1);
+    CHECK_STR(g->nodes[7].name, "stop-7"); /* the first one wins */
+    CHECK(gb_add_edge(g, "stop-1", "nowhere", 10, NAN, "BUS", "r1", 0) == TG_OK);
+    CHECK(g->edges[0].from == 1 && g->edges[0].to == -1);
+    CHECK_STR(g->edges[0].to_id, "nowhere");
+    gb_graph_free(g);
+}
+
+static void test_city_key(void) {
+    char k[128];
+    gb_city_key("  г. Нерюнгри ", k, sizeof(k));
+    CHECK_STR(k, "нерюнгри");
+    gb_city_key("Нерюнгри", k, sizeof(k));
+    CHECK_STR(k, "нерюнгри");
+    gb_city_key("ЯКУТСК", k, sizeof(k));
+    CHECK_STR(k, "якутск");
+    gb_city_key("Усть-Мая", k, sizeof(k));
+    CHECK_STR(k, "усть-мая");
+    gb_city_key("Нижний   Бестях", k, sizeof(k));
+    CHECK_STR(k, "нижний бестях");
+    gb_city_key("Олёкминск", k, sizeof(k));
+    CHECK_STR(k, "олекминск");
+    gb_city_key("New York", k, sizeof(k));
+    CHECK_STR(k, "new york");
+    gb_city_key(NULL, k, sizeof(k));
+    CHECK_STR(k, "");
+}
+
+static void test_transfers(void) {
+    gb_graph_t *g = gb_graph_new();
+    CHECK(gb_add_node(g, "a1", "A1", "Якутск", 62.0, 129.7) == TG_OK);
+    CHECK(gb_add_node(g, "a2", "A2", "г. Якутск", 62.1, 129.7) == TG_OK);
+    CHECK(gb_add_node(g, "a3", "A3", "якутск", NAN, NAN) == TG_OK);
+    CHECK(gb_add_node(g, "b1", "B1", "Мирный", 62.5, 114.0) == TG_OK);
+    CHECK(gb_add_node(g, "c1", "C1", NULL, 1, 1) == TG_OK);
+    CHECK(gb_add_node(g, "c2", "C2", NULL, 1, 1) == TG_OK);
+    CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
+    CHECK(g->transfer_edges == 6); /* 3 stops of Якутск, both ways; no city, no transfer */
+    CHECK(g->n_edges == 6);
+    int a1a2 = 0;
+    for (size_t i = 0; i < g->n_edges; i++) {
+        CHECK_STR(g->edges[i].transport, "TRANSFER");
+        CHECK(g->edges[i].weight == 15);
+        CHECK(g->edges[i].route_id == NULL);
+        if (!strcmp(g->edges[i].from_id, "a1") && !strcmp(g->edges[i].to_id, "a2")) {
+            a1a2 = 1;
+            CHECK(fabs(g->edges[i].distance - 11.12) < 0.05); /* 0.1 degree of latitude */
+        }
+        if (!strcmp(g->edges[i].to_id, "a3"))
+            CHECK(isnan(g->edges[i].distance));
+    }
+    CHECK(a1a2);
+    gb_graph_free(g);
+
+    /* A city beyond the cap gets no transfers and is reported. */
+    g = gb_graph_new();
+    CHECK(gb_add_node(g, "x1", "X1", "Big", 0, 0) == TG_OK);
+    CHECK(gb_add_node(g, "x2", "X2", "Big", 0, 0) == TG_OK);
+    CHECK(gb_add_node(g, "x3", "X3", "Big", 0, 0) == TG_OK);
+    CHECK(gb_add_transfers(g, 15, 2) == TG_OK);
+    CHECK(g->n_edges == 0);
+    CHECK(g->big_cities == 1);
+    CHECK(gb_add_transfers(g, 0, 30) == TG_OK); /* 0 minutes: transfers off */
+    CHECK(g->n_edges == 0);
+    gb_graph_free(g);
+}
+
+static void test_json(void) {
+    gb_graph_t *g = gb_graph_new();
+    CHECK(gb_add_node(g, "s1", "Аэропорт \"Туймаада\"\\1", "Якутск", 62.0933, 129.7706) == TG_OK);
+    CHECK(gb_add_node(g, "s2", "Tab\there", NULL, NAN, NAN) == TG_OK);
+    CHECK(gb_add_node(g, "s3", "Lonely", NULL, NAN, NAN) == TG_OK);
+    CHECK(gb_add_edge(g, "s1", "s2", 125, 812.2, "AIR", "r-1", 1) == TG_OK);
+    CHECK(gb_add_edge(g, "s1", "s3", 62.5, NAN, NULL, "r-2", 0) == TG_OK);
+    CHECK(gb_add_edge(g, "s2", "s1", 30, 20, "BUS", "r-3", 0) == TG_OK);
+    CHECK(gb_graph_index(g) == TG_OK);
+    tg_buf_t b;
+    tg_buf_init(&b);
+    CHECK(gb_node_json(&b, &g->nodes[0]) == TG_OK);
+    CHECK_STR(b.data, "{\"stopId\":\"s1\",\"stopName\":\"Аэропорт \\\"Туймаада\\\"\\\\1\","
+                      "\"latitude\":62.0933,\"longitude\":129.7706,\"cityName\":\"Якутск\"}");
+    cJSON *parsed = cJSON_Parse(b.data);
+    CHECK(parsed != NULL);
+    CHECK_STR(tg_json_str(parsed, "stopName"), "Аэропорт \"Туймаада\"\\1");
+    cJSON_Delete(parsed);
+    tg_buf_reset(&b);
+    CHECK(gb_node_json(&b, &g->nodes[1]) == TG_OK);
+    CHECK_STR(b.data, "{\"stopId\":\"s2\",\"stopName\":\"Tab\\u0009here\"}");
+    tg_buf_reset(&b);
+    CHECK(gb_neighbors_json(&b, g, 0) == TG_OK);
+    CHECK_STR(b.data, "[{\"fromStopId\":\"s1\",\"toStopId\":\"s2\",\"weight\":125,"
+                      "\"distance\":812.2,\"transportType\":\"AIR\",\"routeId\":\"r-1\"},"
+                      "{\"fromStopId\":\"s1\",\"toStopId\":\"s3\",\"weight\":62.5,"
+                      "\"routeId\":\"r-2\"}]");
+    tg_buf_reset(&b);
+    CHECK(gb_neighbors_json(&b, g, 2) == TG_OK);
+    CHECK_STR(b.data, "[]");
+    tg_buf_free(&b);
+    gb_graph_free(g);
+}
+
+int main(void) {
+    test_index();
+    test_city_key();
+    test_transfers();
+    test_json();
+    TG_TEST_END();
+}
