@@ -43,6 +43,12 @@ is_root() { [ "$(id -u)" = 0 ]; }
 # Alive = exists and is not a zombie (an orphan may linger unreaped for a moment).
 alive() { [ -n "${1:-}" ] && [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status"; }
 pid_of() { if [ -s "$1" ]; then head -n1 "$1"; fi; }
+# running PIDFILE PATTERN — print the pid if it is alive AND its command line
+# matches (pid files survive a reboot; a reused pid must not count, or be killed).
+running() {
+  local pid; pid=$(pid_of "$1")
+  alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" && echo "$pid"
+}
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # wait_for NAME TIMEOUT LOGFILE CMD... — poll CMD until it succeeds, else show the log.
@@ -60,18 +66,18 @@ wait_for() {
 
 # Start a foreground server detached from this shell, recording its pid itself
 # (setsid+exec keeps the pid exact and survives the caller's terminal/CI step).
+# Servers must never inherit fd 9 (the stack lock), or the lock outlives `up`.
 spawn() {
   local pidfile=$1 logfile=$2; shift 2
   # shellcheck disable=SC2016  # $$/$0/$@ belong to the inner shell
-  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 &
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 9>&- &
   local i; for ((i = 0; i < 50; i++)); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
 }
 
-# stop_pid NAME PIDFILE — TERM, wait up to 60 s, then KILL.
+# stop_pid NAME PIDFILE PATTERN — TERM, wait up to 60 s, then KILL.
 stop_pid() {
   local name=$1 pidfile=$2 pid i
-  pid=$(pid_of "$pidfile")
-  if alive "$pid"; then
+  if pid=$(running "$pidfile" "$3"); then
     kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < 600; i++)); do alive "$pid" || break; sleep 0.1; done
     if alive "$pid"; then log "$name did not exit on TERM, killing"; kill -KILL "$pid" 2>/dev/null || true; fi
@@ -93,8 +99,8 @@ install_packages() {
   is_root || die "missing packages (${missing[*]}); run as root or apt-get install them"
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
+  apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   # The package starts a system-wide cluster/daemon on default ports; we run our own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
@@ -135,8 +141,21 @@ seaweed_binary() {
 PGDATA=$STACK_DIR/pg PG_SOCK=$RUN/pg
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; }
-pg_pid() { alive "$(pid_of "$PGDATA/postmaster.pid")" && pid_of "$PGDATA/postmaster.pid"; }
+pg_pid() { running "$PGDATA/postmaster.pid" postgres; }
 psql_admin() { as_pg "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d postgres; }
+
+# A clone under e.g. /root (0700) is unreachable for 'postgres': open the
+# search (x) bit only, top-down, on the dirs that block it, and say so.
+grant_traverse() {
+  local path=$1 d="" part
+  local -a parts; IFS=/ read -ra parts <<<"${path#/}"
+  for part in "${parts[@]}"; do
+    d=$d/$part
+    if ! runuser -u postgres -- test -x "$d"; then
+      chmod o+x "$d"; log "chmod o+x $d (so user postgres can reach $PGDATA)"
+    fi
+  done
+}
 
 start_postgres() {
   mkdir -p "$PGDATA" "$PG_SOCK"; touch "$LOGS/postgres.log"
@@ -144,8 +163,7 @@ start_postgres() {
   # a path it can traverse into $STACK_DIR.
   if is_root; then
     chown postgres:postgres "$PGDATA" "$PG_SOCK" "$LOGS/postgres.log"
-    runuser -u postgres -- test -x "$STACK_DIR" ||
-      die "user postgres cannot reach $STACK_DIR (a parent dir lacks o+x); set STACK_DIR elsewhere"
+    grant_traverse "$STACK_DIR"
   fi
   chmod 700 "$PGDATA" "$PG_SOCK"
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
@@ -161,7 +179,7 @@ fsync = off
 EOF
   fi
   if ! pg_pid >/dev/null; then
-    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null ||
+    as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$LOGS/postgres.log" -w -t 60 start >/dev/null 9>&- ||
       { tail -n 40 "$LOGS/postgres.log" >&2; die "PostgreSQL did not start"; }
   fi
   wait_for postgres 60 "$LOGS/postgres.log" pg_ready
@@ -188,7 +206,7 @@ REDIS_PID=$RUN/redis.pid
 redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
 
 start_redis() {
-  alive "$(pid_of "$REDIS_PID")" && { wait_for redis 30 "$LOGS/redis.log" redis_ready; return 0; }
+  running "$REDIS_PID" redis-server >/dev/null && { wait_for redis 30 "$LOGS/redis.log" redis_ready; return 0; }
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by a process this script did not start"
   mkdir -p "$STACK_DIR/redis"
   cat >"$CONF/redis.conf" <<EOF
@@ -201,7 +219,7 @@ dir $STACK_DIR/redis
 appendonly yes
 save 60 1
 EOF
-  redis-server "$CONF/redis.conf"
+  redis-server "$CONF/redis.conf" 9>&-
   wait_for redis 30 "$LOGS/redis.log" redis_ready
 }
 
@@ -214,7 +232,7 @@ KAFKA_JAVA=(java -Xms256m -Xmx512m -Djava.awt.headless=true
   -cp "$KAFKA_DEPS/*")
 
 start_kafka() {
-  alive "$(pid_of "$KAFKA_PID")" && { wait_for kafka 120 "$LOGS/kafka/server.log" kafka_ready; return 0; }
+  running "$KAFKA_PID" kafka.Kafka >/dev/null && { wait_for kafka 120 "$LOGS/kafka/server.log" kafka_ready; return 0; }
   port_open "$KAFKA_PORT" && die "port $KAFKA_PORT is taken by a process this script did not start"
   kafka_jars
   mkdir -p "$KAFKA_DATA" "$LOGS/kafka"
@@ -258,7 +276,7 @@ s3_code() {
 s3_ready() { [ "$(s3_code "$S3_SECRET_KEY" "$S3_URL/")" = 200 ]; }
 
 start_s3() {
-  alive "$(pid_of "$S3_PID")" && { wait_for s3 120 "$LOGS/s3.log" s3_ready; return 0; }
+  running "$S3_PID" weed >/dev/null && { wait_for s3 120 "$LOGS/s3.log" s3_ready; return 0; }
   port_open "$S3_PORT" && die "port $S3_PORT is taken by a process this script did not start"
   seaweed_binary
   mkdir -p "$STACK_DIR/s3"
@@ -269,7 +287,7 @@ start_s3() {
     -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STACK_DIR/s3" \
     -master.port=$SW_MASTER -master.port.grpc=$((SW_MASTER + 1)) -master.telemetry=false \
     -master.volumeSizeLimitMB=64 -volume.max=64 \
-    -volume.port=$SW_VOLUME -volume.port.grpc=$((SW_VOLUME + 1)) \
+    -volume.port=$SW_VOLUME -volume.port.grpc=$((SW_VOLUME + 1)) -volume.preStopSeconds=1 \
     -filer -filer.port=$SW_FILER -filer.port.grpc=$((SW_FILER + 1)) -filer.localSocket="$RUN/sw-filer.sock" \
     -s3 -s3.port=$S3_PORT -s3.port.grpc=$((SW_FILER + 2)) -s3.port.iceberg=0 -s3.port.lance=0 \
     -s3.localSocket="$RUN/sw-s3.sock" -s3.config="$ROOT/deploy/s3/s3.json"
@@ -307,11 +325,16 @@ run_hooks() {
   log "pipeline-admin create-topics"; "$admin" create-topics
 }
 
+# One `up`/`down` at a time (parallel CI steps, two terminals).
+take_lock() {
+  exec 9>"$RUN/lock"
+  flock -w 600 9 || die "another deploy/stack.sh still holds $RUN/lock after 10 min"
+}
+
 cmd_up() {
-  install_packages
   mkdir -p "$RUN" "$LOGS" "$CONF"
-  # One `up`/`down` at a time (parallel CI steps, two terminals).
-  exec 9>"$RUN/lock"; flock 9
+  take_lock
+  install_packages
   start_postgres; log "postgres up on 127.0.0.1:$PG_PORT"
   start_redis;    log "redis up on 127.0.0.1:$REDIS_PORT"
   start_kafka;    log "kafka up on 127.0.0.1:$KAFKA_PORT"
@@ -321,10 +344,10 @@ cmd_up() {
 
 cmd_down() {
   [ -d "$RUN" ] || { log "nothing to stop ($STACK_DIR has no run dir)"; return 0; }
-  exec 9>"$RUN/lock"; flock 9
-  stop_pid s3 "$S3_PID"
-  stop_pid kafka "$KAFKA_PID"
-  stop_pid redis "$REDIS_PID"
+  take_lock
+  stop_pid s3 "$S3_PID" weed
+  stop_pid kafka "$KAFKA_PID" kafka.Kafka
+  stop_pid redis "$REDIS_PID" redis-server
   stop_postgres
 }
 
@@ -334,12 +357,12 @@ cmd_status() {
   line() { printf '%-9s %-5s %s\n' "$1" "$2" "$3"; [ "$2" = up ] || down=1; }
   pid=$(pg_pid || true)
   if [ -n "$pid" ] && pg_ready; then line postgres up "127.0.0.1:$PG_PORT pid $pid"; else line postgres down "127.0.0.1:$PG_PORT"; fi
-  pid=$(pid_of "$REDIS_PID")
-  if alive "$pid" && redis_ready 2>/dev/null; then line redis up "127.0.0.1:$REDIS_PORT pid $pid"; else line redis down "127.0.0.1:$REDIS_PORT"; fi
-  pid=$(pid_of "$KAFKA_PID")
-  if alive "$pid" && kafka_ready 2>/dev/null; then line kafka up "127.0.0.1:$KAFKA_PORT pid $pid"; else line kafka down "127.0.0.1:$KAFKA_PORT"; fi
-  pid=$(pid_of "$S3_PID")
-  if alive "$pid" && s3_ready; then
+  pid=$(running "$REDIS_PID" redis-server || true)
+  if [ -n "$pid" ] && redis_ready 2>/dev/null; then line redis up "127.0.0.1:$REDIS_PORT pid $pid"; else line redis down "127.0.0.1:$REDIS_PORT"; fi
+  pid=$(running "$KAFKA_PID" kafka.Kafka || true)
+  if [ -n "$pid" ] && kafka_ready 2>/dev/null; then line kafka up "127.0.0.1:$KAFKA_PORT pid $pid"; else line kafka down "127.0.0.1:$KAFKA_PORT"; fi
+  pid=$(running "$S3_PID" weed || true)
+  if [ -n "$pid" ] && s3_ready; then
     bad=$(s3_code wrong-secret "$S3_URL/$S3_BUCKET")
     if [ "$bad" = 403 ]; then line s3 up "$S3_URL pid $pid, bad signature refused (HTTP 403)"
     else line s3 BROKEN "$S3_URL pid $pid, bad signature NOT refused (HTTP $bad)"; fi
@@ -347,11 +370,15 @@ cmd_status() {
   return $down
 }
 
-case "${1:-}" in
-  up) cmd_up ;;
-  down) cmd_down ;;
-  status) cmd_status ;;
-  env) print_env ;;
-  *) echo "usage: $0 up|down|status|env" >&2; exit 2 ;;
-esac
-################################################################################################################################################################################################################################################################################################################################################################################################################
+main() {
+  case "${1:-}" in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env) print_env ;;
+    *) echo "usage: $0 up|down|status|env" >&2; return 2 ;;
+  esac
+}
+# On one line so bash has read it all before running: editing this file while
+# an `up` is waiting for the lock cannot change what that `up` executes.
+main "$@"; exit $?

@@ -51,8 +51,7 @@ void tg_uuid(char out[37]) {
     random_bytes(b, sizeof b);
     b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
     b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    snprintf(out, 37,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
              b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
              b[14], b[15]);
 }
@@ -171,8 +170,8 @@ char *tg_envelope_serialize(const tg_envelope_t *env) {
         cJSON_AddStringToObject(root, "correlationId", env->correlation_id);
     }
     /* A reference: the payload stays owned by the envelope. */
-    cJSON *payload = env->payload ? cJSON_CreateObjectReference(env->payload->child)
-                                  : cJSON_CreateObject();
+    cJSON *payload =
+        env->payload ? cJSON_CreateObjectReference(env->payload->child) : cJSON_CreateObject();
     char *out = NULL;
     if (payload && cJSON_AddItemToObject(root, "payload", payload)) {
         out = cJSON_PrintUnformatted(root);
@@ -234,9 +233,8 @@ static int field_int(const cJSON *root, const char *key, int64_t def, int64_t mi
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: must be an integer", key);
     }
     if (v < (double)min || v > (double)max) {
-        return tg_fail(TG_ERR_INVALID, errstr, errlen,
-                       "%s: %.0f is out of range (%lld to %lld)", key, v, (long long)min,
-                       (long long)max);
+        return tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: %.0f is out of range (%lld to %lld)",
+                       key, v, (long long)min, (long long)max);
     }
     *out = (int64_t)v;
     return TG_OK;
@@ -261,25 +259,25 @@ static int parse_version(const cJSON *root, char *errstr, size_t errlen) {
 static int parse_fields(const cJSON *root, tg_envelope_t *env, char *errstr, size_t errlen) {
     int64_t v;
     int rc;
-    if ((rc = field_str(root, "schema", 0, 0, env->schema, sizeof env->schema, errstr,
-                        errlen)) != TG_OK ||
+    if ((rc = field_str(root, "schema", 0, 0, env->schema, sizeof env->schema, errstr, errlen)) !=
+            TG_OK ||
         (rc = parse_version(root, errstr, errlen)) != TG_OK ||
         (rc = field_str(root, "eventId", 0, 1, env->event_id, sizeof env->event_id, errstr,
                         errlen)) != TG_OK ||
-        (rc = field_str(root, "runId", 0, 1, env->run_id, sizeof env->run_id, errstr,
+        (rc = field_str(root, "runId", 0, 1, env->run_id, sizeof env->run_id, errstr, errlen)) !=
+            TG_OK ||
+        (rc = field_str(root, "sourceId", 0, 1, env->source_id, sizeof env->source_id, errstr,
                         errlen)) != TG_OK ||
-        (rc = field_str(root, "sourceId", 0, 1, env->source_id, sizeof env->source_id,
-                        errstr, errlen)) != TG_OK ||
-        (rc = field_str(root, "producedAt", 0, 0, env->produced_at, sizeof env->produced_at,
-                        errstr, errlen)) != TG_OK ||
+        (rc = field_str(root, "producedAt", 0, 0, env->produced_at, sizeof env->produced_at, errstr,
+                        errlen)) != TG_OK ||
         (rc = field_str(root, "correlationId", 1, 1, env->correlation_id,
                         sizeof env->correlation_id, errstr, errlen)) != TG_OK) {
         return rc;
     }
     env->schema_version = TG_ENVELOPE_VERSION;
     /* Integers travel as JSON numbers (doubles): stay within 2^53. */
-    if ((rc = field_int(root, "datasetVersion", 0, 0, 9007199254740991LL, &v, errstr,
-                        errlen)) != TG_OK) {
+    if ((rc = field_int(root, "datasetVersion", 0, 0, 9007199254740991LL, &v, errstr, errlen)) !=
+        TG_OK) {
         return rc;
     }
     env->dataset_version = v;

@@ -60,8 +60,7 @@ static int conf_set(rd_kafka_conf_t *conf, const char *what, const char *name, c
 }
 
 /* KAFKA_CONF_SECURITY_PROTOCOL=x sets security.protocol=x. */
-static int apply_env_var(rd_kafka_conf_t *conf, const char *entry, char *errstr,
-                         size_t errlen) {
+static int apply_env_var(rd_kafka_conf_t *conf, const char *entry, char *errstr, size_t errlen) {
     const char *eq = strchr(entry, '=');
     size_t namelen = eq ? (size_t)(eq - entry) : 0;
     char var[256], prop[256];
@@ -95,8 +94,8 @@ int tg_kafka_conf_apply_env(rd_kafka_conf_t *conf, const tg_config_t *cfg, char 
 }
 
 /* A conf with our callbacks, the given defaults, then the environment. */
-static rd_kafka_conf_t *conf_new(const tg_config_t *cfg, const char *const *defaults,
-                                 char *errstr, size_t errlen) {
+static rd_kafka_conf_t *conf_new(const tg_config_t *cfg, const char *const *defaults, char *errstr,
+                                 size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_log_cb(conf, on_log);
@@ -134,7 +133,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opa
 
 tg_producer_t *tg_producer_new(const tg_config_t *cfg, char *errstr, size_t errlen) {
     static const char *const defaults[] = {"enable.idempotence", "true", "acks", "all",
-                                           "linger.ms", "5", NULL};
+                                           "linger.ms",          "5",    NULL};
     tg_producer_t *p = calloc(1, sizeof *p);
     if (!p) {
         tg_fail(TG_ERR_NOMEM, errstr, errlen, "kafka: out of memory");
@@ -154,14 +153,15 @@ tg_producer_t *tg_producer_new(const tg_config_t *cfg, char *errstr, size_t errl
         rd_kafka_conf_destroy(conf);
         pthread_mutex_destroy(&p->lock);
         free(p);
-        tg_fail(TG_ERR_CONFIG, errstr, errlen, "KAFKA_BROKERS: cannot create producer: %s",
-                rderr);
+        tg_fail(TG_ERR_CONFIG, errstr, errlen, "KAFKA_BROKERS: cannot create producer: %s", rderr);
         return NULL;
     }
     return p;
 }
 
-rd_kafka_t *tg_producer_handle(tg_producer_t *p) { return p->rk; }
+rd_kafka_t *tg_producer_handle(tg_producer_t *p) {
+    return p->rk;
+}
 
 static rd_kafka_headers_t *headers_new(const tg_header_t *headers, size_t nheaders) {
     if (!headers || nheaders == 0) {
@@ -224,9 +224,8 @@ int tg_producer_send(tg_producer_t *p, const char *topic, const char *key, const
             rd_kafka_headers_destroy(hdrs); /* owned by librdkafka only on success */
         }
         free(st);
-        return tg_fail(err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? TG_ERR_TIMEOUT : TG_ERR_KAFKA,
-                       errstr, errlen, "kafka: cannot produce to %s: %s", topic,
-                       rd_kafka_err2str(err));
+        return tg_fail(err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? TG_ERR_TIMEOUT : TG_ERR_KAFKA, errstr,
+                       errlen, "kafka: cannot produce to %s: %s", topic, rd_kafka_err2str(err));
     }
     if (!await_delivery(p, st, deadline)) {
         return tg_fail(TG_ERR_TIMEOUT, errstr, errlen,
@@ -264,10 +263,19 @@ tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
                                const char *const *topics, size_t ntopics, char *errstr,
                                size_t errlen) {
     /* max.poll.interval.ms: a step may run 10 minutes between two polls. */
-    const char *const defaults[] = {"group.id", group_id, "enable.auto.commit", "true",
-                                    "enable.auto.offset.store", "false", "auto.offset.reset",
-                                    "earliest", "session.timeout.ms", "10000",
-                                    "max.poll.interval.ms", "900000", NULL};
+    const char *const defaults[] = {"group.id",
+                                    group_id,
+                                    "enable.auto.commit",
+                                    "true",
+                                    "enable.auto.offset.store",
+                                    "false",
+                                    "auto.offset.reset",
+                                    "earliest",
+                                    "session.timeout.ms",
+                                    "10000",
+                                    "max.poll.interval.ms",
+                                    "900000",
+                                    NULL};
     tg_consumer_t *c = calloc(1, sizeof *c);
     rd_kafka_conf_t *conf = c ? conf_new(cfg, defaults, errstr, errlen) : NULL;
     if (!conf) {
@@ -282,8 +290,7 @@ tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
     if (!c->rk) {
         rd_kafka_conf_destroy(conf);
         free(c);
-        tg_fail(TG_ERR_CONFIG, errstr, errlen, "KAFKA_BROKERS: cannot create consumer: %s",
-                rderr);
+        tg_fail(TG_ERR_CONFIG, errstr, errlen, "KAFKA_BROKERS: cannot create consumer: %s", rderr);
         return NULL;
     }
     rd_kafka_poll_set_consumer(c->rk);
@@ -303,7 +310,9 @@ tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
     return c;
 }
 
-rd_kafka_t *tg_consumer_handle(tg_consumer_t *c) { return c->rk; }
+rd_kafka_t *tg_consumer_handle(tg_consumer_t *c) {
+    return c->rk;
+}
 
 rd_kafka_message_t *tg_consumer_poll(tg_consumer_t *c, int timeout_ms) {
     rd_kafka_message_t *msg = rd_kafka_consumer_poll(c->rk, timeout_ms);
@@ -319,8 +328,7 @@ rd_kafka_message_t *tg_consumer_poll(tg_consumer_t *c, int timeout_ms) {
     return NULL;
 }
 
-int tg_consumer_done(tg_consumer_t *c, const rd_kafka_message_t *msg, char *errstr,
-                     size_t errlen) {
+int tg_consumer_done(tg_consumer_t *c, const rd_kafka_message_t *msg, char *errstr, size_t errlen) {
     const char *topic = rd_kafka_topic_name(msg->rkt);
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, topic, msg->partition)->offset = msg->offset + 1;
@@ -331,8 +339,7 @@ int tg_consumer_done(tg_consumer_t *c, const rd_kafka_message_t *msg, char *errs
     rd_kafka_topic_partition_list_destroy(list);
     if (err) {
         return tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: cannot store offset %s [%d] @%lld: %s",
-                       topic, (int)msg->partition, (long long)msg->offset,
-                       rd_kafka_err2str(err));
+                       topic, (int)msg->partition, (long long)msg->offset, rd_kafka_err2str(err));
     }
     return TG_OK;
 }
@@ -351,8 +358,7 @@ void tg_consumer_destroy(tg_consumer_t *c) {
 
 /* ---- messages, metadata ------------------------------------------------ */
 
-int tg_message_header(const rd_kafka_message_t *msg, const char *name, char *out,
-                      size_t outlen) {
+int tg_message_header(const rd_kafka_message_t *msg, const char *name, char *out, size_t outlen) {
     rd_kafka_headers_t *hdrs = NULL;
     const void *val = NULL;
     size_t size = 0;

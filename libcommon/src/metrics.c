@@ -114,8 +114,7 @@ static int render_histogram(tg_buf_t *out, const series_t *s) {
     for (size_t b = 0; b < NBUCKETS && rc == TG_OK; b++) {
         cumulative += s->buckets[b];
         rc = tg_buf_appendf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", s->name, s->labels, sep,
-                            fmt_num(bucket_le[b], num, sizeof num),
-                            (unsigned long long)cumulative);
+                            fmt_num(bucket_le[b], num, sizeof num), (unsigned long long)cumulative);
     }
     if (rc == TG_OK) {
         rc = tg_buf_appendf(out, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep,

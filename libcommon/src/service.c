@@ -32,7 +32,9 @@ struct tg_service_s {
 
 /* ---- signals ----------------------------------------------------------- */
 
-static void on_shutdown_signal(int sig) { tg_shutdown_requested = 1; }
+static void on_shutdown_signal(int sig) {
+    tg_shutdown_requested = 1;
+}
 
 void tg_signals_install(void) {
     struct sigaction sa;
@@ -154,8 +156,8 @@ static int on_metrics(struct mg_connection *conn, void *data) {
         tg_http_reply_error(conn, 500, "internal", "out of memory");
         return 500;
     }
-    reply_raw(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "",
-              b.len, NULL);
+    reply_raw(conn, 200, "text/plain; version=0.0.4; charset=utf-8", b.data ? b.data : "", b.len,
+              NULL);
     tg_buf_free(&b);
     return 200;
 }
@@ -170,12 +172,14 @@ static int on_civetweb_log(const struct mg_connection *conn, const char *message
 /* ---- lifecycle --------------------------------------------------------- */
 
 static pthread_once_t civetweb_once = PTHREAD_ONCE_INIT;
-static void civetweb_init(void) { mg_init_library(0); }
+static void civetweb_init(void) {
+    mg_init_library(0);
+}
 
 static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) {
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port); /* all interfaces: probes come from outside */
-    const char *options[] = {"listening_ports", ports, "num_threads", "8",
+    const char *options[] = {"listening_ports",    ports,   "num_threads", "8",
                              "request_timeout_ms", "10000", NULL};
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof callbacks);
@@ -231,7 +235,9 @@ void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char 
     pthread_mutex_unlock(&svc->lock);
 }
 
-struct mg_context *tg_service_http(tg_service_t *svc) { return svc ? svc->http : NULL; }
+struct mg_context *tg_service_http(tg_service_t *svc) {
+    return svc ? svc->http : NULL;
+}
 
 void tg_service_stop(tg_service_t *svc) {
     if (!svc) {

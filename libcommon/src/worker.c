@@ -132,8 +132,8 @@ static int databases_connect(worker_t *w, char *err, size_t errlen) {
 
 static int worker_start(worker_t *w, char *err, size_t errlen) {
     const tg_worker_def_t *def = w->def;
-    int rc = tg_config_load(&w->cfg, def->worker_id, TG_NEED_KAFKA | def->needs,
-                            def->default_port, err, errlen);
+    int rc = tg_config_load(&w->cfg, def->worker_id, TG_NEED_KAFKA | def->needs, def->default_port,
+                            err, errlen);
     if (rc != TG_OK) {
         return rc;
     }
@@ -285,15 +285,18 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, const char *
     tg_error("Malformed event at %s [%s] @%s goes to %s: %s", original, partition, offset, topic,
              reason);
     const tg_header_t headers[] = {
-        {"x-error", reason},         {"x-original-topic", original},
-        {"x-original-partition", partition}, {"x-original-offset", offset},
-        {"x-worker", w->def->worker_id}, {"x-failed-at", failed_at},
+        {"x-error", reason},
+        {"x-original-topic", original},
+        {"x-original-partition", partition},
+        {"x-original-offset", offset},
+        {"x-worker", w->def->worker_id},
+        {"x-failed-at", failed_at},
     };
     char *key = msg->key ? strndup(msg->key, msg->key_len) : NULL;
     if (send_reliably(w, topic, key, msg->payload, msg->len, headers,
                       sizeof headers / sizeof headers[0]) == TG_OK) {
-        tg_metric_add("tg_worker_dead_letters_total", "Malformed events sent to the dead-letter topic",
-                      w->labels, 1);
+        tg_metric_add("tg_worker_dead_letters_total",
+                      "Malformed events sent to the dead-letter topic", w->labels, 1);
         offset_store(w, msg);
     }
     free(key);
@@ -318,8 +321,8 @@ static void details_move(cJSON *payload, tg_step_result_t *res) {
     cJSON_Delete(details);
 }
 
-static tg_envelope_t *completed_event(worker_t *w, const tg_envelope_t *in,
-                                      tg_step_result_t *res, int64_t ms) {
+static tg_envelope_t *completed_event(worker_t *w, const tg_envelope_t *in, tg_step_result_t *res,
+                                      int64_t ms) {
     tg_envelope_t *env = tg_envelope_follow(in, w->def->output_schema);
     if (!env) {
         return NULL;
@@ -373,8 +376,8 @@ static tg_envelope_t *failed_event(worker_t *w, const tg_envelope_t *in,
 
 /* ---- one message ------------------------------------------------------- */
 
-static int envelope_read(worker_t *w, const rd_kafka_message_t *msg, tg_envelope_t **in,
-                         char *err, size_t errlen) {
+static int envelope_read(worker_t *w, const rd_kafka_message_t *msg, tg_envelope_t **in, char *err,
+                         size_t errlen) {
     int rc = tg_envelope_parse(msg->payload, msg->len, in, err, errlen);
     if (rc == TG_OK && strcmp((*in)->schema, w->def->input_schema) != 0) {
         rc = tg_fail(TG_ERR_INVALID, err, errlen, "schema: expected %s, got %s",
@@ -386,7 +389,7 @@ static int envelope_read(worker_t *w, const rd_kafka_message_t *msg, tg_envelope
 }
 
 static void step_record(worker_t *w, const tg_step_result_t *res, int64_t ms) {
-    const char *outcome = res->err == TG_OK              ? res->status
+    const char *outcome = res->err == TG_OK             ? res->status
                           : res->err == TG_ERR_SHUTDOWN ? "abandoned"
                                                         : "failed";
     char labels[256];
@@ -440,8 +443,8 @@ static void message_handle(worker_t *w, const rd_kafka_message_t *msg) {
         tg_warn("Step abandoned for shutdown: the event will be delivered again");
     } else {
         int ok = res.err == TG_OK;
-        tg_envelope_t *out = ok ? completed_event(w, in, &res, ms)
-                                : failed_event(w, in, msg, &res, ms);
+        tg_envelope_t *out =
+            ok ? completed_event(w, in, &res, ms) : failed_event(w, in, msg, &res, ms);
         if (out && emit_event(w, ok ? w->def->output_topic : TG_TOPIC_STEP_FAILED, out) == TG_OK) {
             offset_store(w, msg);
         }
@@ -476,8 +479,8 @@ int tg_worker_main(const tg_worker_def_t *def) {
     signals_install(&w);
     tg_http_global_init();
     if (worker_start(&w, err, sizeof err) != TG_OK) {
-        fprintf(stderr, "%s: %s\n", def->worker_id, err);
         worker_cleanup(&w);
+        fprintf(stderr, "%s: %s\n", def->worker_id, err); /* last, after librdkafka's noise */
         return 1;
     }
     worker_run(&w);

@@ -63,8 +63,7 @@ static int kafka_start(orch_loop_t *o, char *err, size_t errlen) {
     if (!o->producer) {
         return TG_ERR_CONFIG;
     }
-    if (tg_kafka_ping(tg_producer_handle(o->producer), conf.cfg.connect_timeout_s * 1000) !=
-        TG_OK) {
+    if (!tg_kafka_ping(tg_producer_handle(o->producer), conf.cfg.connect_timeout_s * 1000)) {
         return tg_fail(TG_ERR_UNAVAILABLE, err, errlen, "KAFKA_BROKERS: no broker answered at %s",
                        conf.cfg.kafka_brokers);
     }
@@ -110,7 +109,7 @@ static void deps_refresh(orch_loop_t *o) {
     snprintf(detail, sizeof detail, "DATABASE_URL: %s", PQerrorMessage(o->pg));
     detail[strcspn(detail, "\n")] = '\0';
     tg_service_set_dep(o->svc, "postgres", ok, ok ? "ok" : detail);
-    ok = tg_kafka_ping(tg_consumer_handle(o->tracking), 1000) == TG_OK;
+    ok = tg_kafka_ping(tg_consumer_handle(o->tracking), 1000);
     tg_service_set_dep(o->svc, "kafka", ok, ok ? "ok" : "KAFKA_BROKERS: no broker answered");
 }
 

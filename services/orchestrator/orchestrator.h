@@ -154,11 +154,12 @@ typedef struct {
 int runs_step_get(PGconn *pg, const char *run_id, const char *worker, orch_step_t *out,
                   char *errstr, size_t errlen);
 
-/* The step failed (status retrying, failed or timed_out) at attempt.
- * Returns TG_ERR_NOTFOUND when it already ended or moved past attempt. */
+/* The step failed (status retrying, failed or timed_out) at attempt;
+ * first_failed_ms is recorded unless an earlier failure was. Returns
+ * TG_ERR_NOTFOUND when it already ended or moved past attempt. */
 int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const char *status,
-                     int attempt, int64_t execution_ms, const char *error, char *errstr,
-                     size_t errlen);
+                     int attempt, int64_t execution_ms, const char *error,
+                     int64_t first_failed_ms, char *errstr, size_t errlen);
 
 /* Ends an active run; *changed is 1 when it was active. dataset_version 0
  * and graph_version NULL keep what is recorded. */

@@ -239,25 +239,26 @@ int runs_step_done(PGconn *pg, const char *run_id, const char *worker, const cha
 }
 
 int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const char *status,
-                     int attempt, int64_t execution_ms, const char *error, char *errstr,
-                     size_t errlen) {
-    char a[16], ms[32];
+                     int attempt, int64_t execution_ms, const char *error,
+                     int64_t first_failed_ms, char *errstr, size_t errlen) {
+    char a[16], ms[32], first[32];
     num(a, sizeof a, attempt < 1 ? 1 : attempt);
     num(ms, sizeof ms, execution_ms);
-    const char *params[] = {run_id, worker, status, a, ms, error};
+    num(first, sizeof first, first_failed_ms);
+    const char *params[] = {run_id, worker, status, a, ms, error, first};
     PGresult *res;
     int rc = tg_pg_exec(
         pg,
         "INSERT INTO run_steps (run_id, worker_id, status, attempts, started_at, finished_at, "
         "execution_ms, error, first_failed_at) VALUES ($1, $2, $3, $4::int, now(), now(), "
-        "$5::bigint, $6, now()) "
+        "$5::bigint, $6, to_timestamp($7::bigint / 1000.0)) "
         "ON CONFLICT (run_id, worker_id) DO UPDATE SET status = EXCLUDED.status, "
         "attempts = EXCLUDED.attempts, finished_at = now(), "
         "execution_ms = EXCLUDED.execution_ms, error = EXCLUDED.error, "
-        "first_failed_at = COALESCE(run_steps.first_failed_at, now()) "
+        "first_failed_at = COALESCE(run_steps.first_failed_at, EXCLUDED.first_failed_at) "
         "WHERE run_steps.attempts <= EXCLUDED.attempts "
         "AND run_steps.status IN ('queued', 'running', 'retrying', 'timed_out')",
-        6, params, &res, errstr, errlen);
+        7, params, &res, errstr, errlen);
     if (rc) {
         return rc;
     }

@@ -176,6 +176,19 @@ static int on_completed(orch_loop_t *o, const orch_worker_t *from, const tg_enve
 
 /* ---- failures ---------------------------------------------------------- */
 
+/* The step's failure in PostgreSQL, after its retry or dead letter was
+ * sent: a failure here leaves the step running, and the timeout sweep or a
+ * redelivered event brings it back. */
+static void step_failed_record(orch_loop_t *o, const orch_failure_t *f, const char *status,
+                               int64_t execution_ms) {
+    char err[512];
+    int rc = runs_step_failed(o->pg, f->run_id, f->worker->id, status, f->attempt, execution_ms,
+                              f->error, f->first_failed_ms, err, sizeof err);
+    if (rc != TG_OK && rc != TG_ERR_NOTFOUND) {
+        tg_error("%s", err);
+    }
+}
+
 /* Worker 1 or 3 gave up: dead letter, alert, the run fails. Worker 2 gave
  * up: the orchestrator hands graph-builder the data as it is. */
 static int give_up(orch_loop_t *o, const orch_failure_t *f, const char *step_status,
@@ -207,10 +220,7 @@ static int give_up(orch_loop_t *o, const orch_failure_t *f, const char *step_sta
         tg_error("%s", err);
         return rc;
     }
-    if (runs_step_failed(o->pg, f->run_id, f->worker->id, step_status, f->attempt, execution_ms,
-                         f->error, err, sizeof err) == TG_ERR_DB) {
-        tg_error("%s", err);
-    }
+    step_failed_record(o, f, step_status, execution_ms);
     if (f->worker->critical) {
         snprintf(message, sizeof message, "%s failed after %d attempt(s): %s", f->worker->id,
                  f->attempt, f->error);
@@ -235,10 +245,7 @@ static int failure_handle(orch_loop_t *o, const orch_failure_t *f, const char *r
     }
     snprintf(labels, sizeof labels, "worker=\"%s\"", f->worker->id);
     tg_metric_add("tg_retries_total", "Step retries scheduled", labels, 1);
-    if (runs_step_failed(o->pg, f->run_id, f->worker->id, retry_status, f->attempt, ms, f->error,
-                         err, sizeof err) == TG_ERR_DB) {
-        tg_error("%s", err);
-    }
+    step_failed_record(o, f, retry_status, ms);
     return TG_OK;
 }
 

@@ -191,14 +191,18 @@ static int update_stats(PGconn *pg, const char *dv, const virtual_outcome_t *out
 static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
                      const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
                      char *errstr, size_t errlen) {
+    int64_t t0 = tg_mono_ms();
     int rc = copy_stops(pg, dv, plan, errstr, errlen);
     if (!rc)
         rc = copy_routes(pg, dv, plan, cfg, errstr, errlen);
+    int64_t t1 = tg_mono_ms();
     if (!rc && cfg->fail_after_routes)
         rc = tg_fail(TG_ERR_DB, errstr, errlen,
                      "injected failure after the virtual routes COPY (VIRTUAL_FAIL_AFTER_ROUTES)");
     if (!rc)
         rc = copy_flights(pg, dv, plan, first_day, errstr, errlen);
+    tg_info("COPY took %lld ms for stops and routes, %lld ms for flights",
+            (long long)(t1 - t0), (long long)(tg_mono_ms() - t1));
     out->stops = (long long)plan->nstops;
     out->routes = (long long)plan->nroutes;
     out->flights = (long long)plan->nroutes * VIRTUAL_FLIGHT_DAYS * 2;

@@ -146,6 +146,8 @@ def check_code(facts):
     for name, spec in SERVICES.items():
         if facts.service_env[name] is None:
             findings.append(f"services/{name}: the service is missing from the code")
+        elif not facts.ports[name]:
+            findings.append(f"services/{name}: no default HTTP port found in the code")
         elif facts.ports[name] and facts.ports[name] != {spec['port']}:
             findings.append(f"services/{name}: the code's default HTTP port "
                             f"{sorted(facts.ports[name])} is not {spec['port']}")

@@ -22,6 +22,7 @@ else
   TOOL_CACHE=${TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/transit-graph}
 fi
 KUSTOMIZE=$TOOL_CACHE/bin/kustomize-$KUSTOMIZE_VERSION
+KUSTOMIZE_KUBECTL=$TOOL_CACHE/bin/kustomize-kubectl   # fallback without Go
 VENV=$TOOL_CACHE/deploy-venv-$KUBERNETES_VALIDATE_VERSION
 
 log() { echo "deploy-tools: $*" >&2; }
@@ -29,7 +30,15 @@ die() { echo "deploy-tools: ERROR: $*" >&2; exit 1; }
 
 install_kustomize() {
   [ -x "$KUSTOMIZE" ] && return 0
-  command -v go >/dev/null || die "go is needed to install kustomize (Debian: golang-go >= 1.22)"
+  if ! command -v go >/dev/null; then
+    # No Go toolchain: kubectl embeds kustomize; `kustomize build` = `kubectl kustomize`.
+    command -v kubectl >/dev/null || die "go (>= 1.22) or kubectl is needed for kustomize"
+    log "no go: using kubectl's embedded kustomize"
+    mkdir -p "$TOOL_CACHE/bin"
+    printf '#!/bin/sh\n[ "$1" = build ] && shift\nexec kubectl kustomize "$@"\n' >"$KUSTOMIZE_KUBECTL"
+    chmod +x "$KUSTOMIZE_KUBECTL"
+    return 0
+  fi
   log "installing kustomize $KUSTOMIZE_VERSION from the Go module proxy"
   local gobin; gobin=$(mktemp -d)
   GOBIN=$gobin GOFLAGS=-buildvcs=false go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
@@ -58,7 +67,7 @@ install_venv() {
 }
 
 print_env() {
-  echo "KUSTOMIZE=$KUSTOMIZE"
+  if [ -x "$KUSTOMIZE" ]; then echo "KUSTOMIZE=$KUSTOMIZE"; else echo "KUSTOMIZE=$KUSTOMIZE_KUBECTL"; fi
   echo "DOCKER_COMPOSE=$(command -v docker-compose || echo docker-compose)"
   echo "DEPLOY_VENV=$VENV"
 }
@@ -68,8 +77,8 @@ case "${1:-}" in
     install_kustomize
     install_compose
     install_venv
-    log "ready: $("$KUSTOMIZE" version), $(docker-compose version --short 2>/dev/null)," \
-        "kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
+    log "ready: $(print_env | sed -n 's/^KUSTOMIZE=//p'), docker-compose" \
+        "$(docker-compose version --short 2>/dev/null), kubernetes-validate $KUBERNETES_VALIDATE_VERSION"
     ;;
   env) print_env ;;
   pytest)

@@ -55,8 +55,7 @@ static int create_topic(const char *name, int partitions) {
         rd_kafka_resp_err_t terr = n ? rd_kafka_topic_result_error(res[0]) : 0;
         rc = terr && terr != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS;
         if (rc) {
-            fprintf(stderr, "kafka_roundtrip: create-topic %s: %s\n", name,
-                    rd_kafka_err2str(terr));
+            fprintf(stderr, "kafka_roundtrip: create-topic %s: %s\n", name, rd_kafka_err2str(terr));
         }
     }
     if (ev) {
@@ -207,8 +206,7 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "worker") == 0) {
         return worker();
     }
-    fprintf(stderr,
-            "usage: kafka_roundtrip create-topic NAME PARTITIONS | produce TOPIC N |\n"
-            "       consume TOPIC GROUP N [--crash-before-store] | worker\n");
+    fprintf(stderr, "usage: kafka_roundtrip create-topic NAME PARTITIONS | produce TOPIC N |\n"
+                    "       consume TOPIC GROUP N [--crash-before-store] | worker\n");
     return 2;
 }

@@ -118,7 +118,8 @@ static void test_malformed(void) {
                    strlen(GOOD_HEAD GOOD_IDS) + 1 + strlen(GOOD_TAIL), "envelope: contains a NUL");
 
     rejected("{\"schemaVersion\":1," GOOD_IDS GOOD_TAIL, "schema: missing");
-    rejected("{\"schema\":\"\",\"schemaVersion\":1," GOOD_IDS GOOD_TAIL, "schema: must not be empty");
+    rejected("{\"schema\":\"\",\"schemaVersion\":1," GOOD_IDS GOOD_TAIL,
+             "schema: must not be empty");
     rejected("{\"schema\":7,\"schemaVersion\":1," GOOD_IDS GOOD_TAIL, "schema: must be a string");
     rejected("{\"schema\":\"a\"," GOOD_IDS GOOD_TAIL, "schemaVersion: missing");
     rejected("{\"schema\":\"a\",\"schemaVersion\":\"1\"," GOOD_IDS GOOD_TAIL,
@@ -144,11 +145,14 @@ static void test_malformed(void) {
              "correlationId: invalid character");
 
     rejected(GOOD_HEAD GOOD_IDS "\"producedAt\":\"t\"}", "payload: missing");
-    rejected(GOOD_HEAD GOOD_IDS "\"producedAt\":\"t\",\"payload\":[]}", "payload: must be an object");
+    rejected(GOOD_HEAD GOOD_IDS "\"producedAt\":\"t\",\"payload\":[]}",
+             "payload: must be an object");
     rejected(GOOD_HEAD GOOD_IDS "\"producedAt\":\"t\",\"payload\":null}",
              "payload: must be an object");
-    rejected(GOOD_HEAD GOOD_IDS "\"datasetVersion\":-1," GOOD_TAIL, "datasetVersion: -1 is out of range");
-    rejected(GOOD_HEAD GOOD_IDS "\"datasetVersion\":1.5," GOOD_TAIL, "datasetVersion: must be an integer");
+    rejected(GOOD_HEAD GOOD_IDS "\"datasetVersion\":-1," GOOD_TAIL,
+             "datasetVersion: -1 is out of range");
+    rejected(GOOD_HEAD GOOD_IDS "\"datasetVersion\":1.5," GOOD_TAIL,
+             "datasetVersion: must be an integer");
     rejected(GOOD_HEAD GOOD_IDS "\"datasetVersion\":\"3\"," GOOD_TAIL,
              "datasetVersion: must be an integer");
     rejected(GOOD_HEAD GOOD_IDS "\"attempt\":0," GOOD_TAIL, "attempt: 0 is out of range");

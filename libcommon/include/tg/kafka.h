@@ -27,7 +27,8 @@ tg_producer_t *tg_producer_new(const tg_config_t *cfg, char *errstr, size_t errl
 
 /* Sends one message and waits (up to timeout_ms) for its delivery report.
  * Returns TG_OK only when the broker acknowledged it. headers may be NULL.
- * Nothing passed in is retained. */
+ * Nothing passed in is retained. After TG_ERR_TIMEOUT the message may still
+ * be delivered later, so a resend can duplicate it (same bytes, same id). */
 int tg_producer_send(tg_producer_t *p, const char *topic, const char *key, const void *value,
                      size_t len, const tg_header_t *headers, size_t nheaders, int timeout_ms,
                      char *errstr, size_t errlen) TG_WARN_UNUSED;
@@ -65,7 +66,9 @@ int tg_message_header(const rd_kafka_message_t *msg, const char *name, char *out
 int tg_kafka_ping(rd_kafka_t *rk, int timeout_ms);
 rd_kafka_t *tg_producer_handle(tg_producer_t *p);
 
-/* Applies bootstrap servers and every KAFKA_CONF_* variable to conf. */
+/* Applies bootstrap servers, client.id (the service id) and every
+ * KAFKA_CONF_* variable to conf; a property librdkafka rejects gives
+ * TG_ERR_CONFIG, e.g. "KAFKA_CONF_FOO: No such configuration property...". */
 int tg_kafka_conf_apply_env(rd_kafka_conf_t *conf, const tg_config_t *cfg, char *errstr,
                             size_t errlen) TG_WARN_UNUSED;
 
