@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +17,21 @@ extern char **environ;
 
 #define ENV_PREFIX "KAFKA_CONF_"
 
+/* First member of both handles (their librdkafka opaque): once closing is
+ * set, errors of a handle being torn down are not logged, so a program's
+ * last stderr line stays its own. */
+typedef struct {
+    atomic_int closing;
+} handle_state_t;
+
 struct tg_producer_s {
+    handle_state_t hs;
     rd_kafka_t *rk;
     pthread_mutex_t lock; /* guards every send_state_t of this producer */
 };
 
 struct tg_consumer_s {
+    handle_state_t hs;
     rd_kafka_t *rk;
 };
 
@@ -36,13 +46,24 @@ typedef struct {
 
 /* ---- configuration ----------------------------------------------------- */
 
+static int closing(const rd_kafka_t *rk) {
+    const handle_state_t *hs = rd_kafka_opaque(rk);
+    return hs && atomic_load(&hs->closing);
+}
+
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    if (closing(rk)) {
+        return;
+    }
     tg_warn("kafka %s: %s: %s", rd_kafka_name(rk), rd_kafka_err2name((rd_kafka_resp_err_t)err),
             reason);
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     /* syslog levels: 0..4 are emergencies to warnings, the rest chatter. */
+    if (closing(rk)) {
+        return;
+    }
     if (level <= 4) {
         tg_warn("kafka %s: %s: %s", rd_kafka_name(rk), fac, buf);
     } else {
@@ -144,6 +165,7 @@ tg_producer_t *tg_producer_new(const tg_config_t *cfg, char *errstr, size_t errl
         free(p);
         return NULL;
     }
+    atomic_init(&p->hs.closing, 0);
     pthread_mutex_init(&p->lock, NULL);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_opaque(conf, p);
@@ -244,6 +266,7 @@ void tg_producer_destroy(tg_producer_t *p, int timeout_ms) {
     if (!p) {
         return;
     }
+    atomic_store(&p->hs.closing, 1); /* the count below says what matters */
     rd_kafka_flush(p->rk, timeout_ms);
     int left = rd_kafka_outq_len(p->rk);
     if (left > 0) {
@@ -285,6 +308,8 @@ tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
         free(c);
         return NULL;
     }
+    atomic_init(&c->hs.closing, 0);
+    rd_kafka_conf_set_opaque(conf, c);
     char rderr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
     if (!c->rk) {
@@ -348,6 +373,7 @@ void tg_consumer_destroy(tg_consumer_t *c) {
     if (!c) {
         return;
     }
+    atomic_store(&c->hs.closing, 1);
     rd_kafka_resp_err_t err = rd_kafka_consumer_close(c->rk);
     if (err) {
         tg_warn("kafka: closing the consumer: %s", rd_kafka_err2str(err));

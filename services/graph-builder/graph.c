@@ -331,9 +331,31 @@ static int json_str(tg_buf_t *b, const char *s) {
     return rc ? rc : tg_buf_append(b, "\"", 1);
 }
 
+/* ,"name": then the string; names are literals, so no escaping. */
 static int json_field_str(tg_buf_t *b, const char *name, const char *value) {
-    int rc = tg_buf_appendf(b, ",\"%s\":", name);
+    int rc = tg_buf_append(b, ",\"", 2);
+    if (!rc)
+        rc = tg_buf_append(b, name, strlen(name));
+    if (!rc)
+        rc = tg_buf_append(b, "\":", 2);
     return rc ? rc : json_str(b, value);
+}
+
+/* ,"name":number; whole numbers (most weights) skip printf, which is most
+ * of the cost of 100k edges. */
+static int json_field_num(tg_buf_t *b, const char *name, double v) {
+    char num[32];
+    int n;
+    if (v == floor(v) && fabs(v) < 1e15)
+        n = snprintf(num, sizeof(num), "%lld", (long long)v);
+    else
+        n = snprintf(num, sizeof(num), "%.10g", v);
+    int rc = tg_buf_append(b, ",\"", 2);
+    if (!rc)
+        rc = tg_buf_append(b, name, strlen(name));
+    if (!rc)
+        rc = tg_buf_append(b, "\":", 2);
+    return rc ? rc : tg_buf_append(b, num, (size_t)n);
 }
 
 int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
@@ -342,8 +364,8 @@ int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
         rc = json_str(b, n->id);
     if (!rc)
         rc = json_field_str(b, "stopName", n->name);
-    if (!rc && !isnan(n->lat) && !isnan(n->lon))
-        rc = tg_buf_appendf(b, ",\"latitude\":%.10g,\"longitude\":%.10g", n->lat, n->lon);
+    if (!rc && !isnan(n->lat) && !isnan(n->lon) && !(rc = json_field_num(b, "latitude", n->lat)))
+        rc = json_field_num(b, "longitude", n->lon);
     if (!rc && n->city)
         rc = json_field_str(b, "cityName", n->city);
     return rc ? rc : tg_buf_append(b, "}", 1);
@@ -356,9 +378,9 @@ int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
     if (!rc)
         rc = json_field_str(b, "toStopId", e->to_id);
     if (!rc)
-        rc = tg_buf_appendf(b, ",\"weight\":%.10g", e->weight);
+        rc = json_field_num(b, "weight", e->weight);
     if (!rc && !isnan(e->distance))
-        rc = tg_buf_appendf(b, ",\"distance\":%.10g", e->distance);
+        rc = json_field_num(b, "distance", e->distance);
     if (!rc && e->transport)
         rc = json_field_str(b, "transportType", e->transport);
     if (!rc && e->route_id)

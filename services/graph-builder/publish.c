@@ -28,10 +28,28 @@ static void cut_connection(redisContext *c, tg_redis_pipe_t *p, long keys) {
     shutdown(c->fd, SHUT_RDWR);
 }
 
-static int pipe_set(tg_redis_pipe_t *p, const tg_buf_t *key, const tg_buf_t *val) {
+/* Sends what is queued without waiting for replies once it passes
+ * SEND_AHEAD bytes: Redis works on these commands while the next JSON is
+ * built, and hiredis never shifts a multi-megabyte output buffer. The
+ * replies are read by the pipe's flush (SET answers "+OK", 5 bytes each). */
+#define SEND_AHEAD (64 * 1024)
+
+static int send_ahead(redisContext *c) {
+    int done = 0;
+    if (sdslen(c->obuf) < SEND_AHEAD)
+        return TG_OK;
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return TG_ERR_REDIS;
+    return TG_OK;
+}
+
+static int pipe_set(redisContext *c, tg_redis_pipe_t *p, const tg_buf_t *key,
+                    const tg_buf_t *val) {
     const char *argv[] = {"SET", key->data, val->data};
     const size_t len[] = {3, key->len, val->len};
-    return tg_redis_pipe_add(p, 3, argv, len);
+    int rc = tg_redis_pipe_add(p, 3, argv, len);
+    return rc ? rc : send_ahead(c);
 }
 
 /* SET graph:{v}:node:{id} and graph:{v}:neighbors:{id} for every stop. */
@@ -47,11 +65,11 @@ static int publish_nodes(redisContext *c, tg_redis_pipe_t *p, const gb_graph_t *
         tg_buf_reset(&val);
         rc = key_printf(&key, "graph:%s:node:%s", version, n->id);
         if (!rc && !(rc = gb_node_json(&val, n)))
-            rc = pipe_set(p, &key, &val);
+            rc = pipe_set(c, p, &key, &val);
         tg_buf_reset(&val);
         if (!rc && !(rc = key_printf(&key, "graph:%s:neighbors:%s", version, n->id)) &&
             !(rc = gb_neighbors_json(&val, g, i)))
-            rc = pipe_set(p, &key, &val);
+            rc = pipe_set(c, p, &key, &val);
         keys += 2;
         if (fail_after_keys > 0 && keys >= fail_after_keys && keys - 2 < fail_after_keys)
             cut_connection(c, p, keys);

@@ -99,6 +99,31 @@ static int find_rows(const cJSON *root, const cJSON **rows, const cJSON **next) 
     return cJSON_IsArray(*rows) ? 0 : -1;
 }
 
+/* True when the text ends inside a string or with brackets still open: the
+ * answer was cut short rather than written wrong. */
+static int json_unfinished(const char *s, size_t len) {
+    long depth = 0;
+    int in_string = 0, seen = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
+            continue;
+        }
+        seen |= c != ' ' && c != '\n' && c != '\r' && c != '\t';
+        if (c == '"')
+            in_string = 1;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']')
+            depth--;
+    }
+    return in_string || depth > 0 || !seen;
+}
+
 int odata_parse_page(const char *body, size_t len, cJSON **root, const cJSON **rows,
                      const char **next, char *errstr, size_t errlen) {
     const char *end = NULL;
@@ -106,8 +131,7 @@ int odata_parse_page(const char *body, size_t len, cJSON **root, const cJSON **r
     *root = cJSON_ParseWithLengthOpts(body ? body : "", len, &end, 0);
     if (!*root) {
         size_t at = end && body ? (size_t)(end - body) : 0;
-        /* The parser ran out of input: the answer was cut short. */
-        if (at + 1 >= len)
+        if (json_unfinished(body ? body : "", len))
             return tg_fail(TG_ERR_UNAVAILABLE, errstr, errlen,
                            "answer cut short: JSON ends unfinished after %zu bytes", len);
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "malformed JSON at byte %zu of %zu", at,

@@ -1,12 +1,12 @@
 /* The cities directory: a CSV file (RFC 4180, UTF-8) read and validated at
  * start-up, kept in memory for generation and copied into the cities table
  * so that operators and the other services see the same directory. */
+#include "tg/pg.h"
+#include "virtual.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tg/pg.h"
-#include "virtual.h"
 
 #define NFIELDS 5
 static const char *const header[NFIELDS] = {"name", "district", "latitude", "longitude",
@@ -143,8 +143,8 @@ static int is_duplicate(const virtual_cities_t *out, const virtual_city_t *city)
 
 /* Appends the next data row to out; returns 1 when a row was added, 0 at the
  * end of the text, or an error naming the line. */
-static int next_city(csv_t *c, const char *path, virtual_cities_t *out, size_t *cap,
-                     char *errstr, size_t errlen) {
+static int next_city(csv_t *c, const char *path, virtual_cities_t *out, size_t *cap, char *errstr,
+                     size_t errlen) {
     char f[NFIELDS][VIRTUAL_NAME_MAX];
     while (c->p < c->end && (*c->p == '\n' || *c->p == '\r')) {
         c->line += *c->p == '\n';
@@ -172,8 +172,8 @@ static int next_city(csv_t *c, const char *path, virtual_cities_t *out, size_t *
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: line %d: %s", path, line, why);
     if (is_duplicate(out, city))
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
-                       "%s: line %d: city \"%s\" appears twice (same normalised name \"%s\")",
-                       path, line, city->name, city->normalized);
+                       "%s: line %d: city \"%s\" appears twice (same normalised name \"%s\")", path,
+                       line, city->name, city->normalized);
     out->count++;
     return 1;
 }
@@ -231,8 +231,7 @@ static int cities_copy_data(const virtual_cities_t *c, tg_buf_t *b) {
         if (tg_copy_str(b, city->name, 0) || tg_copy_str(b, city->normalized, 0) ||
             tg_copy_str(b, *city->district ? city->district : NULL, 0) ||
             tg_copy_double(b, city->latitude, 0) || tg_copy_double(b, city->longitude, 0) ||
-            (city->population < 0 ? tg_copy_str(b, NULL, 1)
-                                  : tg_copy_long(b, city->population, 1)))
+            (city->population < 0 ? tg_copy_str(b, NULL, 1) : tg_copy_long(b, city->population, 1)))
             return TG_ERR_NOMEM;
     }
     return TG_OK;

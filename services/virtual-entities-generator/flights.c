@@ -2,8 +2,8 @@
  * a fixed UTC+9) for 365 days, written straight into COPY text. Dates are
  * computed with Howard Hinnant's civil-calendar algorithms rather than
  * mktime/localtime, which depend on the process's TZ and are slow per row. */
-#include <string.h>
 #include "virtual.h"
+#include <string.h>
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -73,8 +73,8 @@ static int route_parts(tg_buf_t *head, tg_buf_t *mid, const char *dv, const virt
 }
 
 /* "YYYYMMDD-HHMM" of the id, then the times and the constant columns. */
-static int append_flight(tg_buf_t *b, const tg_buf_t *head, const tg_buf_t *mid,
-                         int64_t dep_min, int duration_min) {
+static int append_flight(tg_buf_t *b, const tg_buf_t *head, const tg_buf_t *mid, int64_t dep_min,
+                         int duration_min) {
     char dep[32], arr[32], stamp[16], tail[80];
     virtual_format_local(dep_min, dep);
     virtual_format_local(dep_min + duration_min, arr);

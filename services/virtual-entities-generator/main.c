@@ -8,13 +8,13 @@
  *                        → COPY stops, routes, flights + stats (one transaction)
  *                        → virtual-entities.completed
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "tg/log.h"
 #include "tg/topics.h"
 #include "tg/worker.h"
 #include "virtual.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #ifndef VIRTUAL_CITIES_FILE
 #define VIRTUAL_CITIES_FILE "/usr/share/transit-graph/cities.csv"
@@ -71,8 +71,8 @@ static int init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     if (st->cfg.fail_after_routes)
         tg_warn("VIRTUAL_FAIL_AFTER_ROUTES is set: every generation will fail (test only)");
     tg_info("Cities directory %s: %zu cities; mode %s, hub %s, %g km/h, fare %.2f RUB, %s", path,
-            st->cities.count, st->cfg.mode == VIRTUAL_MODE_HUB ? "hub" : "direct",
-            st->cfg.hub_city, st->cfg.speed_kmh, st->cfg.fare_rub, st->cfg.transport_type);
+            st->cities.count, st->cfg.mode == VIRTUAL_MODE_HUB ? "hub" : "direct", st->cfg.hub_city,
+            st->cfg.speed_kmh, st->cfg.fare_rub, st->cfg.transport_type);
     return TG_OK;
 }
 
@@ -105,12 +105,14 @@ static const char *skip_reason(const tg_envelope_t *in, int64_t dv, char *buf, s
 }
 
 static void report(const virtual_outcome_t *o, int64_t dv, tg_step_result_t *res) {
-    res->details = details_of(o);
     if (!o->dataset_found) {
         res->status = "skipped";
         snprintf(res->message, sizeof(res->message),
                  "No dataset: version %lld does not exist, generation skipped", (long long)dv);
-    } else if (o->existed && !o->deleted) {
+        return;
+    }
+    res->details = details_of(o);
+    if (o->existed) {
         snprintf(res->message, sizeof(res->message),
                  "Virtual entities already exist for dataset %lld: %lld stops, %lld routes, "
                  "%lld flights (nothing new)",

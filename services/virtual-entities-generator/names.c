@@ -1,8 +1,8 @@
 /* City names: the normal form used to match a directory city with the
  * city_name of real stops, and the ASCII slug used in virtual ids. Both work
  * on UTF-8 code points so Cyrillic case folding does not depend on a locale. */
-#include <string.h>
 #include "virtual.h"
+#include <string.h>
 
 /* Decodes one UTF-8 sequence at *p; returns the code point or -1. */
 static long utf8_next(const unsigned char **p) {
@@ -78,8 +78,8 @@ static long fold(long cp) {
 }
 
 static int is_separator(long cp) {
-    return cp == ' ' || cp == '-' || cp == '\t' || cp == 0x00A0 /* nbsp */ ||
-           cp == 0x2010 || cp == 0x2011 || cp == 0x2013 || cp == 0x2014; /* dashes */
+    return cp == ' ' || cp == '-' || cp == '\t' || cp == 0x00A0 /* nbsp */ || cp == 0x2010 ||
+           cp == 0x2011 || cp == 0x2013 || cp == 0x2014; /* dashes */
 }
 
 /* Skips a leading "г." or "г " (the abbreviation of город, "town"). */
@@ -120,8 +120,8 @@ int virtual_normalize(const char *name, char *out, size_t outlen) {
 
 /* BGN/PCGN simplified, indexed by code point - 0x0430 (а..я). */
 static const char *const cyrillic[32] = {
-    "a", "b",  "v",  "g",  "d",    "e", "zh", "z", "i",  "y",  "k",  "l", "m",  "n",  "o",  "p",
-    "r", "s",  "t",  "u",  "f",    "kh", "ts", "ch", "sh", "shch", "", "y", "", "e", "yu", "ya",
+    "a", "b", "v", "g", "d", "e",  "zh", "z",  "i",  "y",    "k", "l", "m", "n", "o",  "p",
+    "r", "s", "t", "u", "f", "kh", "ts", "ch", "sh", "shch", "",  "y", "",  "e", "yu", "ya",
 };
 
 /* The ASCII for cp ("" for ъ/ь), or NULL for anything else, which becomes
@@ -130,13 +130,20 @@ static const char *translit_cp(long cp, char ascii[2]) {
     if (cp >= 0x0430 && cp <= 0x044F)
         return cyrillic[cp - 0x0430];
     switch (cp) {
-    case 0x0451: return "e";  /* ё, should normalisation have left one */
-    case 0x0495: return "gh"; /* ҕ */
-    case 0x04A5: return "ng"; /* ҥ */
-    case 0x04AF: return "u";  /* ү */
-    case 0x04BB: return "h";  /* һ */
-    case 0x04E9: return "o";  /* ө */
-    default: break;
+    case 0x0451:
+        return "e"; /* ё, should normalisation have left one */
+    case 0x0495:
+        return "gh"; /* ҕ */
+    case 0x04A5:
+        return "ng"; /* ҥ */
+    case 0x04AF:
+        return "u"; /* ү */
+    case 0x04BB:
+        return "h"; /* һ */
+    case 0x04E9:
+        return "o"; /* ө */
+    default:
+        break;
     }
     if ((cp >= 'a' && cp <= 'z') || (cp >= '0' && cp <= '9')) {
         ascii[0] = (char)cp;

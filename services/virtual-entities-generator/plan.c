@@ -2,12 +2,12 @@
  * virtual stops, and the virtual routes that connect them to the graph (hub
  * mode, or direct mode with a link to the nearest real stop). Pure: no I/O
  * besides warnings, so the unit tests can check every rule. */
+#include "tg/log.h"
+#include "virtual.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tg/log.h"
-#include "virtual.h"
 
 double virtual_distance_km(double lat1, double lon1, double lat2, double lon2) {
     const double r = 6371.0, rad = M_PI / 180.0;
@@ -30,7 +30,9 @@ typedef struct {
     size_t count;
 } served_t;
 
-static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+static int cmp_name(const void *a, const void *b) {
+    return strcmp(a, b);
+}
 
 static int served_build(const virtual_real_stop_t *stops, size_t n, served_t *s) {
     s->count = 0;

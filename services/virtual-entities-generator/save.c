@@ -2,14 +2,14 @@
  * the dataset already has its virtual entities (replay), read the real
  * stops, plan, COPY virtual_stops, virtual_routes and flights, record the
  * counts in datasets.stats, commit. Any failure rolls everything back. */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/pg.h"
 #include "virtual.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define FLIGHT_CHUNK_BYTES (8u << 20) /* bounds memory in direct mode */
 
@@ -68,8 +68,8 @@ static int delete_existing(PGconn *pg, const char *dv, char *errstr, size_t errl
         rc = tg_pg_exec(pg, "DELETE FROM virtual_routes WHERE dataset_version = $1", 1, params,
                         NULL, errstr, errlen);
     if (!rc)
-        rc = tg_pg_exec(pg, "DELETE FROM virtual_stops WHERE dataset_version = $1", 1, params,
-                        NULL, errstr, errlen);
+        rc = tg_pg_exec(pg, "DELETE FROM virtual_stops WHERE dataset_version = $1", 1, params, NULL,
+                        errstr, errlen);
     return rc;
 }
 
@@ -153,8 +153,8 @@ static int copy_routes(PGconn *pg, const char *dv, const virtual_plan_t *plan,
 }
 
 /* Flights go in chunks of a few MB: several COPYs in the same transaction. */
-static int copy_flights(PGconn *pg, const char *dv, const virtual_plan_t *plan,
-                        int64_t first_day, char *errstr, size_t errlen) {
+static int copy_flights(PGconn *pg, const char *dv, const virtual_plan_t *plan, int64_t first_day,
+                        char *errstr, size_t errlen) {
     tg_buf_t b;
     tg_buf_init(&b);
     int rc = TG_OK;
@@ -201,14 +201,13 @@ static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
                      "injected failure after the virtual routes COPY (VIRTUAL_FAIL_AFTER_ROUTES)");
     if (!rc)
         rc = copy_flights(pg, dv, plan, first_day, errstr, errlen);
-    tg_info("COPY took %lld ms for stops and routes, %lld ms for flights",
-            (long long)(t1 - t0), (long long)(tg_mono_ms() - t1));
+    tg_info("COPY took %lld ms for stops and routes, %lld ms for flights", (long long)(t1 - t0),
+            (long long)(tg_mono_ms() - t1));
     out->stops = (long long)plan->nstops;
     out->routes = (long long)plan->nroutes;
     out->flights = (long long)plan->nroutes * VIRTUAL_FLIGHT_DAYS * 2;
     out->cities_without_stops = plan->cities_without_stops;
-    snprintf(out->mode, sizeof(out->mode), "%s",
-             plan->mode == VIRTUAL_MODE_HUB ? "hub" : "direct");
+    snprintf(out->mode, sizeof(out->mode), "%s", plan->mode == VIRTUAL_MODE_HUB ? "hub" : "direct");
     if (!rc)
         rc = update_stats(pg, dv, out, errstr, errlen);
     return rc;
@@ -216,8 +215,8 @@ static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
 
 /* Reads the real stops, plans and saves, inside the open transaction. */
 static int generate_locked(PGconn *pg, const char *dv, const virtual_cities_t *cities,
-                           const virtual_config_t *cfg, int64_t first_day,
-                           virtual_outcome_t *out, char *errstr, size_t errlen) {
+                           const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
+                           char *errstr, size_t errlen) {
     PGresult *res = NULL;
     virtual_real_stop_t *stops = NULL;
     size_t nstops = 0;

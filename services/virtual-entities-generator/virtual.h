@@ -4,11 +4,11 @@
 #ifndef VIRTUAL_H
 #define VIRTUAL_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <libpq-fe.h>
 #include "tg/buf.h"
 #include "tg/error.h"
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define VIRTUAL_NAME_MAX 256 /* bytes of a city name, normalised name or id */
 
@@ -70,7 +70,7 @@ typedef struct {
 /* A real stop of the dataset (input to the plan). */
 typedef struct {
     const char *id;
-    const char *city_name; /* may be NULL */
+    const char *city_name;      /* may be NULL */
     double latitude, longitude; /* NAN when unknown */
 } virtual_real_stop_t;
 
@@ -94,7 +94,7 @@ typedef struct {
 } virtual_route_t;
 
 typedef struct {
-    virtual_mode_t mode;      /* the mode used (hub falls back to direct) */
+    virtual_mode_t mode; /* the mode used (hub falls back to direct) */
     size_t cities_without_stops;
     virtual_stop_t *stops;
     size_t nstops;
@@ -137,8 +137,8 @@ void virtual_format_local(int64_t local_min, char *out);
 int virtual_flights_append(tg_buf_t *b, const char *dataset_version, const virtual_route_t *r,
                            int64_t first_day) TG_WARN_UNUSED;
 
-#define VIRTUAL_FLIGHT_COPY                                                                   \
-    "COPY flights (dataset_version, id, route_id, from_stop_id, to_stop_id, departure_time, " \
+#define VIRTUAL_FLIGHT_COPY                                                                        \
+    "COPY flights (dataset_version, id, route_id, from_stop_id, to_stop_id, departure_time, "      \
     "arrival_time, available_seats, is_virtual) FROM STDIN"
 
 /* ---- save.c: one transaction -------------------------------------------- */

@@ -81,10 +81,9 @@ def test_first_sync_no_change_changed_and_force(stack, odata_server):
     row = stack.sql("SELECT departure_time AT TIME ZONE 'UTC', available_seats FROM flights "
                     "WHERE id = 'flight-yak-airport-mir-airport-20261201-0820'")
     assert row == [["2026-11-30 23:20:00", "21"]]
-    if p["backupKey"]:
-        assert p["backupKey"] == f"datasets/default/v1-{p['dataHash']}.json.gz"
-        assert stack.scalar("SELECT backup_key FROM datasets") == p["backupKey"]
-        assert s3_object_exists(p["backupKey"])
+    assert p["backupKey"] == f"datasets/default/v1-{p['dataHash']}.json.gz"
+    assert stack.scalar("SELECT backup_key FROM datasets") == p["backupKey"]
+    assert s3_object_exists(p["backupKey"])
 
     trigger(stack)
     again = events(stack, DONE, 2)[1]["payload"]

@@ -4,29 +4,44 @@
 
     python3 tests/odata/gen_dataset.py --scale K --out DIR [--seed S]
         [--cities deploy/sample-data/cities.csv] [--stops N] [--routes N]
-        [--flights N] [--virtual-cities N] [--start 2026-12-01] [--days 14]
-        [--no-name-variants]
+        [--flights N] [--virtual-cities N] [--edges N] [--transfer-max-stops N]
+        [--start 2026-12-01] [--days 14] [--no-name-variants]
 
 Writes, in the default data contract (the format odata_server.py --data reads):
     DIR/stops.json     5,000 x K real stops (Id stop-000001 ...)
-    DIR/routes.json   12,000 x K routes (6,000 x K pairs: every route has its
-                       reverse with the next Id)
-    DIR/flights.json  20,000 x K flights between --start and --start + --days,
-                       every route has at least one flight
+    DIR/routes.json    as many routes as make the graph reach --edges (below;
+                       about 46,000 at K=1), in pairs: every route has its
+                       reverse with the next Id
+    DIR/flights.json   one flight per route plus 20,000 x K more, between
+                       --start and --start + --days
     DIR/cities.csv     name,district,latitude,longitude,population: every city
                        that has stops (all cities of --cities, Якутск included,
                        plus generated settlements) and 250 x K extra generated
                        cities with NO stop (=> 250 x K virtual stops and
                        500 x K hub routes when the hub is Якутск)
-    DIR/manifest.json  the counts and parameters
+    DIR/manifest.json  the counts and parameters, and the graph they make
+                       (expected nodes, transfer edges and edges)
 
-Why 12,000 routes and not 5,000 per scale unit: a graph of S stops in which
-every route has its reverse is connected only with at least 2 x (S - 1) routes
-(a spanning tree, 9,998 for 5,000 stops).  The generator builds such a spanning
-tree (stops of a city joined by local BUS routes, cities joined to a nearby
-city by BUS/RIVER/RAIL/AIR) and adds random extra pairs (to neighbours, to
-Якутск by air, inside a city) up to --routes.  --routes below 2 x (S - 1) is
-refused.
+How many routes: the specification's largest graph is about 5,000 nodes and
+100,000 edges, and scale K aims at 100,000 x K edges (--edges) under the graph
+model of services/graph-builder/README.md: one directed edge per route and per
+virtual route, plus a TRANSFER edge each way between every two stops of one
+city, for cities of at most --transfer-max-stops stops (graph-builder's
+GRAPH_TRANSFER_MAX_STOPS, default 30; 0 = transfers off).  The generator places
+the stops first, counts the transfer edges they make (k stops of a city make
+k(k-1)), and fills the rest with routes:
+    routes = edges - 2 x virtual cities - transfer edges
+At K=1 that is 100,000 - 500 - 53,420 = 46,080 routes.  Transfers grow a
+little faster than the stops (bigger cities at larger K), so routes per scale
+unit fall slowly with K while nodes and edges stay linear.  An explicit
+--routes (as before: 12,000 x K was the old default) or --flights wins.
+
+A graph of S stops in which every route has its reverse is connected only
+with at least 2 x (S - 1) routes (a spanning tree, 9,998 for 5,000 stops).
+The generator builds such a spanning tree (stops of a city joined by local
+BUS routes, cities joined to a nearby city by BUS/RIVER/RAIL/AIR) and adds
+random extra pairs (to neighbours, to Якутск by air, inside a city) up to the
+route count.  Fewer than 2 x (S - 1) routes is refused.
 
 Stops are spread over the cities of --cities (Якутск gets the most) and over
 generated settlement-like names with coordinates near real Yakutia settlements,
@@ -174,8 +189,12 @@ def main(argv=None):
     ap.add_argument("--cities", default=os.path.normpath(
         os.path.join(here, "..", "..", "deploy", "sample-data", "cities.csv")))
     ap.add_argument("--stops", type=int, help="default 5000 x scale")
-    ap.add_argument("--routes", type=int, help="default 12000 x scale (even, >= 2 x (stops-1))")
-    ap.add_argument("--flights", type=int, help="default 20000 x scale")
+    ap.add_argument("--routes", type=int,
+                    help="default: what reaches --edges (even, >= 2 x (stops-1))")
+    ap.add_argument("--flights", type=int, help="default routes + 20000 x scale")
+    ap.add_argument("--edges", type=int, help="graph edges to aim at, default 100000 x scale")
+    ap.add_argument("--transfer-max-stops", type=int, default=30,
+                    help="graph-builder's GRAPH_TRANSFER_MAX_STOPS (0 = no transfer edges)")
     ap.add_argument("--virtual-cities", type=int, help="cities with no stop, default 250 x scale")
     ap.add_argument("--start", default="2026-12-01", help="first flight day (Yakutsk time)")
     ap.add_argument("--days", type=int, default=14)
@@ -183,17 +202,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
     K = a.scale
     n_stops = a.stops if a.stops is not None else int(round(5000 * K))
-    n_routes = a.routes if a.routes is not None else int(round(12000 * K))
-    n_flights = a.flights if a.flights is not None else int(round(20000 * K))
     n_virtual = a.virtual_cities if a.virtual_cities is not None else int(round(250 * K))
-    n_routes += n_routes % 2
+    n_edges = a.edges if a.edges is not None else int(round(100000 * K))
     if n_stops < 2:
         ap.error("need at least 2 stops")
-    if n_routes < 2 * (n_stops - 1):
-        ap.error("--routes %d cannot connect %d stops with reverse routes (need >= %d)"
-                 % (n_routes, n_stops, 2 * (n_stops - 1)))
-    if n_flights < n_routes:
-        ap.error("--flights must be >= routes (every route gets a flight)")
     start = dt.datetime.strptime(a.start, "%Y-%m-%d").replace(tzinfo=TZ)
     rnd = random.Random(a.seed)
 
@@ -257,6 +269,21 @@ def main(argv=None):
             stops.append({"Id": "stop-%0*d" % (width, len(stops) + 1), "Name": sname,
                           "CityName": city_name, "Latitude": lat, "Longitude": lon})
         city_stops.append(idx)
+    # --- how many routes and flights: the edges the stops leave to routes ---
+    n_transfer = sum(len(idx) * (len(idx) - 1) for idx in city_stops
+                     if len(idx) <= a.transfer_max_stops)
+    min_routes = 2 * (n_stops - 1)
+    if a.routes is not None:
+        n_routes = a.routes
+    else:
+        n_routes = max(min_routes, n_edges - 2 * n_virtual - n_transfer)
+    n_routes += n_routes % 2
+    n_flights = a.flights if a.flights is not None else n_routes + int(round(20000 * K))
+    if n_routes < min_routes:
+        ap.error("--routes %d cannot connect %d stops with reverse routes (need >= %d)"
+                 % (n_routes, n_stops, min_routes))
+    if n_flights < n_routes:
+        ap.error("--flights must be >= routes (every route gets a flight)")
     pos = [(s["Latitude"], s["Longitude"]) for s in stops]
     city_of = {}
     for ci, idx in enumerate(city_stops):
@@ -401,14 +428,19 @@ def main(argv=None):
                 "cities": len(all_cities), "cities_with_stops": with_stops,
                 "cities_without_stops": no_stop, "hub": HUB,
                 "expected_virtual_stops": no_stop, "expected_hub_routes": 2 * no_stop,
+                "transfer_max_stops": a.transfer_max_stops,
+                "expected_nodes": len(stops) + no_stop,
+                "expected_transfer_edges": n_transfer,
+                "expected_edges": len(routes) + 2 * no_stop + n_transfer,
                 "name_variants": not a.no_name_variants}
     with open(os.path.join(a.out, "manifest.json"), "w", encoding="utf-8") as fh:
         json.dump(manifest, fh, ensure_ascii=False, indent=1)
         fh.write("\n")
     print("stops=%d routes=%d flights=%d cities=%d cities_with_stops=%d cities_without_stops=%d "
-          "(virtual stops=%d, hub routes=%d) out=%s" % (
-              len(stops), len(routes), len(flights), len(all_cities), with_stops, no_stop,
-              no_stop, 2 * no_stop, a.out))
+          "(virtual stops=%d, hub routes=%d; graph nodes=%d edges=%d of which transfers=%d) "
+          "out=%s" % (len(stops), len(routes), len(flights), len(all_cities), with_stops,
+                      no_stop, no_stop, 2 * no_stop, manifest["expected_nodes"],
+                      manifest["expected_edges"], n_transfer, a.out))
     return 0
 
 

@@ -86,6 +86,8 @@ static void test_errors(void) {
     /* A 200 cut in half: retryable, and the message says so. */
     CHECK(parse("{\"value\":[{\"Id\":1},{\"Id\"", NULL, err, sizeof(err)) == TG_ERR_UNAVAILABLE);
     CHECK(strstr(err, "cut short") != NULL);
+    CHECK(parse("{\"value\":[{\"Id\":\"a\\\"b", NULL, err, sizeof(err)) == TG_ERR_UNAVAILABLE);
+    CHECK(parse("{\"value\":[{\"Id\":1},{\"Id\":2}", NULL, err, sizeof(err)) == TG_ERR_UNAVAILABLE);
     CHECK(parse("", NULL, err, sizeof(err)) == TG_ERR_UNAVAILABLE);
     CHECK(parse("{\"value\":[1,2,]}", NULL, err, sizeof(err)) == TG_ERR_INVALID);
     CHECK(strstr(err, "malformed JSON") != NULL);

@@ -1,8 +1,8 @@
 /* The cities directory parser: RFC 4180 quoting, validation, and error
  * messages that name the line. */
-#include <string.h>
 #include "tg_test.h"
 #include "virtual.h"
+#include <string.h>
 
 #define HEADER "name,district,latitude,longitude,population\n"
 
@@ -13,11 +13,11 @@ static int parse(const char *text, virtual_cities_t *c, char *err, size_t errlen
 static void test_good(void) {
     virtual_cities_t c;
     char err[512] = "";
-    const char *csv = "\xEF\xBB\xBF" HEADER
-                      "Якутск,городской округ Якутск,62.0272,129.7319,355400\r\n"
-                      "\"Усть-Мая\",\"Усть-Майский улус, \"\"центр\"\"\",60.4167,134.5333,\r\n"
-                      "\n"
-                      "\"Нижний\nБестях\",,61.9611,129.9111,4000";
+    const char *csv =
+        "\xEF\xBB\xBF" HEADER "Якутск,городской округ Якутск,62.0272,129.7319,355400\r\n"
+        "\"Усть-Мая\",\"Усть-Майский улус, \"\"центр\"\"\",60.4167,134.5333,\r\n"
+        "\n"
+        "\"Нижний\nБестях\",,61.9611,129.9111,4000";
     CHECK(parse(csv, &c, err, sizeof(err)) == 0);
     CHECK(c.count == 3);
     if (c.count == 3) {

@@ -1,10 +1,10 @@
 /* The generation plan (cities without stops, hub and direct routes), the
  * distance and duration formula, and the flight schedule. */
+#include "tg_test.h"
+#include "virtual.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tg_test.h"
-#include "virtual.h"
 
 #define HEADER "name,district,latitude,longitude,population\n"
 
@@ -86,10 +86,10 @@ static void test_flights(void) {
     tg_buf_free(&b);
 }
 
-#define SMALL                                                                                     \
-    HEADER "Якутск,,62.0272,129.7319,\n"                                                         \
-           "Усть-Мая,,60.4167,134.5333,\n"                                                       \
-           "Олёкминск,,60.3744,120.4264,\n"                                                      \
+#define SMALL                                                                                      \
+    HEADER "Якутск,,62.0272,129.7319,\n"                                                     \
+           "Усть-Мая,,60.4167,134.5333,\n"                                                  \
+           "Олёкминск,,60.3744,120.4264,\n"                                               \
            "Амга,,60.8950,131.9700,\n"
 
 static void test_hub(void) {
@@ -164,7 +164,7 @@ static void test_direct(void) {
     char err[256];
     CHECK(virtual_plan_build(&c, s, 2, &cfg, &p, err, sizeof(err)) == 0);
     CHECK(p.mode == VIRTUAL_MODE_DIRECT);
-    CHECK(p.nstops == 3);               /* Якутск, Усть-Мая, Амга */
+    CHECK(p.nstops == 3);              /* Якутск, Усть-Мая, Амга */
     CHECK(p.nroutes == 3 * 2 + 3 * 2); /* every pair both ways + nearest real */
     CHECK(route(&p, "virtual-route-virtual-stop-ust-maya-virtual-stop-amga") != NULL);
     CHECK(route(&p, "virtual-route-virtual-stop-amga-virtual-stop-ust-maya") != NULL);
