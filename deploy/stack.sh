@@ -47,7 +47,7 @@ pid_of() { if [ -s "$1" ]; then head -n1 "$1"; fi; }
 # matches (pid files survive a reboot; a reused pid must not count, or be killed).
 running() {
   local pid; pid=$(pid_of "$1")
-  alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" && echo "$pid"
+  alive "$pid" && [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"$2"* ]] && echo "$pid"
 }
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -91,7 +91,7 @@ stop_pid() {
 install_packages() {
   local missing=() p
   for p in "${APT_PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
@@ -130,9 +130,9 @@ seaweed_binary() {
   mkdir -p "$TOOL_CACHE/bin"
   tmp=$(mktemp -d "$TOOL_CACHE/build.XXXXXX")
   cp -r "$dir/." "$tmp/" && chmod -R u+w "$tmp"
-  (cd "$tmp" && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags=-s -o "$WEED.tmp" ./weed) >"$LOGS/weed-build.log" 2>&1 ||
+  (cd "$tmp" && GOFLAGS="-mod=mod -buildvcs=false" go build -ldflags=-s -o "$WEED.tmp.$$" ./weed) >"$LOGS/weed-build.log" 2>&1 ||
     { tail -n 30 "$LOGS/weed-build.log" >&2; rm -rf "$tmp"; die "SeaweedFS build failed"; }
-  mv "$WEED.tmp" "$WEED"
+  mv "$WEED.tmp.$$" "$WEED"
   rm -rf "$tmp"
 }
 
@@ -175,6 +175,7 @@ start_postgres() {
 listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$PG_SOCK'
+# throwaway dev/test data: speed over surviving an OS crash
 fsync = off
 EOF
   fi
@@ -203,7 +204,9 @@ stop_postgres() {
 # --- Redis --------------------------------------------------------------------
 
 REDIS_PID=$RUN/redis.pid
-redis_ready() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -q PONG; }
+# (Outputs are captured, not piped into grep -q: with pipefail, an early grep
+# exit makes the writer die of SIGPIPE and the probe "fail" on big outputs.)
+redis_ready() { [ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
 
 start_redis() {
   running "$REDIS_PID" redis-server >/dev/null && { wait_for redis 30 "$LOGS/redis.log" redis_ready; return 0; }
@@ -226,7 +229,7 @@ EOF
 # --- Kafka (KRaft, combined broker+controller) ---------------------------------
 
 KAFKA_PID=$RUN/kafka.pid KAFKA_DATA=$STACK_DIR/kafka
-kafka_ready() { kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 | grep -q "broker 1 at"; }
+kafka_ready() { [[ "$(kcat -L -b "127.0.0.1:$KAFKA_PORT" -m 3 2>/dev/null)" == *"broker 1 at"* ]]; }
 KAFKA_JAVA=(java -Xms256m -Xmx512m -Djava.awt.headless=true
   -Dlog4j2.configurationFile="$ROOT/deploy/kafka/log4j2.xml" -Dkafka.logs.dir="$LOGS/kafka"
   -cp "$KAFKA_DEPS/*")
@@ -273,7 +276,12 @@ s3_code() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
     --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$secret" "$@" || true
 }
-s3_ready() { [ "$(s3_code "$S3_SECRET_KEY" "$S3_URL/")" = 200 ]; }
+# Ready = the S3 API answers signed requests AND the volume server has
+# registered with the master (before that, reads of stored objects fail 500).
+s3_ready() {
+  [ "$(s3_code "$S3_SECRET_KEY" "$S3_URL/")" = 200 ] &&
+    [[ "$(curl -sf --max-time 5 "http://127.0.0.1:$SW_MASTER/dir/status")" == *"\"Url\":\"127.0.0.1:$SW_VOLUME\""* ]]
+}
 
 start_s3() {
   running "$S3_PID" weed >/dev/null && { wait_for s3 120 "$LOGS/s3.log" s3_ready; return 0; }
@@ -321,8 +329,11 @@ run_hooks() {
     return 0
   fi
   eval "$(print_env)"
-  log "pipeline-admin migrate"; "$admin" migrate
-  log "pipeline-admin create-topics"; "$admin" create-topics
+  local cmd
+  for cmd in migrate create-topics; do
+    log "pipeline-admin $cmd"
+    "$admin" "$cmd" || die "'pipeline-admin $cmd' failed (exit $?); the servers stay up"
+  done
 }
 
 # One `up`/`down` at a time (parallel CI steps, two terminals).
@@ -334,12 +345,14 @@ take_lock() {
 cmd_up() {
   mkdir -p "$RUN" "$LOGS" "$CONF"
   take_lock
+  SECONDS=0  # timings below count from here (after any wait for the lock)
   install_packages
-  start_postgres; log "postgres up on 127.0.0.1:$PG_PORT"
-  start_redis;    log "redis up on 127.0.0.1:$REDIS_PORT"
-  start_kafka;    log "kafka up on 127.0.0.1:$KAFKA_PORT"
-  start_s3;       log "s3 up on $S3_URL (bucket $S3_BUCKET)"
+  start_postgres; log "postgres up on 127.0.0.1:$PG_PORT (${SECONDS}s)"
+  start_redis;    log "redis up on 127.0.0.1:$REDIS_PORT (${SECONDS}s)"
+  start_kafka;    log "kafka up on 127.0.0.1:$KAFKA_PORT (${SECONDS}s)"
+  start_s3;       log "s3 up on $S3_URL, bucket $S3_BUCKET (${SECONDS}s)"
   run_hooks
+  log "stack up in ${SECONDS}s; logs in $LOGS"
 }
 
 cmd_down() {

@@ -179,8 +179,19 @@ static void civetweb_init(void) {
 static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) {
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port); /* all interfaces: probes come from outside */
-    const char *options[] = {"listening_ports",    ports,   "num_threads", "8",
-                             "request_timeout_ms", "10000", NULL};
+    /* HTTP_THREADS / HTTP_KEEP_ALIVE: a civetweb thread serves one
+     * connection at a time, so an API under many concurrent keep-alive
+     * clients needs about as many threads (probes need the defaults). */
+    char threads[16];
+    long n = strtol(tg_env_str("HTTP_THREADS", "8"), NULL, 10);
+    snprintf(threads, sizeof threads, "%ld", n < 1 ? 8 : n > 1024 ? 1024 : n);
+    const char *keep_alive = tg_env_str("HTTP_KEEP_ALIVE", "no");
+    const char *options[] = {"listening_ports",    ports,   "num_threads", threads,
+                             "request_timeout_ms", "10000", "enable_keep_alive",
+                             !strcmp(keep_alive, "yes") || !strcmp(keep_alive, "true") ? "yes" : "no",
+                             /* headers and body are two writes: without this,
+                              * Nagle and delayed ACKs add 40 ms on keep-alive */
+                             "tcp_nodelay", "1", NULL};
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.log_message = on_civetweb_log;

@@ -241,8 +241,12 @@ static int send_reliably(worker_t *w, const char *topic, const char *key, const 
     for (int attempt = 1;; attempt++) {
         if (tg_producer_send(w->producer, topic, key, value, len, headers, nheaders,
                              SEND_TIMEOUT_MS, err, sizeof err) == TG_OK) {
+            if (attempt > 1) {
+                tg_service_set_dep(w->svc, "kafka", 1, "ok");
+            }
             return TG_OK;
         }
+        tg_service_set_dep(w->svc, "kafka", 0, err); /* stuck: not ready */
         int64_t delay = tg_backoff_ms(attempt, 500, 30000, 20, &w->seed);
         tg_error("%s (attempt %d, next try in %lld ms)", err, attempt, (long long)delay);
         tg_sleep_ms(delay, &w->ctx.stop);

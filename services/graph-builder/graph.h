@@ -213,6 +213,11 @@ int gb_redis_drop_version(redisContext *c, const char *version, int *was_active,
 int gb_redis_retain(redisContext *c, long keep, int *dropped, char *errstr,
                     size_t errlen) TG_WARN_UNUSED;
 
+/* The sum of MEMORY USAGE over every key of version: its memory, exact
+ * even while other clients use the same Redis. */
+int gb_redis_version_bytes(redisContext *c, const gb_graph_t *g, const char *version,
+                           long long *bytes, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
 /* INFO memory's used_memory, or -1. */
 long long gb_redis_used_memory(redisContext *c);
 

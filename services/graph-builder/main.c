@@ -220,10 +220,16 @@ static int publish_keys(build_t *b) {
     if (rc)
         return publish_failed(b, rc, err);
     long long after = gb_redis_used_memory(b->ctx->redis);
-    b->redis_bytes = before >= 0 && after >= 0 ? after - before : -1;
-    tg_info("Graph %s written in %lld ms, verified in %lld ms, %lld bytes of Redis memory",
-            b->version, (long long)(written - t), (long long)(tg_mono_ms() - written),
-            b->redis_bytes);
+    int64_t verified = tg_mono_ms();
+    if (gb_redis_version_bytes(b->ctx->redis, b->graph, b->version, &b->redis_bytes, err,
+                               sizeof(err)) != TG_OK) {
+        tg_warn("Measuring graph %s: %s", b->version, err);
+        b->redis_bytes = -1;
+    }
+    tg_info("Graph %s written in %lld ms, verified in %lld ms; %lld bytes of Redis memory "
+            "(used_memory grew by %lld)",
+            b->version, (long long)(written - t), (long long)(verified - written),
+            b->redis_bytes, before >= 0 && after >= 0 ? after - before : -1);
     return TG_OK;
 }
 

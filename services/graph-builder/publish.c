@@ -305,6 +305,52 @@ int gb_redis_retain(redisContext *c, long keep, int *dropped, char *errstr, size
     return rc;
 }
 
+/* Queues MEMORY USAGE of one key; the reply is read by usage_read. */
+static int usage_send(redisContext *c, const char *key) {
+    const char *argv[] = {"MEMORY", "USAGE", key, "SAMPLES", "0"};
+    return redisAppendCommandArgv(c, 5, argv, NULL) == REDIS_OK ? TG_OK : TG_ERR_NOMEM;
+}
+
+static int usage_read(redisContext *c, int pending, long long *bytes, char *errstr,
+                      size_t errlen) {
+    int rc = TG_OK;
+    for (; pending > 0; pending--) {
+        redisReply *r = NULL;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+            return tg_fail(TG_ERR_REDIS, errstr, errlen, "redis: connection lost: %s", c->errstr);
+        if (r->type == REDIS_REPLY_INTEGER)
+            *bytes += r->integer;
+        else if (r->type == REDIS_REPLY_ERROR && rc == TG_OK)
+            rc = tg_fail(TG_ERR_REDIS, errstr, errlen, "redis: MEMORY USAGE: %s", r->str);
+        freeReplyObject(r);
+    }
+    return rc;
+}
+
+int gb_redis_version_bytes(redisContext *c, const gb_graph_t *g, const char *version,
+                           long long *bytes, char *errstr, size_t errlen) {
+    char key[512];
+    int rc = TG_OK, pending = 0;
+    *bytes = 0;
+    snprintf(key, sizeof(key), "graph:%s:nodes", version);
+    rc = usage_send(c, key);
+    pending = rc == TG_OK;
+    for (size_t i = 0; i < g->n_nodes && rc == TG_OK; i++) {
+        snprintf(key, sizeof(key), "graph:%s:node:%s", version, g->nodes[i].id);
+        if ((rc = usage_send(c, key)) == TG_OK) {
+            snprintf(key, sizeof(key), "graph:%s:neighbors:%s", version, g->nodes[i].id);
+            rc = usage_send(c, key);
+        }
+        pending += 2;
+        if (rc == TG_OK && pending >= 1000) {
+            rc = usage_read(c, pending, bytes, errstr, errlen);
+            pending = 0;
+        }
+    }
+    int rrc = usage_read(c, pending, bytes, errstr, errlen);
+    return rc ? rc : rrc;
+}
+
 long long gb_redis_used_memory(redisContext *c) {
     const char *argv[] = {"INFO", "memory"};
     redisReply *r;

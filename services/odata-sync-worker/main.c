@@ -43,7 +43,7 @@ typedef struct {
 static void result_fill(tg_step_result_t *res, const char *status, const odata_version_t *v) {
     res->status = status;
     res->dataset_version = v->version;
-    int changed = strcmp(status, "no_changes") != 0;
+    int changed = strcmp(status, "success") == 0;
     res->added = changed ? v->added : 0;
     res->updated = changed ? v->updated : 0;
     res->deleted = changed ? v->deleted : 0;
@@ -59,7 +59,10 @@ static void result_fill(tg_step_result_t *res, const char *status, const odata_v
     else
         cJSON_AddNullToObject(d, "backupKey");
     res->details = d;
-    if (changed)
+    if (!strcmp(status, "skipped"))
+        snprintf(res->message, sizeof(res->message), "Skipped: a single-worker run of another "
+                 "worker; dataset v%lld stays current", (long long)v->version);
+    else if (changed)
         snprintf(res->message, sizeof(res->message),
                  "OData sync completed - dataset v%lld: %lld stops, %lld routes, %lld flights "
                  "(added %lld, updated %lld, deleted %lld)",
@@ -212,11 +215,28 @@ static void step_backup(sync_run_t *run) {
     tg_info("Backed up %zu bytes (gzip) to %s", gzlen, key);
 }
 
+/* "only" names another worker: acknowledge with the current dataset, so the
+ * event still says which version the run is about. */
+static void step_skip(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t *res) {
+    char err[512];
+    odata_version_t last;
+    int rc = store_find_latest(ctx->pg, in->source_id, &last, err, sizeof(err));
+    if (rc == TG_ERR_NOTFOUND) {
+        memset(&last, 0, sizeof(last));
+        rc = TG_OK;
+    }
+    if (rc) {
+        tg_step_fail(res, rc, "%s", err);
+        return;
+    }
+    result_fill(res, "skipped", &last);
+    cJSON_AddStringToObject(res->details, "only", tg_json_str(in->payload, "only"));
+}
+
 static void sync_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t *res) {
     const char *only = tg_json_str(in->payload, "only");
     if (only && *only && strcmp(only, TG_WORKER_ODATA) != 0) {
-        res->status = "skipped";
-        snprintf(res->message, sizeof(res->message), "Skipped: single-worker run of %.200s", only);
+        step_skip(ctx, in, res);
         return;
     }
     sync_run_t run = {.ctx = ctx, .st = ctx->state, .in = in};
@@ -229,6 +249,8 @@ static void sync_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_res
         tg_metric_add("odata_sync_records_saved_total", "Records saved in new dataset versions",
                       "", (double)(run.version.stops + run.version.routes + run.version.flights));
     }
+    if (only && *only && res->details) /* travels along the run (proto/topics.md) */
+        cJSON_AddStringToObject(res->details, "only", only);
     odata_dataset_free(&run.data);
     tg_buf_free(&run.canonical);
 }

@@ -194,8 +194,10 @@ static int get_page(const odata_client_t *c, const char *url, const char *where,
                     tg_http_response_t *resp, char *errstr, size_t errlen) {
     for (int attempt = 0;; attempt++) {
         int rc = tg_http_get(url, &c->http, resp, errstr, errlen);
-        if (rc != TG_OK)
+        if (rc != TG_OK) {
+            tg_http_response_free(resp);
             return rc;
+        }
         if (resp->status == 200)
             return TG_OK;
         int busy = resp->status == 429 || resp->status == 503;

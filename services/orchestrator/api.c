@@ -21,6 +21,7 @@ struct orch_api_s {
     orch_conf_t *conf;
     tg_producer_t *producer;
     api_pool_t pool;
+    api_cache_t cache;
 };
 
 /* One request's database connection. */
@@ -214,24 +215,32 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
 
 static int workers_list(struct mg_connection *conn, orch_api_t *api) {
     char err[512];
+    uint64_t gen = runs_generation();
     req_db_t db;
+    if (api_cache_reply(&api->cache, conn, gen)) {
+        return 200;
+    }
     if (!db_open(conn, api, &db)) {
         return 503;
     }
     cJSON *body = views_workers(db.pg, err, sizeof err);
     db_close(&db);
-    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
 }
 
 static int worker_status(struct mg_connection *conn, orch_api_t *api, const char *id) {
     char err[512];
+    uint64_t gen = runs_generation();
     req_db_t db;
+    if (api_cache_reply(&api->cache, conn, gen)) {
+        return 200;
+    }
     if (!db_open(conn, api, &db)) {
         return 503;
     }
     cJSON *body = views_worker(db.pg, id, err, sizeof err);
     db_close(&db);
-    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
 }
 
 static int unknown(struct mg_connection *conn, const char *what, const char *id) {
@@ -287,13 +296,18 @@ static int on_pipeline_status(struct mg_connection *conn, void *data) {
     if (!is(conn, "GET")) {
         return api_method_not_allowed(conn, "GET");
     }
+    orch_api_t *api = data;
+    uint64_t gen = runs_generation();
     req_db_t db;
-    if (!db_open(conn, data, &db)) {
+    if (api_cache_reply(&api->cache, conn, gen)) {
+        return 200;
+    }
+    if (!db_open(conn, api, &db)) {
         return 503;
     }
     cJSON *body = views_pipeline(db.pg, ORCH_SOURCE_DEFAULT, err, sizeof err);
     db_close(&db);
-    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
 }
 
 /* ---- /api/v1/runs ... -------------------------------------------------- */
@@ -316,20 +330,28 @@ static int runs_list(struct mg_connection *conn, orch_api_t *api) {
                   NULL);
         return 400;
     }
+    uint64_t gen = runs_generation();
     req_db_t db;
+    if (api_cache_reply(&api->cache, conn, gen)) {
+        return 200;
+    }
     if (!db_open(conn, api, &db)) {
         return 503;
     }
     cJSON *body = views_runs(db.pg, limit, offset, has_status ? status : NULL,
                              has_trigger ? trigger : NULL, err, sizeof err);
     db_close(&db);
-    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
 }
 
 static int run_get(struct mg_connection *conn, orch_api_t *api, const char *run_id) {
     char err[512];
     int notfound = 0;
+    uint64_t gen = runs_generation();
     req_db_t db;
+    if (api_cache_reply(&api->cache, conn, gen)) {
+        return 200;
+    }
     if (!db_open(conn, api, &db)) {
         return 503;
     }
@@ -338,7 +360,7 @@ static int run_get(struct mg_connection *conn, orch_api_t *api, const char *run_
     if (!body) {
         return notfound ? unknown(conn, "run", run_id) : reply_db_error(conn, err);
     }
-    return reply(conn, 200, body, NULL);
+    return api_cache_store_reply(&api->cache, conn, gen, body);
 }
 
 static int run_cancel(struct mg_connection *conn, orch_api_t *api, const char *run_id) {
@@ -622,6 +644,7 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
         return NULL;
     }
     api_pool_init(&api->pool, conf->cfg.database_url);
+    api_cache_init(&api->cache, conf->api_cache_ms);
     /* Exact paths win over prefixes in civetweb, so pipeline/status and
      * execute are never taken for a worker id. */
     mg_set_request_handler(http, "/api/v1/workers/pipeline/status", on_pipeline_status, api);
@@ -640,5 +663,6 @@ void api_stop(orch_api_t *api) {
     }
     tg_producer_destroy(api->producer, 5000);
     api_pool_close(&api->pool);
+    api_cache_close(&api->cache);
     free(api);
 }

@@ -82,6 +82,114 @@ void api_pool_put(api_pool_t *pool, int slot) {
     pthread_mutex_unlock(&pool->lock);
 }
 
+/* ---- the read cache ---------------------------------------------------- */
+
+void api_cache_init(api_cache_t *c, long ttl_ms) {
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    c->ttl_ms = ttl_ms;
+}
+
+void api_cache_close(api_cache_t *c) {
+    for (int i = 0; i < API_CACHE_SLOTS; i++) {
+        free(c->entries[i].body);
+    }
+    pthread_mutex_destroy(&c->lock);
+}
+
+static void cache_key(struct mg_connection *conn, char *key, size_t len) {
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    snprintf(key, len, "%s?%s", ri->local_uri, ri->query_string ? ri->query_string : "");
+}
+
+/* One write for headers and body: the reply leaves in one segment. */
+static void send_200(struct mg_connection *conn, const char *body, size_t len) {
+    char head[160];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nCache-Control: no-store\r\n\r\n",
+                     len);
+    char *buf = malloc((size_t)n + len);
+    if (!buf) {
+        mg_write(conn, head, (size_t)n);
+        mg_write(conn, body, len);
+        return;
+    }
+    memcpy(buf, head, (size_t)n);
+    memcpy(buf + n, body, len);
+    mg_write(conn, buf, (size_t)n + len);
+    free(buf);
+}
+
+int api_cache_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generation) {
+    char key[512];
+    char *copy = NULL;
+    size_t len = 0;
+    if (c->ttl_ms <= 0) {
+        return 0;
+    }
+    cache_key(conn, key, sizeof key);
+    int64_t now = tg_mono_ms();
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < API_CACHE_SLOTS && !copy; i++) {
+        api_cache_entry_t *e = &c->entries[i];
+        if (e->body && e->generation == generation && now - e->at_ms < c->ttl_ms &&
+            !strcmp(e->key, key) && (copy = malloc(e->len)) != NULL) {
+            memcpy(copy, e->body, e->len);
+            len = e->len;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (copy) {
+        send_200(conn, copy, len);
+        free(copy);
+    }
+    return copy != NULL;
+}
+
+/* The slot for key: its own, else an empty or the oldest one. */
+static api_cache_entry_t *cache_slot(api_cache_t *c, const char *key) {
+    api_cache_entry_t *oldest = &c->entries[0];
+    for (int i = 0; i < API_CACHE_SLOTS; i++) {
+        api_cache_entry_t *e = &c->entries[i];
+        if (!e->body || !strcmp(e->key, key)) {
+            return e;
+        }
+        if (e->at_ms < oldest->at_ms) {
+            oldest = e;
+        }
+    }
+    return oldest;
+}
+
+int api_cache_store_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generation,
+                          cJSON *body) {
+    char key[512];
+    char *text = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (!text) {
+        api_error(conn, 500, "internal", "out of memory", NULL);
+        return 500;
+    }
+    size_t len = strlen(text);
+    send_200(conn, text, len);
+    if (c->ttl_ms <= 0) {
+        free(text);
+        return 200;
+    }
+    cache_key(conn, key, sizeof key);
+    pthread_mutex_lock(&c->lock);
+    api_cache_entry_t *e = cache_slot(c, key);
+    free(e->body);
+    snprintf(e->key, sizeof e->key, "%s", key);
+    e->generation = generation;
+    e->at_ms = tg_mono_ms();
+    e->body = text;
+    e->len = len;
+    pthread_mutex_unlock(&c->lock);
+    return 200;
+}
+
 /* ---- replies, auth ----------------------------------------------------- */
 
 void api_error(struct mg_connection *conn, int status, const char *code, const char *message,

@@ -5,6 +5,7 @@
 #define ORCH_API_HTTP_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -26,6 +27,34 @@ void api_pool_close(api_pool_t *pool);
  * or NULL with errstr when none is free within 5 s or connecting failed. */
 PGconn *api_pool_get(api_pool_t *pool, int *slot, char *errstr, size_t errlen);
 void api_pool_put(api_pool_t *pool, int slot);
+
+/* Recent GET replies, valid while the run state generation they were read
+ * at is current and for at most ttl_ms (which bounds how stale a reply can
+ * be when another orchestrator replica wrote). ttl_ms 0 disables it. */
+#define API_CACHE_SLOTS 64
+
+typedef struct {
+    char key[512];
+    uint64_t generation;
+    int64_t at_ms;
+    char *body;
+    size_t len;
+} api_cache_entry_t;
+
+typedef struct {
+    pthread_mutex_t lock;
+    api_cache_entry_t entries[API_CACHE_SLOTS];
+    long ttl_ms;
+} api_cache_t;
+
+void api_cache_init(api_cache_t *c, long ttl_ms);
+void api_cache_close(api_cache_t *c);
+/* Answers this GET from the cache when it holds it for generation: 1 if so. */
+int api_cache_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generation);
+/* Replies 200 with body (which it frees), remembering it for generation
+ * (read before the query that built body). Returns 200. */
+int api_cache_store_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generation,
+                          cJSON *body);
 
 /* Replies {"success":false,"error":{code,message}} with extra header lines. */
 void api_error(struct mg_connection *conn, int status, const char *code, const char *message,

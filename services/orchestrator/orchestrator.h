@@ -44,6 +44,7 @@ typedef struct {
     long schedule_interval_s;           /* 0 = no schedule */
     long sweep_interval_s;              /* how often timeouts are checked */
     const char *alert_webhook;          /* ALERT_WEBHOOK_URL, may be NULL */
+    long api_cache_ms;                  /* API_CACHE_MS: read cache lifetime, 0 = off */
     char group[ORCH_TOPIC_LEN];         /* <prefix>orchestrator */
 } orch_conf_t;
 
@@ -119,6 +120,10 @@ typedef struct {
     const char *first_worker;    /* the step the run starts with */
     const char *input_json;      /* that step's input envelope */
 } orch_new_run_t;
+
+/* Bumped by every write of runs.c: the API's read cache is valid only for
+ * the generation it was filled in. */
+uint64_t runs_generation(void);
 
 int runs_get(PGconn *pg, const char *run_id, orch_run_t *out, char *errstr, size_t errlen);
 

@@ -49,6 +49,9 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
     if (!rc) {
         rc = tg_env_long("TIMEOUT_SWEEP_S", 5, 1, 3600, &conf->sweep_interval_s, errstr, errlen);
     }
+    if (!rc) {
+        rc = tg_env_long("API_CACHE_MS", 500, 0, 60000, &conf->api_cache_ms, errstr, errlen);
+    }
     for (int i = 0; i < ORCH_NWORKERS && !rc; i++) {
         char name[32];
         long v;

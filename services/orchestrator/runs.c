@@ -12,6 +12,17 @@
 
 static void num(char *out, size_t len, long long v) { snprintf(out, len, "%lld", v); }
 
+static uint64_t generation;
+
+uint64_t runs_generation(void) { return __atomic_load_n(&generation, __ATOMIC_ACQUIRE); }
+
+/* Called after each write (successful or not: a stale cache costs more than
+ * a needless refill). */
+static int bumped(int rc) {
+    __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
+    return rc;
+}
+
 int runs_get(PGconn *pg, const char *run_id, orch_run_t *out, char *errstr, size_t errlen) {
     const char *params[] = {run_id};
     PGresult *res;
@@ -134,11 +145,11 @@ int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *out
     int rc;
     if (nr->idempotency_key &&
         (rc = run_by_key(pg, nr->idempotency_key, other_run_id, errstr, errlen)) != TG_OK) {
-        return rc;
+        return bumped(rc);
     }
     if (other_run_id[0]) {
         *outcome = RUN_EXISTING;
-        return TG_OK;
+        return bumped(TG_OK);
     }
     PGresult *res = insert_run(pg, nr);
     ExecStatusType st = PQresultStatus(res);
@@ -151,17 +162,18 @@ int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *out
         line[strcspn(line, "\n")] = '\0';
         rc = tg_fail(tg_pg_classify(pg, res), errstr, errlen, "postgres: insert run: %s", line);
         PQclear(res);
-        return rc;
+        return bumped(rc);
     } else if (constraint && nr->idempotency_key && strstr(constraint, "idempotency")) {
         *outcome = RUN_EXISTING; /* a concurrent request with the same key won */
         PQclear(res);
-        return run_by_key(pg, nr->idempotency_key, other_run_id, errstr, errlen);
+        return bumped(run_by_key(pg, nr->idempotency_key, other_run_id, errstr, errlen));
     } else {
         *outcome = RUN_CONFLICT;
     }
     PQclear(res);
-    return *outcome == RUN_CONFLICT ? runs_active(pg, nr->source_id, other_run_id, errstr, errlen)
-                                    : TG_OK;
+    return bumped(*outcome == RUN_CONFLICT
+                       ? runs_active(pg, nr->source_id, other_run_id, errstr, errlen)
+                       : TG_OK);
 }
 
 /* ---- tracking ---------------------------------------------------------- */
@@ -194,10 +206,10 @@ int runs_track(PGconn *pg, const tg_envelope_t *env, const char *trigger, int fo
         line[strcspn(line, "\n")] = '\0';
         int rc = tg_fail(tg_pg_classify(pg, res), errstr, errlen, "postgres: track run: %s", line);
         PQclear(res);
-        return rc;
+        return bumped(rc);
     }
     PQclear(res);
-    return TG_OK;
+    return bumped(TG_OK);
 }
 
 int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int attempt,
@@ -205,7 +217,7 @@ int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int atte
     char a[16];
     num(a, sizeof a, attempt);
     const char *params[] = {run_id, worker, a, input_json};
-    return tg_pg_exec(
+    return bumped(tg_pg_exec(
         pg,
         "INSERT INTO run_steps (run_id, worker_id, status, attempts, started_at, last_input) "
         "VALUES ($1, $2, 'running', $3::int, now(), $4::jsonb) "
@@ -214,7 +226,7 @@ int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int atte
         "last_input = COALESCE(EXCLUDED.last_input, run_steps.last_input) "
         "WHERE run_steps.status IN ('queued', 'retrying', 'timed_out') "
         "OR (run_steps.status = 'running' AND run_steps.attempts < EXCLUDED.attempts)",
-        4, params, NULL, errstr, errlen);
+        4, params, NULL, errstr, errlen));
 }
 
 int runs_step_done(PGconn *pg, const char *run_id, const char *worker, const char *status,
@@ -224,7 +236,7 @@ int runs_step_done(PGconn *pg, const char *run_id, const char *worker, const cha
     num(a, sizeof a, attempt < 1 ? 1 : attempt);
     num(ms, sizeof ms, execution_ms);
     const char *params[] = {run_id, worker, status, a, ms, message, data_processed_json};
-    return tg_pg_exec(
+    return bumped(tg_pg_exec(
         pg,
         "INSERT INTO run_steps (run_id, worker_id, status, attempts, started_at, finished_at, "
         "execution_ms, message, data_processed) VALUES ($1, $2, $3, $4::int, "
@@ -235,7 +247,7 @@ int runs_step_done(PGconn *pg, const char *run_id, const char *worker, const cha
         "started_at = COALESCE(run_steps.started_at, EXCLUDED.started_at), finished_at = now(), "
         "execution_ms = EXCLUDED.execution_ms, message = EXCLUDED.message, error = NULL, "
         "data_processed = EXCLUDED.data_processed",
-        7, params, NULL, errstr, errlen);
+        7, params, NULL, errstr, errlen));
 }
 
 int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const char *status,
@@ -260,11 +272,11 @@ int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const c
         "AND run_steps.status IN ('queued', 'running', 'retrying', 'timed_out')",
         7, params, &res, errstr, errlen);
     if (rc) {
-        return rc;
+        return bumped(rc);
     }
     rc = atoi(PQcmdTuples(res)) > 0 ? TG_OK : TG_ERR_NOTFOUND;
     PQclear(res);
-    return rc;
+    return bumped(rc);
 }
 
 int runs_finish(PGconn *pg, const char *run_id, const char *status, const char *message,
@@ -283,11 +295,11 @@ int runs_finish(PGconn *pg, const char *run_id, const char *status, const char *
                         "WHERE run_id = $1 AND status IN " ACTIVE,
                         5, params, &res, errstr, errlen);
     if (rc) {
-        return rc;
+        return bumped(rc);
     }
     *changed = atoi(PQcmdTuples(res)) > 0;
     PQclear(res);
-    return TG_OK;
+    return bumped(TG_OK);
 }
 
 int runs_set_dataset(PGconn *pg, const char *run_id, int64_t dataset_version, char *errstr,
@@ -295,8 +307,8 @@ int runs_set_dataset(PGconn *pg, const char *run_id, int64_t dataset_version, ch
     char dv[32];
     num(dv, sizeof dv, dataset_version);
     const char *params[] = {run_id, dv};
-    return tg_pg_exec(pg, "UPDATE runs SET dataset_version = $2::bigint WHERE run_id = $1", 2,
-                      params, NULL, errstr, errlen);
+    return bumped(tg_pg_exec(pg, "UPDATE runs SET dataset_version = $2::bigint WHERE run_id = $1", 2,
+                      params, NULL, errstr, errlen));
 }
 
 /* ---- operator actions -------------------------------------------------- */
@@ -318,14 +330,14 @@ int runs_cancel(PGconn *pg, const char *run_id, int *outcome, char *status_out,
         "(SELECT status FROM runs WHERE run_id = $1)",
         1, params, &res, errstr, errlen);
     if (rc) {
-        return rc;
+        return bumped(rc);
     }
     int cancelled = atoi(PQgetvalue(res, 0, 0)) > 0;
     int exists = !PQgetisnull(res, 0, 2);
     snprintf(status_out, statuslen, "%s", cancelled ? "cancelled" : PQgetvalue(res, 0, 2));
     *outcome = cancelled ? TG_OK : exists ? TG_ERR_INVALID : TG_ERR_NOTFOUND;
     PQclear(res);
-    return TG_OK;
+    return bumped(TG_OK);
 }
 
 /* The step to rerun: the earliest failed one with a recorded input. */
@@ -380,12 +392,12 @@ int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int for
     *input_json = NULL;
     if (rc || !run.exists || !strcmp(run.status, "queued") || !strcmp(run.status, "running")) {
         *outcome = !run.exists ? REOPEN_NO_RUN : REOPEN_ACTIVE;
-        return rc;
+        return bumped(rc);
     }
     if ((rc = rerun_step(pg, run_id, worker_hint, worker_out, &position, input_json, errstr,
                          errlen)) != TG_OK || !worker_out[0]) {
         *outcome = REOPEN_NOTHING;
-        return rc;
+        return bumped(rc);
     }
     PGresult *res = reopen_exec(pg, run_id, worker_out, position, force);
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -403,7 +415,7 @@ int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int for
         free(*input_json);
         *input_json = NULL;
     }
-    return rc;
+    return bumped(rc);
 }
 
 int runs_overdue(PGconn *pg, const char *worker, int timeout_s, runs_timeout_fn fn, void *arg,

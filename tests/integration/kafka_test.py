@@ -313,6 +313,29 @@ def test_step_abandoned_at_shutdown_is_redone_after_restart(worker, worker_topic
     assert again.log_has("Worker finished")
 
 
+def test_emit_is_retried_until_the_broker_takes_it():
+    prefix = f"w{uuid.uuid4().hex[:8]}."
+    for base in WORKER_TOPICS:
+        if base != "pipeline.odata-sync.completed":
+            create_topic(prefix + base)
+    w = Worker(prefix, KAFKA_CONF_TOPIC_METADATA_PROPAGATION_MAX_MS="500")
+    try:
+        w.wait_ready()
+        trigger = envelope("pipeline.trigger", {"value": "late"})
+        kcat_produce(prefix + "pipeline.trigger", trigger)
+
+        def not_ready():
+            status, _, body = w.get("/readyz")
+            return status == 503 and "Unknown topic or partition" in body
+        wait_for(not_ready, what="/readyz to report the failing delivery")
+        create_topic(prefix + "pipeline.odata-sync.completed")
+        [done] = kcat_read(prefix + "pipeline.odata-sync.completed", 1, timeout=60)
+        assert done["json"]["runId"] == trigger["runId"]
+        wait_for(lambda: w.get("/readyz")[0] == 200, what="ready again")
+    finally:
+        assert w.stop() == 0, w.logs()
+
+
 def test_idle_worker_stops_promptly_on_sigterm(worker):
     w = worker()
     started = time.monotonic()

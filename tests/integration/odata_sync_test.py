@@ -5,6 +5,8 @@ it at tests/odata/odata_server.py, produces triggers with kcat and checks
 what a user would see: rows in PostgreSQL, the datasets row, the completion
 or step.failed event, the backup object in S3 and the log.
 """
+import gzip
+import hashlib
 import json
 import os
 import subprocess
@@ -47,13 +49,14 @@ def table_counts(stack, version):
                  for t in ("stops", "routes", "flights"))
 
 
-def s3_object_exists(key):
+def s3_get(key):
+    """The object's bytes, through curl's SigV4 as an operator would."""
     url = f"{STACK['S3_ENDPOINT']}/{STACK['S3_BUCKET']}/{key}"
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--aws-sigv4",
-                          f"aws:amz:{STACK['S3_REGION']}:s3", "--user",
-                          f"{STACK['S3_ACCESS_KEY']}:{STACK['S3_SECRET_KEY']}", url],
-                         capture_output=True, text=True, timeout=60)
-    return out.stdout == "200"
+    out = subprocess.run(["curl", "-sf", "--aws-sigv4", f"aws:amz:{STACK['S3_REGION']}:s3",
+                          "--user", f"{STACK['S3_ACCESS_KEY']}:{STACK['S3_SECRET_KEY']}", url],
+                         capture_output=True, timeout=60)
+    assert out.returncode == 0, f"GET {url}: curl exit {out.returncode}"
+    return out.stdout
 
 
 def test_first_sync_no_change_changed_and_force(stack, odata_server):
@@ -83,7 +86,10 @@ def test_first_sync_no_change_changed_and_force(stack, odata_server):
     assert row == [["2026-11-30 23:20:00", "21"]]
     assert p["backupKey"] == f"datasets/default/v1-{p['dataHash']}.json.gz"
     assert stack.scalar("SELECT backup_key FROM datasets") == p["backupKey"]
-    assert s3_object_exists(p["backupKey"])
+    # The backup is the gzipped canonical JSON that was hashed.
+    canonical = gzip.decompress(s3_get(p["backupKey"]))
+    assert hashlib.sha256(canonical).hexdigest() == p["dataHash"]
+    assert len(json.loads(canonical)["flights"]) == flights
 
     trigger(stack)
     again = events(stack, DONE, 2)[1]["payload"]
@@ -126,6 +132,13 @@ def test_redelivered_trigger_gives_one_version(stack, odata_server):
     assert stack.scalar("SELECT trigger_event_id FROM datasets") == ev["eventId"]
     # The replay was answered from the datasets row, without fetching again.
     assert srv.control()["counters"]["Stops"] == 1
+    # A single-worker run of another worker is acknowledged, nothing fetched.
+    trigger(stack, only="graph-builder")
+    skipped = events(stack, DONE, 3)[2]
+    assert skipped["payload"]["status"] == "skipped", skipped
+    assert skipped["payload"]["only"] == "graph-builder"
+    assert skipped["datasetVersion"] == 1 and skipped["payload"]["dataHash"] == first["payload"]["dataHash"]
+    assert srv.control()["counters"]["Stops"] == 1
 
 
 def test_dialects_v4_v3_v2_give_the_same_data(stack, odata_server):
@@ -160,6 +173,26 @@ def test_1c_mapping_with_client_paging(stack, odata_server):
     assert srv.control()["counters"]["Flights"] == 4  # $top=500 windows: 500+500+500+370
     # References use the 1C keys consistently.
     assert stack.count("routes r", "NOT EXISTS (SELECT 1 FROM stops s WHERE s.id = r.from_stop_id)") == 0
+
+
+def test_basic_auth_and_gzip(stack, odata_server):
+    srv = odata_server(SAMPLE, "--user", "sync", "--password", "s3cret", "--gzip", "--quiet")
+    start_worker(stack, srv, ODATA_USER="sync", ODATA_PASSWORD="s3cret")
+    trigger(stack)
+    p = events(stack, DONE, 1)[0]["payload"]
+    assert p["status"] == "success", p
+    assert table_counts(stack, 1) == sample_counts()
+
+
+def test_wrong_token_fails_without_retry(stack, odata_server):
+    srv = odata_server(SAMPLE, "--token", "right", "--quiet")
+    worker = start_worker(stack, srv, ODATA_BEARER_TOKEN="wrong")
+    trigger(stack)
+    failed = events(stack, FAILED, 1)[0]["payload"]
+    assert "HTTP 401" in failed["error"] and "ODATA_BEARER_TOKEN" in failed["error"], failed
+    assert failed["retryable"] is False
+    assert stack.count("datasets") == 0
+    assert "wrong" not in worker.logs()  # the token is never logged
 
 
 def test_503_then_success(stack, odata_server):
@@ -236,12 +269,15 @@ BAD_INPUT = [
                           "message": "database on fire"}, ["HTTP 500", "database on fire"], True),
     ("cut short", {"mode": "truncate"}, ["cut short"], True),
     ("not found", {"override": {"Stops": {"body": "", "status": 404}}}, ["HTTP 404", "check ODATA_URL"], False),
+    ("slow answer", {"mode": "slow", "delay_ms": 2500}, ["Stops", "Timeout was reached"], True),
+    ("page cap", {"page_size": 10}, ["Flights: more than 50 pages"], False),
 ]
 
 
 def test_malformed_and_invalid_input_fail_clearly_and_save_nothing(stack, odata_server):
     srv = odata_server(SAMPLE, "--page-size", "1000", "--quiet")
-    worker = start_worker(stack, srv, ODATA_MAX_RETRIES="0")
+    worker = start_worker(stack, srv, ODATA_MAX_RETRIES="0", ODATA_TIMEOUT_MS="1500",
+                          ODATA_MAX_PAGES="50")
     for i, (name, control, words, retryable) in enumerate(BAD_INPUT):
         srv.control(reset=True)
         srv.control(**control)
