@@ -1,11 +1,11 @@
 /* The in-memory graph: stops in an array with an id hash index, edges in an
  * array with a per-stop outgoing index (CSR), transfer edges inside a city,
  * and the JSON of the Redis format written in one pass into a tg_buf. */
+#include "graph.h"
 #include <ctype.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "graph.h"
 
 /* ---- strings: one arena per graph, freed at once ------------------------ */
 
@@ -36,7 +36,9 @@ static const char *arena_strdup(gb_graph_t *g, const char *s) {
     return out;
 }
 
-gb_graph_t *gb_graph_new(void) { return calloc(1, sizeof(gb_graph_t)); }
+gb_graph_t *gb_graph_new(void) {
+    return calloc(1, sizeof(gb_graph_t));
+}
 
 void gb_graph_free(gb_graph_t *g) {
     if (!g)

@@ -4,30 +4,30 @@
 #ifndef GRAPH_BUILDER_GRAPH_H
 #define GRAPH_BUILDER_GRAPH_H
 
+#include "tg/buf.h"
+#include "tg/error.h"
+#include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cjson/cJSON.h>
-#include "tg/buf.h"
-#include "tg/error.h"
 
 /* ---- the graph model (graph.c) ----------------------------------------- */
 
 typedef struct {
     const char *id, *name;
-    const char *city;  /* NULL when unknown */
-    double lat, lon;   /* NAN when unknown */
+    const char *city; /* NULL when unknown */
+    double lat, lon;  /* NAN when unknown */
 } gb_node_t;
 
 typedef struct {
     const char *from_id, *to_id;
-    int from, to;              /* node indexes; -1 when that stop does not exist */
-    double weight;             /* minutes; may be invalid until validated */
-    double distance;           /* km; NAN when unknown */
-    const char *transport;     /* "BUS", "AIR", "TRANSFER"...; NULL when unknown */
-    const char *route_id;      /* NULL for transfers */
-    int weight_from_flights;   /* weight is the median of the route's flights */
+    int from, to;            /* node indexes; -1 when that stop does not exist */
+    double weight;           /* minutes; may be invalid until validated */
+    double distance;         /* km; NAN when unknown */
+    const char *transport;   /* "BUS", "AIR", "TRANSFER"...; NULL when unknown */
+    const char *route_id;    /* NULL for transfers */
+    int weight_from_flights; /* weight is the median of the route's flights */
 } gb_edge_t;
 
 typedef struct gb_arena_s gb_arena_t;
@@ -37,16 +37,16 @@ typedef struct {
     size_t n_nodes, cap_nodes;
     gb_edge_t *edges;
     size_t n_edges, cap_edges;
-    int *slots;                /* id -> node index, open addressing, -1 = empty */
+    int *slots; /* id -> node index, open addressing, -1 = empty */
     size_t n_slots;
-    size_t *out_start;         /* after gb_graph_index: edges of node i are */
-    size_t *out_edges;         /* out_edges[out_start[i] .. out_start[i+1]) */
-    size_t duplicate_stops;    /* stops whose id was already loaded (dropped) */
+    size_t *out_start;      /* after gb_graph_index: edges of node i are */
+    size_t *out_edges;      /* out_edges[out_start[i] .. out_start[i+1]) */
+    size_t duplicate_stops; /* stops whose id was already loaded (dropped) */
     const char *duplicate_stop_samples[5];
     size_t transfer_edges;
-    size_t big_cities;         /* cities with too many stops for transfers */
+    size_t big_cities; /* cities with too many stops for transfers */
     const char *big_city_samples[5];
-    gb_arena_t *arena;         /* every string of the graph */
+    gb_arena_t *arena; /* every string of the graph */
 } gb_graph_t;
 
 /* Creates an empty graph; the caller frees it with gb_graph_free(). */
@@ -135,8 +135,7 @@ int gb_dataset_resolve(PGconn *pg, int64_t requested, const char *source_id, int
 /* Loads stops, virtual stops, routes and virtual routes of the dataset (route
  * weights from the median flight duration when the route has flights) in
  * one REPEATABLE READ read-only transaction. */
-int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr,
-            size_t errlen) TG_WARN_UNUSED;
+int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 typedef struct {
     char version[64];
@@ -155,20 +154,19 @@ int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errst
 
 /* Inserts a graphs row under a fresh graph-v<epoch-ms> version id (bumped
  * until unique) written into version (64 bytes), committed at once. */
-int gb_meta_insert(PGconn *pg, char *version, int64_t dataset, const char *status,
-                   size_t nodes, size_t edges, const cJSON *validation, const char *run_id,
-                   const char *error, int keys_pending, char *errstr,
-                   size_t errlen) TG_WARN_UNUSED;
+int gb_meta_insert(PGconn *pg, char *version, int64_t dataset, const char *status, size_t nodes,
+                   size_t edges, const cJSON *validation, const char *run_id, const char *error,
+                   int keys_pending, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 /* The versions whose keys may still lie in Redis unpublished; the caller
  * frees each string and the array. */
 int gb_meta_pending(PGconn *pg, char ***versions, size_t *n, char *errstr,
                     size_t errlen) TG_WARN_UNUSED;
 
-/* Marks a build failed with the reason; keys_pending says whether its keys
- * may still be in Redis. */
-int gb_meta_fail(PGconn *pg, const char *version, const char *error, int keys_pending,
-                 char *errstr, size_t errlen) TG_WARN_UNUSED;
+/* Marks a building row failed with the reason (an earlier reason is kept);
+ * keys_pending says whether its keys may still be in Redis. */
+int gb_meta_fail(PGconn *pg, const char *version, const char *error, int keys_pending, char *errstr,
+                 size_t errlen) TG_WARN_UNUSED;
 
 /* Opens the activation transaction: every other active row becomes retired
  * and this one active. The caller commits once graph:version switched, or
@@ -205,8 +203,8 @@ int gb_redis_has_version(redisContext *c, const char *version);
 
 /* Deletes every key of version (UNLINK in batches), unless it is the active
  * one: then *was_active is set and nothing is deleted. */
-int gb_redis_drop_version(redisContext *c, const char *version, int *was_active,
-                          char *errstr, size_t errlen) TG_WARN_UNUSED;
+int gb_redis_drop_version(redisContext *c, const char *version, int *was_active, char *errstr,
+                          size_t errlen) TG_WARN_UNUSED;
 
 /* Deletes the versions of graph:versions beyond the newest keep; writes how
  * many were deleted into *dropped. */

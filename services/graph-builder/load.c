@@ -1,13 +1,13 @@
 /* Loading one dataset version from PostgreSQL: stops and virtual stops
  * become nodes, routes and virtual routes edges. Flights are only read
  * aggregated per route (their median duration), never row by row. */
+#include "graph.h"
+#include "tg/log.h"
+#include "tg/pg.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "graph.h"
-#include "tg/log.h"
-#include "tg/pg.h"
 
 int gb_dataset_resolve(PGconn *pg, int64_t requested, const char *source_id, int64_t *out,
                        char *errstr, size_t errlen) {
@@ -16,13 +16,12 @@ int gb_dataset_resolve(PGconn *pg, int64_t requested, const char *source_id, int
     const char *by_version[] = {v};
     const char *by_source[] = {source_id && *source_id ? source_id : "default"};
     PGresult *res;
-    int rc = requested > 0
-                 ? tg_pg_exec(pg, "SELECT version FROM datasets WHERE version = $1", 1, by_version,
-                              &res, errstr, errlen)
-                 : tg_pg_exec(pg,
-                              "SELECT max(version) FROM datasets WHERE source_id = $1 "
-                              "HAVING max(version) IS NOT NULL",
-                              1, by_source, &res, errstr, errlen);
+    int rc = requested > 0 ? tg_pg_exec(pg, "SELECT version FROM datasets WHERE version = $1", 1,
+                                        by_version, &res, errstr, errlen)
+                           : tg_pg_exec(pg,
+                                        "SELECT max(version) FROM datasets WHERE source_id = $1 "
+                                        "HAVING max(version) IS NOT NULL",
+                                        1, by_source, &res, errstr, errlen);
     if (rc)
         return rc;
     if (PQntuples(res) == 0) {

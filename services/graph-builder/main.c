@@ -5,16 +5,15 @@
  *
  *   resolve dataset → clean leftovers → idempotency → load → build →
  *   validate → publish → verify → activate → retain → backup → emit */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "graph.h"
 #include "tg/log.h"
 #include "tg/pg.h"
 #include "tg/s3.h"
 #include "tg/topics.h"
 #include "tg/worker.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     double transfer_minutes; /* GRAPH_TRANSFER_MINUTES; 0 = no transfer edges */
@@ -84,8 +83,8 @@ static int resolve_dataset(build_t *b) {
 static int recover_version(build_t *b, const char *version, const char *current) {
     char err[512];
     int was_active = !strcmp(version, current), rc = TG_OK;
-    if (!was_active && (rc = gb_redis_drop_version(b->ctx->redis, version, &was_active, err,
-                                                   sizeof(err))))
+    if (!was_active &&
+        (rc = gb_redis_drop_version(b->ctx->redis, version, &was_active, err, sizeof(err))))
         return tg_step_fail(b->res, rc, "Cleaning up graph %s: %s", version, err);
     if (was_active) {
         rc = gb_meta_activate_begin(b->ctx->pg, version, -1, -1, err, sizeof(err));
@@ -166,9 +165,9 @@ static int load_and_build(build_t *b) {
     gb_validate(b->graph, &b->report);
     tg_info("Dataset %lld: %zu stops, %zu edges (%zu transfers); load %lld ms, build and "
             "validate %lld ms; %zu errors, %zu warnings",
-            (long long)b->dataset, b->graph->n_nodes, b->graph->n_edges,
-            b->graph->transfer_edges, (long long)(loaded - t),
-            (long long)(tg_mono_ms() - loaded), b->report.errors, b->report.warnings);
+            (long long)b->dataset, b->graph->n_nodes, b->graph->n_edges, b->graph->transfer_edges,
+            (long long)(loaded - t), (long long)(tg_mono_ms() - loaded), b->report.errors,
+            b->report.warnings);
     return TG_OK;
 }
 
@@ -197,8 +196,8 @@ static int publish_failed(build_t *b, int rc, const char *why) {
     char err[512];
     int was_active = 0, cleaned = 0;
     if (b->ctx->redis && !b->ctx->redis->err)
-        cleaned = gb_redis_drop_version(b->ctx->redis, b->version, &was_active, err,
-                                        sizeof(err)) == TG_OK;
+        cleaned = gb_redis_drop_version(b->ctx->redis, b->version, &was_active, err, sizeof(err)) ==
+                  TG_OK;
     if (gb_meta_fail(b->ctx->pg, b->version, why, !cleaned, err, sizeof(err)) != TG_OK)
         tg_error("Recording the failed graph %s: %s", b->version, err);
     tg_warn("Graph %s not activated (%s); its keys %s", b->version, why,
@@ -228,8 +227,8 @@ static int publish_keys(build_t *b) {
     }
     tg_info("Graph %s written in %lld ms, verified in %lld ms; %lld bytes of Redis memory "
             "(used_memory grew by %lld)",
-            b->version, (long long)(written - t), (long long)(verified - written),
-            b->redis_bytes, before >= 0 && after >= 0 ? after - before : -1);
+            b->version, (long long)(written - t), (long long)(verified - written), b->redis_bytes,
+            before >= 0 && after >= 0 ? after - before : -1);
     return TG_OK;
 }
 
@@ -258,9 +257,9 @@ static int activate(build_t *b) {
 static int publish_graph(build_t *b) {
     char err[512];
     cJSON *validation = gb_report_json(&b->report);
-    int rc = gb_meta_insert(b->ctx->pg, b->version, b->dataset, "building", b->graph->n_nodes,
-                            b->graph->n_edges, validation, b->in->run_id, NULL, 1, err,
-                            sizeof(err));
+    int rc =
+        gb_meta_insert(b->ctx->pg, b->version, b->dataset, "building", b->graph->n_nodes,
+                       b->graph->n_edges, validation, b->in->run_id, NULL, 1, err, sizeof(err));
     cJSON_Delete(validation);
     if (rc)
         return tg_step_fail(b->res, rc, "Recording graph build: %s", err);
@@ -376,8 +375,8 @@ static int graph_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     int rc = tg_env_double("GRAPH_TRANSFER_MINUTES", 15, 0, 1440, &set->transfer_minutes, errstr,
                            errlen);
     if (rc == TG_OK)
-        rc = tg_env_long("GRAPH_TRANSFER_MAX_STOPS", 30, 2, 1000, &set->transfer_max_stops,
-                         errstr, errlen);
+        rc = tg_env_long("GRAPH_TRANSFER_MAX_STOPS", 30, 2, 1000, &set->transfer_max_stops, errstr,
+                         errlen);
     if (rc == TG_OK)
         rc = tg_env_long("GRAPH_KEEP_VERSIONS", 3, 1, 100, &set->keep_versions, errstr, errlen);
     if (rc == TG_OK)
@@ -388,7 +387,9 @@ static int graph_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     return rc;
 }
 
-static void graph_fini(tg_worker_ctx_t *ctx) { free(ctx->state); }
+static void graph_fini(tg_worker_ctx_t *ctx) {
+    free(ctx->state);
+}
 
 int main(void) {
     static const tg_worker_def_t def = {

@@ -1,20 +1,19 @@
 /* The graphs table: one row per build attempt (building → active → retired,
  * or failed), with its counts, timing, Redis memory and validation report,
  * and keys_pending while unpublished keys may lie in Redis. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "graph.h"
 #include "tg/envelope.h"
 #include "tg/pg.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 void gb_meta_row_clear(gb_meta_row_t *row) {
     cJSON_Delete(row->validation);
     memset(row, 0, sizeof(*row));
 }
 
-int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errstr,
-                size_t errlen) {
+int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errstr, size_t errlen) {
     const char *params[] = {version};
     PGresult *res;
     memset(row, 0, sizeof(*row));
@@ -41,9 +40,9 @@ int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errst
 
 /* The version ids of the specification, graph-v<epoch-ms>: a build in the
  * same millisecond as another takes the next free one. */
-int gb_meta_insert(PGconn *pg, char *version, int64_t dataset, const char *status,
-                   size_t nodes, size_t edges, const cJSON *validation, const char *run_id,
-                   const char *error, int keys_pending, char *errstr, size_t errlen) {
+int gb_meta_insert(PGconn *pg, char *version, int64_t dataset, const char *status, size_t nodes,
+                   size_t edges, const cJSON *validation, const char *run_id, const char *error,
+                   int keys_pending, char *errstr, size_t errlen) {
     char ds[24], nn[24], ne[24];
     snprintf(ds, sizeof(ds), "%lld", (long long)dataset);
     snprintf(nn, sizeof(nn), "%zu", nodes);
@@ -53,8 +52,14 @@ int gb_meta_insert(PGconn *pg, char *version, int64_t dataset, const char *statu
     int rc = TG_OK;
     for (int inserted = 0; !inserted && rc == TG_OK; ms++) {
         snprintf(version, 64, "graph-v%lld", (long long)ms);
-        const char *params[] = {version, ds, status, nn, ne, report ? report : "{}",
-                                run_id && *run_id ? run_id : NULL, error,
+        const char *params[] = {version,
+                                ds,
+                                status,
+                                nn,
+                                ne,
+                                report ? report : "{}",
+                                run_id && *run_id ? run_id : NULL,
+                                error,
                                 keys_pending ? "true" : "false"};
         PGresult *res;
         rc = tg_pg_exec(pg,
@@ -76,8 +81,8 @@ int gb_meta_pending(PGconn *pg, char ***versions, size_t *n, char *errstr, size_
     PGresult *res;
     *versions = NULL;
     *n = 0;
-    int rc = tg_pg_exec(pg, "SELECT version FROM graphs WHERE keys_pending ORDER BY created_at",
-                        0, NULL, &res, errstr, errlen);
+    int rc = tg_pg_exec(pg, "SELECT version FROM graphs WHERE keys_pending ORDER BY created_at", 0,
+                        NULL, &res, errstr, errlen);
     if (rc)
         return rc;
     int rows = PQntuples(res);
@@ -89,8 +94,8 @@ int gb_meta_pending(PGconn *pg, char ***versions, size_t *n, char *errstr, size_
     return *versions ? TG_OK : tg_fail(TG_ERR_NOMEM, errstr, errlen, "graphs: out of memory");
 }
 
-int gb_meta_fail(PGconn *pg, const char *version, const char *error, int keys_pending,
-                 char *errstr, size_t errlen) {
+int gb_meta_fail(PGconn *pg, const char *version, const char *error, int keys_pending, char *errstr,
+                 size_t errlen) {
     const char *params[] = {version, error, keys_pending ? "true" : "false"};
     return tg_pg_exec(pg,
                       "UPDATE graphs SET status = CASE WHEN status = 'building' THEN 'failed' "

@@ -1,13 +1,13 @@
 /* Redis side of a graph version: pipelined writes of its keys, verification,
  * the atomic switch of graph:version (a Lua script that refuses a version
  * whose nodes key is missing), and non-blocking deletion of old versions. */
+#include "graph.h"
+#include "tg/log.h"
+#include "tg/redis.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include "graph.h"
-#include "tg/log.h"
-#include "tg/redis.h"
 
 #define SADD_BATCH 500   /* members per SADD */
 #define EXISTS_BATCH 500 /* keys per EXISTS */
@@ -44,8 +44,7 @@ static int send_ahead(redisContext *c) {
     return TG_OK;
 }
 
-static int pipe_set(redisContext *c, tg_redis_pipe_t *p, const tg_buf_t *key,
-                    const tg_buf_t *val) {
+static int pipe_set(redisContext *c, tg_redis_pipe_t *p, const tg_buf_t *key, const tg_buf_t *val) {
     const char *argv[] = {"SET", key->data, val->data};
     const size_t len[] = {3, key->len, val->len};
     int rc = tg_redis_pipe_add(p, 3, argv, len);
@@ -167,8 +166,8 @@ int gb_redis_verify(redisContext *c, const gb_graph_t *g, const char *version, c
             rc = exists_batch(c, &keys, nkeys, &found, errstr, errlen);
         if (rc == TG_OK && found != nkeys)
             rc = tg_fail(TG_ERR_REDIS, errstr, errlen,
-                         "graph %s: %lld of %d node/neighbors keys missing", version,
-                         nkeys - found, nkeys);
+                         "graph %s: %lld of %d node/neighbors keys missing", version, nkeys - found,
+                         nkeys);
     }
     tg_buf_free(&keys);
     return rc;
@@ -190,8 +189,8 @@ int gb_redis_activate(redisContext *c, const char *version, char *previous, size
                       char *errstr, size_t errlen) {
     char nodes_key[128];
     snprintf(nodes_key, sizeof(nodes_key), "graph:%s:nodes", version);
-    const char *argv[] = {"EVAL", activate_lua, "3", GB_KEY_VERSION, nodes_key, GB_KEY_VERSIONS,
-                          version};
+    const char *argv[] = {"EVAL",    activate_lua,    "3",    GB_KEY_VERSION,
+                          nodes_key, GB_KEY_VERSIONS, version};
     redisReply *r;
     int rc = tg_redis_cmd(c, &r, errstr, errlen, 7, argv, NULL);
     if (rc)
@@ -225,11 +224,10 @@ int gb_redis_has_version(redisContext *c, const char *version) {
 
 /* Takes the nodes key away first, atomically unless v is active: from then
  * on no activation of v can succeed, whatever another build does. */
-static const char retire_lua[] =
-    "if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end "
-    "redis.call('UNLINK', KEYS[2]) "
-    "redis.call('LREM', KEYS[3], 0, ARGV[1]) "
-    "return 1";
+static const char retire_lua[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then return 0 end "
+                                 "redis.call('UNLINK', KEYS[2]) "
+                                 "redis.call('LREM', KEYS[3], 0, ARGV[1]) "
+                                 "return 1";
 
 /* UNLINKs every key of one SCAN page; *cursor becomes the next cursor. */
 static int unlink_page(redisContext *c, const char *pattern, char *cursor, size_t curlen,
@@ -266,8 +264,8 @@ int gb_redis_drop_version(redisContext *c, const char *version, int *was_active,
     char nodes_key[128], pattern[128], cursor[32] = "0";
     snprintf(nodes_key, sizeof(nodes_key), "graph:%s:nodes", version);
     snprintf(pattern, sizeof(pattern), "graph:%s:*", version);
-    const char *argv[] = {"EVAL", retire_lua, "3", GB_KEY_VERSION, nodes_key, GB_KEY_VERSIONS,
-                          version};
+    const char *argv[] = {"EVAL",    retire_lua,      "3",    GB_KEY_VERSION,
+                          nodes_key, GB_KEY_VERSIONS, version};
     long long dropped = 0;
     *was_active = 0;
     int rc = integer_cmd(c, &dropped, errstr, errlen, 7, argv, NULL);
@@ -311,8 +309,7 @@ static int usage_send(redisContext *c, const char *key) {
     return redisAppendCommandArgv(c, 5, argv, NULL) == REDIS_OK ? TG_OK : TG_ERR_NOMEM;
 }
 
-static int usage_read(redisContext *c, int pending, long long *bytes, char *errstr,
-                      size_t errlen) {
+static int usage_read(redisContext *c, int pending, long long *bytes, char *errstr, size_t errlen) {
     int rc = TG_OK;
     for (; pending > 0; pending--) {
         redisReply *r = NULL;

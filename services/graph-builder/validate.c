@@ -1,13 +1,13 @@
 /* Validation of a built graph: the specification's five rules are errors
  * (the graph is not published), data-quality findings are warnings, and a
  * few counts are info. Every issue keeps its count and up to five samples. */
+#include "graph.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "graph.h"
 
 /* ---- the report -------------------------------------------------------- */
 
@@ -101,7 +101,9 @@ void gb_report_errors_text(const gb_report_t *r, char *out, size_t outlen) {
 
 /* ---- per-edge rules ---------------------------------------------------- */
 
-static const char *edge_name(const gb_edge_t *e) { return e->route_id ? e->route_id : "transfer"; }
+static const char *edge_name(const gb_edge_t *e) {
+    return e->route_id ? e->route_id : "transfer";
+}
 
 static void check_edges(const gb_graph_t *g, gb_report_t *r) {
     gb_issue_t *is = issue_open(r, "error", "invalid_weight", "edges");
@@ -130,8 +132,8 @@ double gb_speed_limit(const char *transport) {
         const char *type;
         double kmh;
     } limits[] = {
-        {"BUS", 120},   {"CAR", 150},    {"TAXI", 150},   {"TRAIN", 250}, {"RAIL", 250},
-        {"RIVER", 80},  {"FERRY", 80},   {"WATER", 80},   {"SHIP", 80},   {"AIR", 1000},
+        {"BUS", 120},    {"CAR", 150},     {"TAXI", 150},   {"TRAIN", 250}, {"RAIL", 250},
+        {"RIVER", 80},   {"FERRY", 80},    {"WATER", 80},   {"SHIP", 80},   {"AIR", 1000},
         {"PLANE", 1000}, {"FLIGHT", 1000}, {"TRANSFER", 0},
     };
     for (size_t i = 0; transport && i < sizeof(limits) / sizeof(limits[0]); i++)
@@ -192,8 +194,8 @@ static void check_duplicates(const gb_graph_t *g, gb_report_t *r) {
     qsort(k, n, sizeof(*k), cmp_edge_key);
     gb_issue_t *is = issue_open(r, "warning", "duplicate_edge", "edges");
     for (size_t i = 1; i < n; i++) {
-        if (k[i].from != k[i - 1].from || k[i].to != k[i - 1].to || k[i].weight != k[i - 1].weight ||
-            strcmp(k[i].transport, k[i - 1].transport))
+        if (k[i].from != k[i - 1].from || k[i].to != k[i - 1].to ||
+            k[i].weight != k[i - 1].weight || strcmp(k[i].transport, k[i - 1].transport))
             continue;
         const gb_edge_t *a = &g->edges[k[i - 1].edge], *b = &g->edges[k[i].edge];
         issue_count(is, "%s repeats %s (%s -> %s, %.10g min)", edge_name(b), edge_name(a),

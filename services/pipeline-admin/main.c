@@ -1,9 +1,10 @@
 /* pipeline-admin: one-shot administration for deployments and the local
- * stack: apply the SQL migrations, create the Kafka topics, and load a
- * cities directory.
+ * stack: apply the SQL migrations and create (or, for tests, delete) the
+ * Kafka topics of proto/topics.md.
  *
  *   pipeline-admin migrate [--sql-dir DIR]
  *   pipeline-admin create-topics [--partitions N]
+ *   pipeline-admin delete-topics      (tests: remove a TOPIC_PREFIX's topics)
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -128,61 +129,90 @@ static int cmd_migrate(const tg_config_t *cfg, const char *dir, char *errstr, si
     return rc;
 }
 
-static int cmd_create_topics(const tg_config_t *cfg, int partitions, char *errstr,
-                             size_t errlen) {
+/* An admin client on the configured brokers; NULL with errstr set. */
+static rd_kafka_t *admin_open(const tg_config_t *cfg, char *errstr, size_t errlen) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = tg_kafka_conf_apply_env(conf, cfg, errstr, errlen);
-    if (rc) {
+    if (tg_kafka_conf_apply_env(conf, cfg, errstr, errlen)) {
         rd_kafka_conf_destroy(conf);
-        return rc;
+        return NULL;
     }
     char kerr[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
     if (!rk) {
         rd_kafka_conf_destroy(conf);
-        return tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", kerr);
+        tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", kerr);
     }
-    const size_t nt = sizeof(topics) / sizeof(topics[0]);
-    rd_kafka_NewTopic_t *nts[sizeof(topics) / sizeof(topics[0])];
-    char names[sizeof(topics) / sizeof(topics[0])][256];
-    for (size_t i = 0; i < nt; i++) {
+    return rk;
+}
+
+/* Waits for an admin result; per-topic errors in ignore count as success. */
+static int admin_result(const tg_config_t *cfg, rd_kafka_queue_t *q, int deleting,
+                        rd_kafka_resp_err_t ignore, char *errstr, size_t errlen) {
+    int rc = TG_OK;
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (cfg->connect_timeout_s + 30) * 1000);
+    if (!ev)
+        return tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "KAFKA_BROKERS: no answer from %s",
+                       cfg->kafka_brokers);
+    if (rd_kafka_event_error(ev)) {
+        rc = tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rd_kafka_event_error_string(ev));
+        rd_kafka_event_destroy(ev);
+        return rc;
+    }
+    size_t cnt;
+    const rd_kafka_topic_result_t **res =
+        deleting ? rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt)
+                 : rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
+        const char *name = rd_kafka_topic_result_name(res[i]);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == ignore)
+            tg_info("Topic %s: %s", name, e ? "unchanged" : deleting ? "deleted" : "created");
+        else if (!rc)
+            rc = tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: topic %s: %s", name,
+                         rd_kafka_topic_result_error_string(res[i]));
+    }
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+static int cmd_topics(const tg_config_t *cfg, int deleting, int partitions, char *errstr,
+                      size_t errlen) {
+    rd_kafka_t *rk = admin_open(cfg, errstr, errlen);
+    if (!rk)
+        return TG_ERR_KAFKA;
+    enum { NT = sizeof(topics) / sizeof(topics[0]) };
+    char names[NT][256];
+    rd_kafka_NewTopic_t *nts[NT];
+    rd_kafka_DeleteTopic_t *dts[NT];
+    char kerr[512];
+    for (size_t i = 0; i < NT; i++) {
         tg_topic(cfg, topics[i].name, names[i], sizeof(names[i]));
+        if (deleting) {
+            dts[i] = rd_kafka_DeleteTopic_new(names[i]);
+            continue;
+        }
         nts[i] = rd_kafka_NewTopic_new(names[i], partitions, -1, kerr, sizeof(kerr));
         char ms[32];
         snprintf(ms, sizeof(ms), "%lld", (long long)topics[i].retention_h * 3600000LL);
         rd_kafka_NewTopic_set_config(nts[i], "retention.ms", ms);
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
-    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(opts, 15000, NULL, 0);
-    rd_kafka_CreateTopics(rk, nts, nt, opts, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (cfg->connect_timeout_s + 15) * 1000);
-    if (!ev) {
-        rc = tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "KAFKA_BROKERS: no answer from %s",
-                     cfg->kafka_brokers);
-    } else if (rd_kafka_event_error(ev)) {
-        rc = tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: create topics: %s",
-                     rd_kafka_event_error_string(ev));
-    } else {
-        size_t cnt;
-        const rd_kafka_topic_result_t **res =
-            rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        for (size_t i = 0; i < cnt; i++) {
-            rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
-            if (e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS || e == RD_KAFKA_RESP_ERR_NO_ERROR) {
-                tg_info("Topic %s: %s", rd_kafka_topic_result_name(res[i]),
-                        e ? "exists" : "created");
-            } else if (!rc) {
-                rc = tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: topic %s: %s",
-                             rd_kafka_topic_result_name(res[i]),
-                             rd_kafka_topic_result_error_string(res[i]));
-            }
-        }
-    }
-    if (ev)
-        rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(
+        rk, deleting ? RD_KAFKA_ADMIN_OP_DELETETOPICS : RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opts, 30000, NULL, 0);
+    if (deleting)
+        rd_kafka_DeleteTopics(rk, dts, NT, opts, q);
+    else
+        rd_kafka_CreateTopics(rk, nts, NT, opts, q);
+    int rc = admin_result(cfg, q, deleting,
+                          deleting ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                                   : RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS,
+                          errstr, errlen);
     rd_kafka_AdminOptions_destroy(opts);
-    rd_kafka_NewTopic_destroy_array(nts, nt);
+    if (deleting)
+        rd_kafka_DeleteTopic_destroy_array(dts, NT);
+    else
+        rd_kafka_NewTopic_destroy_array(nts, NT);
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
@@ -190,7 +220,8 @@ static int cmd_create_topics(const tg_config_t *cfg, int partitions, char *errst
 
 static int usage(void) {
     fprintf(stderr, "usage: pipeline-admin migrate [--sql-dir DIR]\n"
-                    "       pipeline-admin create-topics [--partitions N]\n");
+                    "       pipeline-admin create-topics [--partitions N]\n"
+                    "       pipeline-admin delete-topics\n");
     return 2;
 }
 
@@ -226,7 +257,9 @@ int main(int argc, char **argv) {
             return usage();
         if (partitions < 1)
             return usage();
-        rc = cmd_create_topics(&cfg, (int)partitions, errstr, sizeof(errstr));
+        rc = cmd_topics(&cfg, 0, (int)partitions, errstr, sizeof(errstr));
+    } else if (!strcmp(cmd, "delete-topics") && argc == 2) {
+        rc = cmd_topics(&cfg, 1, 0, errstr, sizeof(errstr));
     } else {
         return usage();
     }

@@ -95,9 +95,15 @@ class Stack:
         self.services = []
 
     def admin(self, *args, env=None):
+        """Runs pipeline-admin; a busy broker gets two more tries."""
         e = dict(self.env, **(env or {}))
-        subprocess.run([binary("pipeline-admin"), *args], check=True, env=e,
-                       capture_output=True, text=True)
+        for attempt in range(3):
+            out = subprocess.run([binary("pipeline-admin"), *args], env=e,
+                                 capture_output=True, text=True)
+            if out.returncode == 0:
+                return
+            time.sleep(1 + attempt)
+        raise AssertionError(f"pipeline-admin {' '.join(args)} failed: {out.stderr[-2000:]}")
 
     def topic(self, base):
         return self.topic_prefix + base
@@ -167,6 +173,8 @@ class Stack:
             if code not in (0, None) and not svc.expect_nonzero:
                 errors.append(f"{svc.name} exited {code}; log: {svc.log_path}")
         self.redis_cli("FLUSHDB")
+        subprocess.run([binary("pipeline-admin"), "delete-topics"], env=self.env,
+                       capture_output=True)
         subprocess.run(["psql", STACK["DATABASE_URL"], "-qc",
                         f"DROP DATABASE IF EXISTS {self.db_name} WITH (FORCE)"],
                        capture_output=True)

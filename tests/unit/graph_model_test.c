@@ -1,12 +1,12 @@
 /* graph-builder model: stop index, duplicate stops, transfers within a city,
  * city name normalisation, and the JSON of the Redis format. */
+#include "graph.h"
+#include "tg/envelope.h"
+#include "tg_test.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "graph.h"
-#include "tg/envelope.h"
-#include "tg_test.h"
 
 static void test_index(void) {
     gb_graph_t *g = gb_graph_new();

@@ -1,11 +1,11 @@
 /* graph-builder validation: each of the five rules broken on its own, the
  * strong-connectivity check, and the warnings (isolated stop, implausible
  * speed, duplicate edge). */
+#include "graph.h"
+#include "tg_test.h"
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "graph.h"
-#include "tg_test.h"
 
 /* A ring a -> b -> c -> a (strongly connected), BUS, 60 km in 60 min. */
 static gb_graph_t *ring(void) {
@@ -205,8 +205,9 @@ static void test_report_json(void) {
     validate(g, &r);
     cJSON *j = gb_report_json(&r);
     char *s = cJSON_PrintUnformatted(j);
-    CHECK_STR(s, "{\"errors\":1,\"warnings\":0,\"issues\":[{\"severity\":\"error\","
-                 "\"code\":\"invalid_weight\",\"count\":1,\"samples\":[\"bad (a -> b): weight 0\"]}]}");
+    CHECK_STR(
+        s, "{\"errors\":1,\"warnings\":0,\"issues\":[{\"severity\":\"error\","
+           "\"code\":\"invalid_weight\",\"count\":1,\"samples\":[\"bad (a -> b): weight 0\"]}]}");
     cJSON_free(s);
     cJSON_Delete(j);
     gb_report_free(&r);
