@@ -14,10 +14,14 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 RUN=$STACK_DIR/run LOGS=$STACK_DIR/logs CONF=$STACK_DIR/conf
 
 PG_BIN=/usr/lib/postgresql/15/bin
-PG_PORT=55432 REDIS_PORT=56379 KAFKA_PORT=59092 KAFKA_CTRL_PORT=59093 S3_PORT=58333
+# STACK_PORT_OFFSET shifts every port, so a second stack (own STACK_DIR) can
+# run beside the first, e.g. for fault tests that restart servers.
+OFF=${STACK_PORT_OFFSET:-0}
+PG_PORT=$((55432 + OFF)) REDIS_PORT=$((56379 + OFF)) KAFKA_PORT=$((59092 + OFF))
+KAFKA_CTRL_PORT=$((59093 + OFF)) S3_PORT=$((58333 + OFF))
 # SeaweedFS internals (master/volume/filer + gRPC), kept next to S3 so nothing
 # collides with default ports of other software.
-SW_MASTER=58340 SW_VOLUME=58342 SW_FILER=58344
+SW_MASTER=$((58340 + OFF)) SW_VOLUME=$((58342 + OFF)) SW_FILER=$((58344 + OFF))
 S3_BUCKET=transit-backups S3_ACCESS_KEY=transit-access S3_SECRET_KEY=transit-secret-key S3_REGION=us-east-1
 
 KAFKA_DEPS=$ROOT/deploy/kafka/target/dependency
