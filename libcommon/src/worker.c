@@ -331,6 +331,7 @@ static tg_envelope_t *completed_event(worker_t *w, const tg_envelope_t *in, tg_s
     if (!env) {
         return NULL;
     }
+    env->attempt = 1; /* the next worker's first try, whatever this one took */
     if (res->dataset_version) {
         env->dataset_version = res->dataset_version;
     }

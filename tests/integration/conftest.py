@@ -9,6 +9,7 @@ with curl, exactly as an operator would.
 """
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,7 +24,9 @@ import pytest
 SOURCE_DIR = os.environ.get(
     "TG_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD_DIR = os.environ.get("TG_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
-REDIS_TEST_DB = int(os.environ.get("TG_REDIS_TEST_DB", "1"))
+# Redis database of a test: TG_REDIS_TEST_DB, or one of 1..15 picked per
+# test so that tests run side by side rarely share one.
+REDIS_TEST_DB = os.environ.get("TG_REDIS_TEST_DB")
 
 
 def stack_env():
@@ -78,7 +81,8 @@ class Stack:
         self.database_url = f"{base}/{self.db_name}"
         self.topic_prefix = f"t{tag}."
         redis_base = STACK["REDIS_URL"].rsplit("/", 1)[0]
-        self.redis_url = f"{redis_base}/{REDIS_TEST_DB}"
+        self.redis_db = int(REDIS_TEST_DB) if REDIS_TEST_DB else random.randint(1, 15)
+        self.redis_url = f"{redis_base}/{self.redis_db}"
         self.env = dict(os.environ)
         self.env.update(STACK)
         self.env.update({
@@ -121,7 +125,7 @@ class Stack:
     # Redis
     def redis_cli(self, *args):
         host, port = STACK["REDIS_URL"].split("//", 1)[1].split("/")[0].split(":")
-        out = subprocess.run(["redis-cli", "-h", host, "-p", port, "-n", str(REDIS_TEST_DB), *args],
+        out = subprocess.run(["redis-cli", "-h", host, "-p", port, "-n", str(self.redis_db), *args],
                              check=True, capture_output=True, text=True).stdout
         return out.rstrip("\n")
 

@@ -484,3 +484,25 @@ def test_sample_data_builds_a_valid_graph(gstack):
     air = [e for e in edges if e["toStopId"] == "stop-mir-airport"]
     assert air and air[0]["transportType"] == "AIR" and air[0]["routeId"] \
         == "route-yak-airport-mir-airport" and air[0]["weight"] > 0
+
+
+def test_pipeline_on_sample_data_publishes_the_graph(gstack, odata_server):
+    """Workers 1 and 2 on the bundled sample data, then this worker: the
+    graph of real and virtual stops passes validation and goes live."""
+    srv = odata_server(os.path.join(os.path.dirname(__file__), "..", "..", "deploy",
+                                    "sample-data", "odata"), "--quiet")
+    gstack.start("odata-sync-worker", {"ODATA_URL": srv.url()})
+    gstack.start("virtual-entities-generator")
+    gstack.start("graph-builder")
+    gstack.produce("pipeline.trigger", envelope("pipeline.trigger", {"trigger": "kafka"}))
+    done, _ = results(gstack, 1, timeout=120)
+    p = done[0]["payload"]
+    assert p["status"] == "success" and p["validation"]["errors"] == 0, p
+    virtual = gstack.count("virtual_stops")
+    assert virtual > 0 and p["nodes"] == gstack.count("stops") + virtual
+    version = gstack.redis("GET", "graph:version")
+    assert version == p["graphVersion"]
+    stop = gstack.scalar("SELECT id FROM virtual_stops LIMIT 1")
+    assert json.loads(gstack.redis("GET", f"graph:{version}:node:{stop}"))["stopId"] == stop
+    assert json.loads(gstack.redis("GET", f"graph:{version}:neighbors:{stop}"))
+    assert gstack.scalar(f"SELECT status FROM graphs WHERE version = '{version}'") == "active"
