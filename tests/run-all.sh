@@ -22,6 +22,8 @@ fi
 echo "== building (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
+# Again, now that pipeline-admin exists: applies migrations, creates topics.
+bash deploy/stack.sh up
 
 echo "== tests"
 (cd build && ctest --output-on-failure ${TESTS_REGEX:+-R "$TESTS_REGEX"})

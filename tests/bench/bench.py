@@ -108,7 +108,9 @@ def http(svc, method, path, timeout=30):
 
 def run_status(orch, run_id):
     status, body = http(orch, "GET", "/api/v1/runs/%s" % run_id)
-    return body.get("status") if status == 200 and isinstance(body, dict) else None
+    if status != 200 or not isinstance(body, dict):
+        return None
+    return (body.get("run") or {}).get("status")
 
 
 # ---- one pipeline run ---------------------------------------------------
