@@ -121,6 +121,23 @@ static void send_200(struct mg_connection *conn, const char *body, size_t len) {
     free(buf);
 }
 
+/* Whether e may answer now; claims the refresh of an aged-out entry for
+ * the first caller (who then gets 0 and queries). Called under the lock. */
+static int entry_usable(api_cache_t *c, api_cache_entry_t *e, uint64_t generation, int64_t now) {
+    if (e->generation != generation) {
+        return 0;
+    }
+    if (now - e->at_ms < c->ttl_ms) {
+        return 1;
+    }
+    /* A refresh that has not finished in a second is taken over. */
+    if (e->refresh_at_ms && now - e->refresh_at_ms < 1000) {
+        return 1;
+    }
+    e->refresh_at_ms = now;
+    return 0;
+}
+
 int api_cache_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generation) {
     char key[512];
     char *copy = NULL;
@@ -131,13 +148,16 @@ int api_cache_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generat
     cache_key(conn, key, sizeof key);
     int64_t now = tg_mono_ms();
     pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < API_CACHE_SLOTS && !copy; i++) {
+    for (int i = 0; i < API_CACHE_SLOTS; i++) {
         api_cache_entry_t *e = &c->entries[i];
-        if (e->body && e->generation == generation && now - e->at_ms < c->ttl_ms &&
-            !strcmp(e->key, key) && (copy = malloc(e->len)) != NULL) {
+        if (!e->body || strcmp(e->key, key)) {
+            continue;
+        }
+        if (entry_usable(c, e, generation, now) && (copy = malloc(e->len)) != NULL) {
             memcpy(copy, e->body, e->len);
             len = e->len;
         }
+        break;
     }
     pthread_mutex_unlock(&c->lock);
     if (copy) {
@@ -184,6 +204,7 @@ int api_cache_store_reply(api_cache_t *c, struct mg_connection *conn, uint64_t g
     snprintf(e->key, sizeof e->key, "%s", key);
     e->generation = generation;
     e->at_ms = tg_mono_ms();
+    e->refresh_at_ms = 0;
     e->body = text;
     e->len = len;
     pthread_mutex_unlock(&c->lock);

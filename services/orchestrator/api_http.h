@@ -30,13 +30,16 @@ void api_pool_put(api_pool_t *pool, int slot);
 
 /* Recent GET replies, valid while the run state generation they were read
  * at is current and for at most ttl_ms (which bounds how stale a reply can
- * be when another orchestrator replica wrote). ttl_ms 0 disables it. */
+ * be when another orchestrator replica wrote). ttl_ms 0 disables it.
+ * When an entry only aged out, one request refreshes it while the others
+ * keep getting it, so an expiry never sends every thread to PostgreSQL. */
 #define API_CACHE_SLOTS 64
 
 typedef struct {
     char key[512];
     uint64_t generation;
     int64_t at_ms;
+    int64_t refresh_at_ms; /* a request is refreshing it since then (0: none) */
     char *body;
     size_t len;
 } api_cache_entry_t;

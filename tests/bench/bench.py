@@ -295,6 +295,16 @@ def api_floor(orch, run_id, seconds):
 
 # ---- main ---------------------------------------------------------------
 
+def wait_quiet(limit, timeout_s=900):
+    if limit <= 0:
+        return
+    t0 = time.time()
+    while os.getloadavg()[0] >= limit and time.time() - t0 < timeout_s:
+        time.sleep(5)
+    log("load average %.2f after waiting %.0f s for < %.2f"
+        % (os.getloadavg()[0], time.time() - t0, limit))
+
+
 def machine():
     cpu = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -327,6 +337,10 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--wrk-seconds", type=int, default=5)
     ap.add_argument("--rt-samples", type=int, default=30)
+    ap.add_argument("--wait-quiet", type=float, default=0, metavar="LOAD",
+                    help="before each scale, wait (up to 15 minutes) for the 1-minute load "
+                         "average to fall below LOAD: other work on a 2-core machine skews "
+                         "every figure (default 0: do not wait)")
     docs = ap.add_mutually_exclusive_group()
     docs.add_argument("--docs", dest="docs", action="store_true", default=None,
                       help="write docs/benchmarks.md and the plot (default: with >= 2 scales "
@@ -344,6 +358,7 @@ def main(argv=None):
     t_start = time.time()
     for index, scale in enumerate(scales):
         data_dir, manifest = dataset(scale, opts.seed, data_root)
+        wait_quiet(opts.wait_quiet)
         log("scale %s: %d stops, %d routes, %d flights; graph %d nodes, %d edges"
             % (scale, manifest["stops"], manifest["routes"], manifest["flights"],
                manifest["expected_nodes"], manifest["expected_edges"]))
