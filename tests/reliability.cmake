@@ -1,7 +1,7 @@
 # Reliability: faults (SIGKILLed workers, restarted Kafka/PostgreSQL/Redis,
 # S3 down, a misbehaving OData source), bad input and a hostile REST client,
 # against a private second stack (.stack-faults, ports +1000) that the suite
-# starts itself. RELIABILITY_ROUNDS (default 3) sets the kill rounds per
+# starts itself. RELIABILITY_ROUNDS (default 4) sets the kill rounds per
 # worker; docs/reliability.md has the figures and the longer variant.
 add_test(NAME reliability
          COMMAND ${TG_PYTEST} -q --no-header -p no:cacheprovider -rfE

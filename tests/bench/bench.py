@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -281,15 +282,20 @@ def measure_floors(st, last, opts, shared, orch, index):
 
 
 def api_floor(orch, run_id, seconds):
+    """wrk with 100 connections on each read endpoint and on /healthz (the
+    same server without a database), with 1 and with 2 wrk threads: on 2
+    cores a 2-thread wrk takes the cores the server needs, so both are kept."""
     paths = ["/api/v1/workers", "/api/v1/workers/pipeline/status",
              "/api/v1/workers/odata-sync-worker/status", "/api/v1/runs",
              "/api/v1/runs/%s" % run_id, "/healthz"]
     results = []
     for p in paths:
-        r = floors.wrk(orch.url(p), connections=100, seconds=seconds)
-        r["path"] = p if not p.startswith("/api/v1/runs/") else "/api/v1/runs/:runId"
-        results.append(r)
-        log("wrk %s: p99 %s ms, %s req/s" % (r["path"], r["p99_ms"], r["rps"]))
+        for threads in (1, 2):
+            r = floors.wrk(orch.url(p), connections=100, seconds=seconds, threads=threads)
+            r["path"] = p if not p.startswith("/api/v1/runs/") else "/api/v1/runs/:runId"
+            r["threads"] = threads
+            results.append(r)
+            log("wrk -t%d %s: p99 %s ms, %s req/s" % (threads, r["path"], r["p99_ms"], r["rps"]))
     return results
 
 
@@ -318,8 +324,13 @@ def machine():
             "kernel": platform.release(),
             "postgres": _version(["psql", "--version"]),
             "redis": _version(["redis-cli", "--version"]),
-            "kcat": _version(["kcat", "-V"]).splitlines()[0] if _version(["kcat", "-V"]) else "",
-            "wrk": _version(["wrk", "-v"]).splitlines()[0] if _version(["wrk", "-v"]) else ""}
+            "kcat": _first_line(_version(["kcat", "-V"]), r"Version [^ ]+"),
+            "wrk": _first_line(_version(["wrk", "-v"]), r"wrk [^ ]+")}
+
+
+def _first_line(text, pattern):
+    m = re.search(pattern, text)
+    return m.group(0) if m else text.split("\n")[0]
 
 
 def _version(cmd):

@@ -205,4 +205,4 @@ def wrk(url, connections=100, seconds=5, threads=2):
             "requests": int(total.group(1)) if total else None,
             "non2xx": int(non2xx.group(1)) if non2xx else 0,
             "socket_errors": errors.group(1).strip() if errors else "",
-            "connections": connections, "seconds": seconds}
+            "connections": connections, "seconds": seconds, "threads": threads}

@@ -23,11 +23,13 @@ assert PORT_OFFSET != 0, "the fault suite must never restart the shared stack (o
 STACK_SH = os.path.join(SOURCE_DIR, "deploy", "stack.sh")
 RUN = os.path.join(STACK_DIR, "run")
 PG_BIN = "/usr/lib/postgresql/15/bin"
-ROUNDS = int(os.environ.get("RELIABILITY_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("RELIABILITY_ROUNDS", "4"))
+SESSION_START = time.time()
 
 # What the suite did; printed at the end and written next to the build.
 SUMMARY = {
     "faults_injected": 0,
+    "kills_mid_step": 0,
     "runs_completed": 0,
     "records_lost": 0,
     "duplicates": 0,

@@ -5,7 +5,7 @@ still succeed, with exactly one dataset version per data hash, whole
 snapshots (no row lost, none twice), one active graph, and a reader
 following graph:version that never sees a partial graph.
 
-RELIABILITY_ROUNDS (default 3) rounds per worker."""
+RELIABILITY_ROUNDS (default 4) rounds per worker."""
 import json
 import os
 import random
@@ -71,7 +71,11 @@ def test_sigkill_each_worker_at_random_moments(stack, odata_server):
                 # From the first instruction of the step to a little after
                 # its end (killed between emit and offset commit).
                 faults.time.sleep(random.uniform(0, window[target] * 1.3) / 1000)
+            killed = pipe.svc[target]
             pipe.kill(target)
+            if not any(l.get("runId") == run_id and "Worker finished" in l.get("message", "")
+                       for l in killed.log_lines()):
+                faults.count("kills_mid_step")
             pipe.restart(target)
             check_round(stack, run_id, pipe.wait_run(run_id), baseline, problems)
     finally:
