@@ -288,6 +288,36 @@ static int parse_fields(const cJSON *root, tg_envelope_t *env, char *errstr, siz
     return TG_OK;
 }
 
+/* Whether the JSON text nests arrays/objects deeper than max (strings are
+ * skipped; malformed text is left for the parser to reject). */
+static int json_depth_exceeds(const char *s, size_t len, int max) {
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_string) {
+            if (c == '\\') {
+                i++;
+            } else if (c == '"') {
+                in_string = 0;
+            }
+        } else if (c == '"') {
+            in_string = 1;
+        } else if ((c == '[' || c == '{') && ++depth > max) {
+            return 1;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+cJSON *tg_json_parse(const char *buf, size_t len, int max_depth) {
+    if (!buf || json_depth_exceeds(buf, len, max_depth)) {
+        return NULL;
+    }
+    return cJSON_ParseWithLength(buf, len);
+}
+
 int tg_envelope_parse(const char *buf, size_t len, tg_envelope_t **out, char *errstr,
                       size_t errlen) {
     *out = NULL;
@@ -309,6 +339,11 @@ int tg_envelope_parse(const char *buf, size_t len, tg_envelope_t **out, char *er
     }
     memcpy(text, buf, len);
     text[len] = '\0';
+    if (json_depth_exceeds(text, len, TG_JSON_MAX_DEPTH)) {
+        free(text);
+        return tg_fail(TG_ERR_INVALID, errstr, errlen, "envelope: nested deeper than %d levels",
+                       TG_JSON_MAX_DEPTH);
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
     if (!root) {

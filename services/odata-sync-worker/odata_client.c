@@ -124,10 +124,27 @@ static int json_unfinished(const char *s, size_t len) {
     return in_string || depth > 0 || !seen;
 }
 
+/* Whether a string escapes a NUL (\u0000): C strings would cut it short,
+ * so the value could never be stored as sent. */
+static int has_nul_escape(const char *s, size_t len) {
+    for (size_t i = 0; i + 5 < len; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && !memcmp(s + i + 2, "0000", 4))
+            return 1;
+        i++; /* skip the escaped character */
+    }
+    return 0;
+}
+
 int odata_parse_page(const char *body, size_t len, cJSON **root, const cJSON **rows,
                      const char **next, char *errstr, size_t errlen) {
     const char *end = NULL;
     char msg[400];
+    *root = NULL;
+    if (body && has_nul_escape(body, len))
+        return tg_fail(TG_ERR_INVALID, errstr, errlen,
+                       "a string contains \\u0000 (NUL), which cannot be stored");
     *root = cJSON_ParseWithLengthOpts(body ? body : "", len, &end, 0);
     if (!*root) {
         size_t at = end && body ? (size_t)(end - body) : 0;

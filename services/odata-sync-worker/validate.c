@@ -40,7 +40,8 @@ static const char *prop_of(const where_t *w, int f) {
 static void check_required(const where_t *w, odata_report_t *r) {
     const odata_entity_t *e = &odata_entities[w->kind];
     for (int f = 0; f < e->nfields; f++)
-        if (e->fields[f].required && !w->rec->v[f].text && !w->rec->v[f].bad)
+        if (e->fields[f].required && !w->rec->v[f].bad &&
+            (!w->rec->v[f].text || !*w->rec->v[f].text)) /* "" is no value either */
             odata_report_add(r, PROBLEM_REQUIRED, "%s[%ld] %s: missing", set_of(w),
                              w->rec->source_index, prop_of(w, f));
 }

@@ -419,7 +419,7 @@ static int reply_reopen_refused(struct mg_connection *conn, PGconn *pg, orch_reo
 static int rerun_send(orch_api_t *api, const orch_worker_t *w, const char *input, int force,
                       char *err, size_t errlen) {
     char *value = events_with_attempt(input, 1, force);
-    cJSON *root = value ? cJSON_Parse(value) : NULL;
+    cJSON *root = value ? tg_json_parse(value, strlen(value), TG_JSON_MAX_DEPTH) : NULL;
     const char *source = tg_json_str(root, "sourceId");
     const tg_header_t headers[] = {{"x-attempt", "1"}, {"x-rerun", "api"}};
     int rc = value ? events_send(api->producer, api->conf, w->input_topic,
@@ -523,7 +523,7 @@ static int replay_params(struct mg_connection *conn, orch_api_t *api, char *topi
 static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, char *run_id,
                        char *err, size_t errlen) {
     char *value = events_with_attempt(f->value, 1, 0);
-    cJSON *root = cJSON_Parse(f->value);
+    cJSON *root = tg_json_parse(f->value, strlen(f->value), TG_JSON_MAX_DEPTH);
     const orch_worker_t *w =
         orch_worker_by_input(api->conf, orch_topic_base(api->conf, f->original_topic));
     snprintf(run_id, TG_ID_LEN, "%s", tg_json_str(root, "runId") ? tg_json_str(root, "runId") : "");

@@ -287,7 +287,7 @@ int api_body_json(struct mg_connection *conn, cJSON **out) {
     } else if (status) {
         api_error(conn, status, "bad_request", "the request body could not be read", NULL);
     } else if (len > strspn(body, " \t\r\n")) {
-        *out = cJSON_ParseWithLength(body, len);
+        *out = tg_json_parse(body, len, TG_JSON_MAX_DEPTH);
         if (!cJSON_IsObject(*out)) {
             cJSON_Delete(*out);
             *out = NULL;

@@ -85,7 +85,7 @@ tg_envelope_t *events_virtual_failed(const orch_conf_t *conf, const tg_envelope_
 }
 
 char *events_with_attempt(const char *json, int attempt, int force) {
-    cJSON *root = json ? cJSON_Parse(json) : NULL;
+    cJSON *root = json ? tg_json_parse(json, strlen(json), TG_JSON_MAX_DEPTH) : NULL;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return NULL;

@@ -266,7 +266,7 @@ static void offset_store(rd_kafka_t *rk, const rd_kafka_message_t *msg) {
 static int still_wanted(orch_loop_t *o, const rd_kafka_message_t *msg, const char *orig_topic,
                         int attempt, int *wanted) {
     char err[512];
-    cJSON *root = cJSON_ParseWithLength(msg->payload, msg->len);
+    cJSON *root = tg_json_parse(msg->payload, msg->len, TG_JSON_MAX_DEPTH);
     const char *run_id = tg_json_str(root, "runId");
     const orch_worker_t *w = orch_worker_by_input(o->conf, orch_topic_base(o->conf, orig_topic));
     orch_run_t run;

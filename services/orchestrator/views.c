@@ -54,7 +54,7 @@ static cJSON *json_rows(PGconn *pg, const char *sql, int n, const char *const *p
     cJSON *out = single ? NULL : cJSON_CreateArray();
     int rows = PQntuples(res);
     for (int i = 0; i < rows; i++) {
-        cJSON *doc = cJSON_Parse(PQgetvalue(res, i, 0));
+        cJSON *doc = tg_json_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), TG_JSON_MAX_DEPTH);
         if (single) {
             out = doc;
             break;
@@ -152,7 +152,7 @@ cJSON *views_runs(PGconn *pg, long limit, long offset, const char *status, const
     cJSON *out = cJSON_CreateObject(), *runs = cJSON_CreateArray();
     cJSON_AddTrueToObject(out, "success");
     for (int i = 0; i < PQntuples(res); i++) {
-        cJSON *run = cJSON_Parse(PQgetvalue(res, i, 0));
+        cJSON *run = tg_json_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), TG_JSON_MAX_DEPTH);
         cJSON_AddItemToArray(runs, run ? run : cJSON_CreateNull());
     }
     cJSON_AddItemToObject(out, "runs", runs);

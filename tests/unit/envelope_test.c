@@ -184,10 +184,30 @@ static void test_helpers(void) {
     CHECK(tg_mono_ms() >= t0);
 }
 
+/* Deep nesting is refused before cJSON recurses into it. */
+static void test_deep_nesting(void) {
+    char buf[8192], err[256];
+    size_t n = (size_t)snprintf(buf, sizeof buf,
+                                "{\"schema\":\"x\",\"schemaVersion\":1,\"eventId\":\"e\","
+                                "\"runId\":\"r\",\"sourceId\":\"s\",\"producedAt\":\"t\","
+                                "\"payload\":{\"a\":");
+    for (int i = 0; i < 2000; i++)
+        buf[n++] = '[';
+    buf[n] = '\0';
+    tg_envelope_t *env = NULL;
+    CHECK(tg_envelope_parse(buf, n, &env, err, sizeof err) == TG_ERR_INVALID);
+    CHECK(strstr(err, "nested deeper than") != NULL);
+    CHECK(tg_json_parse(buf, n, TG_JSON_MAX_DEPTH) == NULL);
+    cJSON *ok = tg_json_parse("[[[\"[[[[\"]]]", 13, 3); /* brackets in strings don't count */
+    CHECK(ok != NULL);
+    cJSON_Delete(ok);
+}
+
 int main(void) {
     test_round_trip();
     test_optional_fields();
     test_malformed();
+    test_deep_nesting();
     test_huge();
     test_helpers();
     TG_TEST_END();

@@ -59,6 +59,13 @@ void tg_now_iso(char out[32]);
 int64_t tg_now_ms(void);
 int64_t tg_mono_ms(void);
 
+/* Parses len bytes of JSON, refusing (NULL) text nested deeper than
+ * max_depth before cJSON sees it: cJSON recurses once per level, and the
+ * small stacks of HTTP threads overflow long before its own limit of 1000.
+ * The caller frees the result with cJSON_Delete(). */
+#define TG_JSON_MAX_DEPTH 64
+cJSON *tg_json_parse(const char *buf, size_t len, int max_depth);
+
 /* Payload accessors: NULL/def when absent or of another type. */
 const char *tg_json_str(const cJSON *obj, const char *key);
 double tg_json_num(const cJSON *obj, const char *key, double def);
