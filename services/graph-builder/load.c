@@ -103,8 +103,12 @@ int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr, size_t err
      * job deletes rows meanwhile. */
     int rc = tg_pg_exec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, NULL,
                         errstr, errlen);
-    if (rc)
-        return rc;
+    /* Every query here reads a whole dataset version. Statistics gathered
+     * before that version was written say it has one row, and the planner
+     * then joins routes to the flight aggregate with a nested loop: 80 s
+     * instead of 0.5 s at 100,000 edges. Hash joins are always right here. */
+    if (rc == TG_OK)
+        rc = tg_pg_exec(pg, "SET LOCAL enable_nestloop = off", 0, NULL, NULL, errstr, errlen);
     for (size_t i = 0; i < 2 && rc == TG_OK; i++)
         rc = load_stops(pg, stops_sql[i], params, g, errstr, errlen);
     if (rc == TG_OK)

@@ -522,8 +522,16 @@ static int replay_params(struct mg_connection *conn, orch_api_t *api, char *topi
  * reopening its run first so the tracking follows it. */
 static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, char *run_id,
                        char *err, size_t errlen) {
-    char *value = events_with_attempt(f->value, 1, 0);
     cJSON *root = tg_json_parse(f->value, strlen(f->value), TG_JSON_MAX_DEPTH);
+    if (!cJSON_IsObject(root)) {
+        /* A worker dead-lettered it as unreadable: sending it back would
+         * only dead-letter it again. */
+        cJSON_Delete(root);
+        return tg_fail(TG_ERR_INVALID, err, errlen,
+                       "the dead letter is not a readable envelope; correct it and produce it "
+                       "again (see the README's kcat commands)");
+    }
+    char *value = events_with_attempt(f->value, 1, 0);
     const orch_worker_t *w =
         orch_worker_by_input(api->conf, orch_topic_base(api->conf, f->original_topic));
     snprintf(run_id, TG_ID_LEN, "%s", tg_json_str(root, "runId") ? tg_json_str(root, "runId") : "");
@@ -578,9 +586,10 @@ static int replay_offset(struct mg_connection *conn, orch_api_t *api) {
     cJSON_AddStringToObject(body, "runId", run_id);
     retry_fetched_free(&f);
     if (rc) {
+        int code = rc == TG_ERR_INVALID ? 400 : 503;
         cJSON_Delete(body);
-        api_error(conn, 503, "unavailable", err, NULL);
-        return 503;
+        api_error(conn, code, code == 400 ? "bad_request" : "unavailable", err, NULL);
+        return code;
     }
     tg_info("Dead letter %s [%ld] @%ld replayed", topic, partition, offset);
     return reply(conn, 202, body, NULL);

@@ -390,8 +390,10 @@ def main(argv=None):
                                            results["shared"]))
     results["total_s"] = time.time() - t_start
     path = os.path.join(conftest.BUILD_DIR, "bench-results.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
+    kept = os.path.join(conftest.BUILD_DIR, "bench-results-%s.json" % time.strftime("%Y%m%d-%H%M%S"))
+    for p in (path, kept):  # the latest, and one per run that a later run does not overwrite
+        with open(p, "w") as f:
+            json.dump(results, f, indent=1)
     log("results: %s (%.0f s in all)" % (path, results["total_s"]))
     return finish(results, opts.docs)
 

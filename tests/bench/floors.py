@@ -38,6 +38,8 @@ def copy_floor(database_url, version, tables, workdir):
     _psql(database_url, "\n".join(setup))
     out = _psql(database_url, "\n".join(script) + "\n")
     _psql(database_url, "\n".join(teardown))
+    for table, _ in tables:
+        os.remove(os.path.join(workdir, "%s.copy" % table))
     times = [float(x) for x in re.findall(r"^Time: ([0-9.]+) ms", out, re.M)]
     rows = [int(x) for x in re.findall(r"^COPY (\d+)", out, re.M)]
     # times: BEGIN, one per \copy, COMMIT

@@ -126,7 +126,7 @@ def targets(s):
     if g:
         for k in ("odata", "virtual", "graph", "whole"):
             t.append(("Growth %s, time per record scale %s -> %s rises <= 25%%"
-                      % (k, g["from"], g["to"]), "%+.0f%%" % (g[k] * 100), g[k] <= 0.25))
+                      % (k, g["from"], g["to"]), "%+.1f%%" % (g[k] * 100), g[k] <= 0.25))
     if first["scale"] == 1:
         um = first["used_memory_delta"]["median"]
         t.append(("Redis memory per graph version at scale 1 < 10 MB",
@@ -226,7 +226,7 @@ def table(s):
     if s["growth"]:
         g = s["growth"]
         out.append("growth of time per record, scale %s -> %s: %s" % (g["from"], g["to"], ", ".join(
-            "%s %+.0f%%" % (k, g[k] * 100) for k in GROWTH_KEYS + GROWTH_EXTRA
+            "%s %+.1f%%" % (k, g[k] * 100) for k in GROWTH_KEYS + GROWTH_EXTRA
             if g[k] is not None)))
     out.append("")
     out.append("targets:")
@@ -263,8 +263,8 @@ def markdown(s, plot_name):
         g = s["growth"]
         out += ["", "Time per record, scale %s → %s (records: rows the stage writes; the graph's "
                 "nodes + edges; for the whole run all of them): %s. For reading only: %s."
-                % (g["from"], g["to"], ", ".join("%s %+.0f%%" % (k, g[k] * 100) for k in GROWTH_KEYS),
-                   ", ".join("%s %+.0f%%" % (k, g[k] * 100) for k in GROWTH_EXTRA
+                % (g["from"], g["to"], ", ".join("%s %+.1f%%" % (k, g[k] * 100) for k in GROWTH_KEYS),
+                   ", ".join("%s %+.1f%%" % (k, g[k] * 100) for k in GROWTH_EXTRA
                              if g[k] is not None))]
     for sc in s["scales"]:
         out += ["", "## Scale %s" % sc["scale"], "", describe(sc) + ".", "",
