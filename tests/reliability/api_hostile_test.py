@@ -180,7 +180,7 @@ def schemathesis():
     exe = os.path.join(VENV, "bin", "st")
     if not os.path.exists(exe):
         subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
-        subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", "schemathesis"],
+        subprocess.run([os.path.join(VENV, "bin", "pip"), "install", "-q", "schemathesis==4.32.5"],
                        check=True, timeout=900)
     return exe
 
@@ -215,7 +215,9 @@ def test_schemathesis_finds_no_server_error(orch):
     schema = fuzzable_schema(orch, os.path.join(report, "openapi.json"))
     out = subprocess.run(
         [schemathesis(), "run", schema, "--url", orch.url(""),
-         "--checks", "not_a_server_error", "--max-examples", examples, "--workers", "2",
+         # One worker: CPython 3.11's ast.parse, which hypothesis calls to
+         # describe its lambdas, can fail when threads use it together.
+         "--checks", "not_a_server_error", "--max-examples", examples, "--workers", "1",
          "-H", f"Authorization: Bearer {TOKEN}", "--request-timeout", "30",
          "--report", "junit", "--report-dir", report],
         capture_output=True, text=True, timeout=900)
