@@ -14,7 +14,7 @@ BUILD=${BUILD_DIR:-$ROOT/build}
 STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 LOGS=$STACK_DIR/logs RUN=$STACK_DIR/run
 API_PORT=${ORCHESTRATOR_PORT:-3000}
-ODATA_PORT=${DEMO_ODATA_PORT:-58080}
+ODATA_PORT=${DEMO_ODATA_PORT:-28080}
 # name:port of each service, in pipeline order.
 SERVICES="odata-sync-worker:8081 virtual-entities-generator:8082 graph-builder:8083 orchestrator:$API_PORT"
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local stack for development, tests and CI, without Docker:
-#   PostgreSQL 15 :55432, Redis :56379, Kafka 4.1 (KRaft) :59092,
-#   S3 (SeaweedFS, SigV4-checked) :58333 — all on 127.0.0.1.
+#   PostgreSQL 15 :25432, Redis :26379, Kafka 4.1 (KRaft) :29092,
+#   S3 (SeaweedFS, SigV4-checked) :28333 — all on 127.0.0.1.
 # Usage: deploy/stack.sh up|down|status|env
 # Everything the servers write (data, logs, pids, generated config) lives in
 # $STACK_DIR (default <repo>/.stack); only the built SeaweedFS binary is cached
@@ -14,14 +14,17 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 RUN=$STACK_DIR/run LOGS=$STACK_DIR/logs CONF=$STACK_DIR/conf
 
 PG_BIN=/usr/lib/postgresql/15/bin
-# STACK_PORT_OFFSET shifts every port, so a second stack (own STACK_DIR) can
-# run beside the first, e.g. for fault tests that restart servers.
+# All ports sit below Linux's ephemeral range (32768-60999): a port in it can
+# be taken at random by an outgoing connection and a server then fails to
+# bind. STACK_PORT_OFFSET shifts every port, so a second stack (own
+# STACK_DIR) can run beside the first, e.g. for fault tests that restart
+# servers.
 OFF=${STACK_PORT_OFFSET:-0}
-PG_PORT=$((55432 + OFF)) REDIS_PORT=$((56379 + OFF)) KAFKA_PORT=$((59092 + OFF))
-KAFKA_CTRL_PORT=$((59093 + OFF)) S3_PORT=$((58333 + OFF))
+PG_PORT=$((25432 + OFF)) REDIS_PORT=$((26379 + OFF)) KAFKA_PORT=$((29092 + OFF))
+KAFKA_CTRL_PORT=$((29093 + OFF)) S3_PORT=$((28333 + OFF))
 # SeaweedFS internals (master/volume/filer + gRPC), kept next to S3 so nothing
 # collides with default ports of other software.
-SW_MASTER=$((58340 + OFF)) SW_VOLUME=$((58342 + OFF)) SW_FILER=$((58344 + OFF))
+SW_MASTER=$((28340 + OFF)) SW_VOLUME=$((28342 + OFF)) SW_FILER=$((28344 + OFF))
 S3_BUCKET=transit-backups S3_ACCESS_KEY=transit-access S3_SECRET_KEY=transit-secret-key S3_REGION=us-east-1
 
 KAFKA_DEPS=$ROOT/deploy/kafka/target/dependency

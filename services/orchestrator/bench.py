@@ -77,7 +77,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--api", default="http://127.0.0.1:3000")
     ap.add_argument("--runs", type=int, default=10)
-    ap.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:59092"))
+    ap.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:29092"))
     args = ap.parse_args()
     wrk(args.api)
     handoffs(args.api, args.runs, args.brokers)

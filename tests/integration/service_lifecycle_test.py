@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import binary, free_port
+from conftest import STACK, binary, free_port
 
 SERVICES = ["odata-sync-worker", "virtual-entities-generator", "graph-builder", "orchestrator"]
 
@@ -43,7 +43,8 @@ def test_ready_then_clean_exit_on_sigterm(stack, name):
 BAD_SETTINGS = [
     ("KAFKA_BROKERS", "127.0.0.1:1", "KAFKA_BROKERS"),
     ("DATABASE_URL", "postgresql://transit:transit@127.0.0.1:1/transit", "DATABASE_URL"),
-    ("DATABASE_URL", "postgresql://transit:wrong@127.0.0.1:55432/transit", "DATABASE_URL"),
+    ("DATABASE_URL", STACK["DATABASE_URL"].replace("transit:transit@", "transit:wrong@"),
+     "DATABASE_URL"),
     ("REDIS_URL", "redis://127.0.0.1:1/0", "REDIS_URL"),
     ("REDIS_URL", "not-a-url", "REDIS_URL"),
     ("HTTP_PORT", "http", "HTTP_PORT"),

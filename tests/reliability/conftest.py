@@ -22,7 +22,7 @@ _spec = importlib.util.spec_from_file_location(
     os.path.join(faults.SOURCE_DIR, "tests", "integration", "conftest.py"))
 ic = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ic)
-assert ic.STACK["KAFKA_BROKERS"].endswith(str(59092 + faults.PORT_OFFSET)), ic.STACK
+assert ic.STACK["KAFKA_BROKERS"].endswith(str(29092 + faults.PORT_OFFSET)), ic.STACK
 
 STACK = ic.STACK
 SOURCE_DIR = ic.SOURCE_DIR
