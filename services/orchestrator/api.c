@@ -213,34 +213,51 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
 
 /* ---- /api/v1/workers ... ----------------------------------------------- */
 
+/* The frame of every read endpoint: answer from the cache when it can,
+ * else hand the caller a database connection (view_begin returns 1), and
+ * view_end replies with the body and remembers it. */
+static int view_begin(struct mg_connection *conn, orch_api_t *api, uint64_t *gen, req_db_t *db,
+                      int *status) {
+    *gen = runs_generation();
+    if (api_cache_reply(&api->cache, conn, *gen)) {
+        *status = 200;
+        return 0;
+    }
+    if (!db_open(conn, api, db)) {
+        *status = 503;
+        return 0;
+    }
+    return 1;
+}
+
+static int view_end(struct mg_connection *conn, orch_api_t *api, uint64_t gen, req_db_t *db,
+                    cJSON *body, const char *err) {
+    db_close(db);
+    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
+}
+
 static int workers_list(struct mg_connection *conn, orch_api_t *api) {
     char err[512];
-    uint64_t gen = runs_generation();
+    uint64_t gen;
     req_db_t db;
-    if (api_cache_reply(&api->cache, conn, gen)) {
-        return 200;
-    }
-    if (!db_open(conn, api, &db)) {
-        return 503;
+    int answered;
+    if (!view_begin(conn, api, &gen, &db, &answered)) {
+        return answered;
     }
     cJSON *body = views_workers(db.pg, err, sizeof err);
-    db_close(&db);
-    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
+    return view_end(conn, api, gen, &db, body, err);
 }
 
 static int worker_status(struct mg_connection *conn, orch_api_t *api, const char *id) {
     char err[512];
-    uint64_t gen = runs_generation();
+    uint64_t gen;
     req_db_t db;
-    if (api_cache_reply(&api->cache, conn, gen)) {
-        return 200;
-    }
-    if (!db_open(conn, api, &db)) {
-        return 503;
+    int answered;
+    if (!view_begin(conn, api, &gen, &db, &answered)) {
+        return answered;
     }
     cJSON *body = views_worker(db.pg, id, err, sizeof err);
-    db_close(&db);
-    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
+    return view_end(conn, api, gen, &db, body, err);
 }
 
 static int unknown(struct mg_connection *conn, const char *what, const char *id) {
@@ -297,17 +314,14 @@ static int on_pipeline_status(struct mg_connection *conn, void *data) {
         return api_method_not_allowed(conn, "GET");
     }
     orch_api_t *api = data;
-    uint64_t gen = runs_generation();
+    uint64_t gen;
     req_db_t db;
-    if (api_cache_reply(&api->cache, conn, gen)) {
-        return 200;
-    }
-    if (!db_open(conn, api, &db)) {
-        return 503;
+    int answered;
+    if (!view_begin(conn, api, &gen, &db, &answered)) {
+        return answered;
     }
     cJSON *body = views_pipeline(db.pg, ORCH_SOURCE_DEFAULT, err, sizeof err);
-    db_close(&db);
-    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
+    return view_end(conn, api, gen, &db, body, err);
 }
 
 /* ---- /api/v1/runs ... -------------------------------------------------- */
@@ -330,30 +344,25 @@ static int runs_list(struct mg_connection *conn, orch_api_t *api) {
                   NULL);
         return 400;
     }
-    uint64_t gen = runs_generation();
+    uint64_t gen;
     req_db_t db;
-    if (api_cache_reply(&api->cache, conn, gen)) {
-        return 200;
-    }
-    if (!db_open(conn, api, &db)) {
-        return 503;
+    int answered;
+    if (!view_begin(conn, api, &gen, &db, &answered)) {
+        return answered;
     }
     cJSON *body = views_runs(db.pg, limit, offset, has_status ? status : NULL,
                              has_trigger ? trigger : NULL, err, sizeof err);
-    db_close(&db);
-    return body ? api_cache_store_reply(&api->cache, conn, gen, body) : reply_db_error(conn, err);
+    return view_end(conn, api, gen, &db, body, err);
 }
 
 static int run_get(struct mg_connection *conn, orch_api_t *api, const char *run_id) {
     char err[512];
     int notfound = 0;
-    uint64_t gen = runs_generation();
+    uint64_t gen;
     req_db_t db;
-    if (api_cache_reply(&api->cache, conn, gen)) {
-        return 200;
-    }
-    if (!db_open(conn, api, &db)) {
-        return 503;
+    int answered;
+    if (!view_begin(conn, api, &gen, &db, &answered)) {
+        return answered;
     }
     cJSON *body = views_run(db.pg, run_id, &notfound, err, sizeof err);
     db_close(&db);
