@@ -138,6 +138,7 @@ class SoakPostgres:
         psql(admin, "CREATE ROLE transit LOGIN SUPERUSER")
         psql(admin, "CREATE DATABASE transit OWNER transit")
         self.url = f"postgresql://transit@127.0.0.1:{self.port}/transit"
+        self.session = None
 
     def tail(self, n=40):
         try:
@@ -181,6 +182,41 @@ def kafka_topics_log_append_time(prefix):
     return topics
 
 
+class PsqlSession:
+    """One psql kept open: the controller polls PostgreSQL every 20 ms, and a
+    new psql per query would cost more than the runs it waits for."""
+    END = "__soak_end__"
+
+    def __init__(self, url):
+        self.proc = subprocess.Popen(["psql", url, "-X", "-q", "-At", "-F", "\t"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1)
+
+    def query(self, sql):
+        """Rows as lists of strings; an error raises with psql's message."""
+        self.proc.stdin.write(sql.strip().rstrip(";") + ";\n\\echo " + self.END + "\n")
+        self.proc.stdin.flush()
+        lines = []
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"psql ended: {''.join(lines)[-2000:]}")
+            line = line.rstrip("\n")
+            if line == self.END:
+                break
+            lines.append(line)
+        errors = [x for x in lines if x.startswith(("ERROR:", "psql:", "FATAL:"))]
+        assert not errors, f"{sql.strip()[:300]}: {' '.join(lines)[-2000:]}"
+        return [x.split("\t") for x in lines if x]
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+
+
 class SoakWorld:
     """The soak's slice of everything, torn down whatever happened."""
 
@@ -219,7 +255,9 @@ class SoakWorld:
 
     # PostgreSQL (the soak's own), Redis (the soak's database)
     def sql(self, query):
-        return psql(self.pg.url, query)
+        if self.pg.session is None:
+            self.pg.session = PsqlSession(self.pg.url)
+        return self.pg.session.query(query)
 
     def scalar(self, query):
         rows = self.sql(query)
@@ -244,6 +282,8 @@ class SoakWorld:
             code = svc.stop(20)
             if code not in (0, None):
                 errors.append(f"{svc.name} exited {code}; log: {svc.log_path}")
+        if self.pg.session:
+            self.pg.session.close()
         self.pg.stop()
         self.redis_cli("FLUSHDB")
         subprocess.run([binary("pipeline-admin"), "delete-topics"], env=self.env,
