@@ -45,7 +45,8 @@ wait_for = ic.wait_for
 PG_BIN = "/usr/lib/postgresql/15/bin"
 # The stack's Kafka is run from jars Maven copied into deploy/kafka (see
 # deploy/stack.sh, KAFKA_DEPS); STACK_DIR points at the stack that runs.
-STACK_ROOT = os.path.dirname(os.path.abspath(os.environ.get("STACK_DIR", os.path.join(SOURCE_DIR, ".stack"))))
+STACK_ROOT = os.path.dirname(os.path.abspath(
+    os.environ.get("STACK_DIR", os.path.join(SOURCE_DIR, ".stack"))))
 KAFKA_DEPS = os.path.join(STACK_ROOT, "deploy", "kafka", "target", "dependency")
 
 
@@ -169,8 +170,9 @@ def kafka_topics_log_append_time(prefix):
                      if line.strip().startswith("topic \"" + prefix)})
     assert topics, f"no topics with prefix {prefix} on {STACK['KAFKA_BROKERS']}"
     assert os.path.isdir(KAFKA_DEPS), f"Kafka jars not found in {KAFKA_DEPS} (deploy/stack.sh up)"
+    log4j = os.path.join(STACK_ROOT, "deploy", "kafka", "log4j2.xml")
     java = ["java", "-Xmx128m", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
-            f"-Dlog4j2.configurationFile={os.path.join(STACK_ROOT, 'deploy', 'kafka', 'log4j2.xml')}",
+            f"-Dlog4j2.configurationFile={log4j}",
             "-cp", os.path.join(KAFKA_DEPS, "*"), "kafka.admin.ConfigCommand",
             "--bootstrap-server", STACK["KAFKA_BROKERS"], "--entity-type", "topics", "--alter",
             "--add-config", "message.timestamp.type=LogAppendTime"]
@@ -244,6 +246,10 @@ class SoakWorld:
         keys = int(self.redis_cli("DBSIZE"))
         assert keys == 0, (f"Redis db {redis_db} holds {keys} keys: pick a free one with "
                            "SOAK_REDIS_DB")
+        # Marks the database as the soak's: the integration tests pick their
+        # Redis database of the shared stack at random and FLUSHDB it, so a
+        # test run beside the soak can empty this one; redis_emptied() tells.
+        self.redis_cli("SET", "soak:owner", self.tag)
         self.admin("migrate")
         self.admin("create-topics")
         self.configured_topics = kafka_topics_log_append_time(self.topic_prefix)
@@ -268,6 +274,13 @@ class SoakWorld:
         return subprocess.run(["redis-cli", "-h", host, "-p", port, "-n", str(self.redis_db),
                                *args], check=True, capture_output=True,
                               text=True).stdout.rstrip("\n")
+
+    def redis_emptied(self):
+        """True (once) when the soak's Redis database was flushed from outside."""
+        if self.redis_cli("GET", "soak:owner") == self.tag:
+            return False
+        self.redis_cli("SET", "soak:owner", self.tag)
+        return True
 
     # Services, on the simulated clock
     def start(self, name, env=None):
