@@ -446,6 +446,8 @@ static void message_handle(worker_t *w, const rd_kafka_message_t *msg) {
     int64_t ms = step_run(w, in, &res);
     if (res.err == TG_ERR_SHUTDOWN) {
         tg_warn("Step abandoned for shutdown: the event will be delivered again");
+    } else if (res.err == TG_OK && !strcmp(res.status, TG_STEP_NOTHING)) {
+        offset_store(w, msg); /* nothing done, nothing to hand on */
     } else {
         int ok = res.err == TG_OK;
         tg_envelope_t *out =

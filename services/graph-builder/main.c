@@ -120,14 +120,15 @@ static int recover_leftovers(build_t *b) {
 }
 
 /* True (and the result filled) when this dataset needs no new graph: its
- * graph is the one graph:version points at, or a newer dataset's is. */
+ * graph, built from its current virtual entities and flights, is the one
+ * graph:version points at, or a newer dataset's is. */
 static int already_built(build_t *b) {
     char err[512], current[64], why[256];
     gb_meta_row_t row;
     if (gb_redis_current(b->ctx->redis, current, sizeof(current), err, sizeof(err)) != TG_OK ||
         !*current || gb_meta_get(b->ctx->pg, current, &row, err, sizeof(err)) != TG_OK)
         return 0;
-    int live = row.dataset == b->dataset &&
+    int live = row.dataset == b->dataset && !row.virtual_stale &&
                (!strcmp(row.status, "active") || !strcmp(row.status, "retired")) &&
                gb_redis_has_version(b->ctx->redis, current);
     int newer = row.dataset > b->dataset;

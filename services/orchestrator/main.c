@@ -5,7 +5,7 @@
  *   tracking consumer (every pipeline topic) → run and step state, retries
  *   delay consumer (the retry topics)        → forwards retries when due
  *   every TIMEOUT_SWEEP_S                    → steps past their timeout retried
- *   every SCHEDULE_INTERVAL_S                → a scheduled run
+ *   every SCHEDULE_CHECK_MS                  → the schedule (schedule.c)
  * The REST API (api.c) runs on civetweb's threads beside it. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,7 +136,7 @@ static void tracking_poll(orch_loop_t *o) {
 
 static void orchestrator_run(orch_loop_t *o) {
     int64_t now = tg_mono_ms();
-    o->next_schedule_ms = conf.schedule_interval_s ? now + conf.schedule_interval_s * 1000 : 0;
+    o->next_schedule_ms = conf.schedule_interval_s ? now : 0;
     o->next_sweep_ms = now + conf.sweep_interval_s * 1000;
     o->next_deps_ms = now + DEPS_CHECK_MS;
     while (!tg_shutdown_requested) {
@@ -148,8 +148,8 @@ static void orchestrator_run(orch_loop_t *o) {
             o->next_sweep_ms = now + conf.sweep_interval_s * 1000;
         }
         if (o->next_schedule_ms && now >= o->next_schedule_ms) {
-            track_schedule_tick(o);
-            o->next_schedule_ms = now + conf.schedule_interval_s * 1000;
+            schedule_check(o);
+            o->next_schedule_ms = now + conf.schedule_check_ms;
         }
         if (now >= o->next_deps_ms) {
             deps_refresh(o);

@@ -25,7 +25,10 @@ typedef struct tg_worker_ctx_s {
 /* What a step reports. The loop turns it into the outgoing event. */
 typedef struct {
     int err;               /* TG_OK, or a tg_err_t (retryable or not) */
-    const char *status;    /* on success: "success", "no_changes" or "skipped" */
+    /* on success: "success", "no_changes", "skipped", or TG_STEP_NOTHING
+     * when the event asked for nothing of this worker and nothing follows
+     * (no completion event is sent; the input is marked done) */
+    const char *status;
     char message[1024];    /* "Graph built successfully: 2000 nodes, 15000 edges" or the error */
     int64_t dataset_version; /* carried on in the outgoing envelope (0 = keep input's) */
     long long added, updated, deleted;
@@ -50,6 +53,8 @@ typedef struct {
     /* Optional: frees ctx->state. */
     void (*fini)(tg_worker_ctx_t *ctx);
 } tg_worker_def_t;
+
+#define TG_STEP_NOTHING "nothing"
 
 /* Sets res->err and res->message (printf-style) and returns err. */
 int tg_step_fail(tg_step_result_t *res, int err, const char *fmt, ...) TG_PRINTF(3, 4);
