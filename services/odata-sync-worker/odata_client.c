@@ -174,12 +174,17 @@ int odata_parse_page(const char *body, size_t len, cJSON **root, const cJSON **r
 
 /* ---- requests ----------------------------------------------------------- */
 
+static int deadline_error(const odata_client_t *c, const char *where, char *errstr,
+                          size_t errlen) {
+    return tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "%s: the fetch took longer than allowed (%s)",
+                   where, c->deadline_setting ? c->deadline_setting : "deadline");
+}
+
 static int deadline_check(const odata_client_t *c, const char *set, char *errstr, size_t errlen) {
     if (c->stop && *c->stop)
         return tg_fail(TG_ERR_SHUTDOWN, errstr, errlen, "%s: fetch abandoned for shutdown", set);
     if (c->deadline_ms && tg_mono_ms() >= c->deadline_ms)
-        return tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "%s: the fetch took longer than allowed "
-                       "(%s)", set, c->deadline_setting ? c->deadline_setting : "deadline");
+        return deadline_error(c, set, errstr, errlen);
     return TG_OK;
 }
 
@@ -225,6 +230,8 @@ static int get_page(const odata_client_t *c, const char *url, const char *where,
         http.connect_timeout_ms = deadline_bound(c, http.connect_timeout_ms);
         http.total_timeout_ms = deadline_bound(c, http.total_timeout_ms);
         int rc = tg_http_get(url, &http, resp, errstr, errlen);
+        if (rc == TG_ERR_TIMEOUT && http.total_timeout_ms < c->http.total_timeout_ms)
+            rc = deadline_error(c, where, errstr, errlen); /* cut short by the deadline */
         if (rc != TG_OK) {
             tg_http_response_free(resp);
             return rc;
