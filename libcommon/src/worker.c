@@ -102,14 +102,30 @@ int tg_worker_deadline_check(const tg_worker_ctx_t *ctx, tg_step_result_t *res, 
                         tg_deadline_budget_s(ctx->started_ms, ctx->deadline_ms), where);
 }
 
-/* The specification's timeout of a def that does not name its own. */
-static long spec_timeout_s(const tg_worker_def_t *def) {
-    if (def->step_timeout_s > 0) {
-        return def->step_timeout_s;
+/* STEP_TIMEOUT_S; unset, the orchestrator's WORKER_TIMEOUT_S_<n> of this
+ * worker (one ConfigMap sets both, so they cannot drift apart); unset too,
+ * the def's step_timeout_s, or the specification's value for its id. */
+static int step_timeout_load(worker_t *w, char *err, size_t errlen) {
+    static const struct {
+        const char *id;
+        long timeout_s;
+    } spec[] = {{TG_WORKER_ODATA, TG_TIMEOUT_S_ODATA},
+                {TG_WORKER_VIRTUAL, TG_TIMEOUT_S_VIRTUAL},
+                {TG_WORKER_GRAPH, TG_TIMEOUT_S_GRAPH}};
+    long timeout_s = w->def->step_timeout_s > 0 ? w->def->step_timeout_s : TG_TIMEOUT_S_ODATA;
+    int rc = TG_OK;
+    for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
+        if (!strcmp(spec[i].id, w->def->worker_id)) {
+            char name[32];
+            snprintf(name, sizeof name, "WORKER_TIMEOUT_S_%zu", i + 1);
+            timeout_s = w->def->step_timeout_s > 0 ? w->def->step_timeout_s : spec[i].timeout_s;
+            rc = tg_env_long(name, timeout_s, 1, 86400, &timeout_s, err, errlen);
+        }
     }
-    return !strcmp(def->worker_id, TG_WORKER_VIRTUAL) ? TG_TIMEOUT_S_VIRTUAL
-           : !strcmp(def->worker_id, TG_WORKER_GRAPH) ? TG_TIMEOUT_S_GRAPH
-                                                      : TG_TIMEOUT_S_ODATA;
+    if (rc == TG_OK) {
+        rc = tg_env_long("STEP_TIMEOUT_S", timeout_s, 1, 86400, &w->step_timeout_s, err, errlen);
+    }
+    return rc;
 }
 
 /* ---- signals: a step sees shutdown through ctx->stop while it runs ------ */
@@ -176,7 +192,8 @@ static int kafka_start(worker_t *w, char *err, size_t errlen) {
     if (!w->consumer) {
         return TG_ERR_KAFKA;
     }
-    tg_info("Worker ready: consuming %s in group %s", w->input_topic, group);
+    tg_info("Worker ready: consuming %s in group %s, steps stopped after %ld s", w->input_topic,
+            group, w->step_timeout_s);
     return TG_OK;
 }
 
@@ -205,9 +222,7 @@ static int worker_start(worker_t *w, char *err, size_t errlen) {
     if (rc != TG_OK) {
         return rc;
     }
-    rc = tg_env_long("STEP_TIMEOUT_S", spec_timeout_s(def), 1, 86400, &w->step_timeout_s, err,
-                     errlen);
-    if (rc != TG_OK) {
+    if ((rc = step_timeout_load(w, err, errlen)) != TG_OK) {
         return rc;
     }
     w->ctx.cfg = &w->cfg;

@@ -115,7 +115,7 @@ static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
     /* The earlier of the fetch's own limit and the step's deadline. */
     int64_t fetch_ms = run->st->fetch_timeout_s * 1000, step_ms = tg_worker_remaining_ms(run->ctx);
     client.deadline_ms = tg_mono_ms() + (step_ms < fetch_ms ? step_ms : fetch_ms);
-    client.deadline_setting = step_ms < fetch_ms ? "STEP_TIMEOUT_S" : "ODATA_FETCH_TIMEOUT_S";
+    client.deadline_setting = step_ms < fetch_ms ? "the step's deadline" : "ODATA_FETCH_TIMEOUT_S";
     for (int k = 0; k < ODATA_KINDS; k++) {
         page_sink_t sink = {&run->st->mapping, (odata_kind_t)k, 0, run};
         int rc = odata_fetch_set(&client, &run->st->mapping, (odata_kind_t)k, on_page, &sink, err,

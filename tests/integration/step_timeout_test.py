@@ -2,8 +2,8 @@
 (not only marked timed out by the orchestrator), its partition is freed, and
 the orchestrator's retry completes the run. The four real services run on
 the bundled sample data with the timeouts shortened by configuration
-(STEP_TIMEOUT_S of the worker equal to the orchestrator's
-WORKER_TIMEOUT_S_<n>, as the README asks):
+(the orchestrator's WORKER_TIMEOUT_S_<n>, which the worker reads too, or
+the worker's own STEP_TIMEOUT_S):
 
 - worker 1 waits on an OData page that answers only after 10 minutes (the
   test server's "slow" fault, first request only): the fetch is cut at the
@@ -65,8 +65,10 @@ def assert_timed_out(event, worker, where):
 def test_hanging_odata_page_is_stopped_and_the_retry_succeeds(stack, odata_server):
     srv = odata_server(SAMPLE, "--quiet")
     srv.control(mode="slow", delay_ms=HANG_MS, times=1)  # the first data request hangs
-    orch = start_all(stack, srv, {"odata-sync-worker": {"STEP_TIMEOUT_S": TIMEOUT_S}},
-                     {"WORKER_TIMEOUT_S_1": TIMEOUT_S})
+    # One setting for both, as the Kubernetes ConfigMap gives it to every
+    # service: the worker reads the orchestrator's WORKER_TIMEOUT_S_1.
+    shared = {"WORKER_TIMEOUT_S_1": TIMEOUT_S}
+    orch = start_all(stack, srv, {"odata-sync-worker": shared}, shared)
 
     status, body, _ = call(orch, "POST", "/api/v1/workers/execute?wait=60")
     assert status == 200 and body["success"] is True, body
@@ -74,7 +76,7 @@ def test_hanging_odata_page_is_stopped_and_the_retry_succeeds(stack, odata_serve
     assert step(stack, run_id, "odata-sync-worker")[:2] == ["succeeded", "2"]
     failed = worker_failures(stack, run_id, "odata-sync-worker")
     assert len(failed) == 1, [m["json"]["payload"]["error"] for m in failed]
-    assert_timed_out(failed[0], "odata-sync-worker", "STEP_TIMEOUT_S")
+    assert_timed_out(failed[0], "odata-sync-worker", "Stops page 1: the fetch took longer")
     # The retry went through the delay topic and came back with a deadline.
     retried = messages(stack, "pipeline.trigger", 2, run_id)[1]
     assert retried["hdrs"]["x-attempt"] == "2" and int(retried["hdrs"]["x-deadline"]) > 0

@@ -6,7 +6,8 @@
  * tg_worker_main().
  *
  * Every step runs against a deadline: now + the worker's step timeout
- * (STEP_TIMEOUT_S, default the def's step_timeout_s), or the input's
+ * (STEP_TIMEOUT_S, else the orchestrator's WORKER_TIMEOUT_S_<n> of this
+ * worker, else the def's step_timeout_s), or the input's
  * x-deadline header (epoch ms) when that comes first. The loop sets
  * PostgreSQL's statement_timeout on ctx->pg to the time left, so a stuck
  * query is cancelled; steps check the deadline where else they spend time. A
@@ -54,8 +55,8 @@ typedef struct {
     int default_port;          /* HTTP_PORT default */
     unsigned needs;            /* TG_NEED_* beyond Kafka */
     /* The specification's step timeout (TG_TIMEOUT_S_* of tg/topics.h), the
-     * default of STEP_TIMEOUT_S; keep it equal to the orchestrator's
-     * WORKER_TIMEOUT_S_<n>. 0 = the specification's value for worker_id. */
+     * default of STEP_TIMEOUT_S and WORKER_TIMEOUT_S_<n> (the orchestrator's
+     * setting, read by the worker too). 0 = the value for worker_id. */
     int step_timeout_s;
     /* Optional: called once after connecting; returns TG_OK or fails start-up. */
     int (*init)(tg_worker_ctx_t *ctx, char *errstr, size_t errlen);
