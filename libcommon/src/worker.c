@@ -580,8 +580,8 @@ static int64_t step_run(worker_t *w, const rd_kafka_message_t *msg, const tg_env
     res->status = "success";
     w->ctx.stop = tg_shutdown_requested;
     deadline_start(w, msg);
-    tg_info("Worker started: %s attempt %d, deadline in %lld ms", in->schema, in->attempt,
-            (long long)tg_worker_remaining_ms(&w->ctx));
+    tg_info("Worker started: %s attempt %d", in->schema, in->attempt);
+    tg_debug("Step deadline in %lld ms", (long long)tg_worker_remaining_ms(&w->ctx));
     int64_t t0 = tg_mono_ms();
     step_call(w, in, res);
     w->ctx.deadline_ms = w->ctx.started_ms = 0;
