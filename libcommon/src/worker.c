@@ -558,19 +558,22 @@ static void step_call(worker_t *w, const tg_envelope_t *in, tg_step_result_t *re
     int pg = (w->def->needs & TG_NEED_PG) != 0;
     if (connections_ensure(w, err, sizeof err) != TG_OK) {
         tg_step_fail(res, TG_ERR_UNAVAILABLE, "%s", err);
-    } else if (tg_worker_deadline_check(&w->ctx, res,
-                                        "the event's deadline (x-deadline) passed before the "
-                                        "step started") != TG_OK) {
         return;
-    } else if (pg && pg_deadline_set(w, err, sizeof err) != TG_OK) {
-        tg_step_fail(res, TG_ERR_UNAVAILABLE, "%s", err);
-    } else {
-        w->def->step(&w->ctx, in, res);
-        if (pg) {
-            pg_deadline_clear(w);
-        }
-        deadline_attribute(w, res);
     }
+    if (tg_worker_deadline_check(&w->ctx, res,
+                                 "the event's deadline (x-deadline) passed before the step "
+                                 "started") != TG_OK) {
+        return;
+    }
+    if (pg && pg_deadline_set(w, err, sizeof err) != TG_OK) {
+        tg_step_fail(res, TG_ERR_UNAVAILABLE, "%s", err);
+        return;
+    }
+    w->def->step(&w->ctx, in, res);
+    if (pg) {
+        pg_deadline_clear(w);
+    }
+    deadline_attribute(w, res);
 }
 
 /* Runs the step on in; returns its execution time in milliseconds. */

@@ -9,8 +9,10 @@
  * (STEP_TIMEOUT_S, else the orchestrator's WORKER_TIMEOUT_S_<n> of this
  * worker, else the def's step_timeout_s), or the input's
  * x-deadline header (epoch ms) when that comes first. The loop sets
- * PostgreSQL's statement_timeout on ctx->pg to the time left, so a stuck
- * query is cancelled; steps check the deadline where else they spend time. A
+ * PostgreSQL's statement_timeout on ctx->pg to the time left at the start,
+ * so a stuck query is cancelled (each statement gets that budget: a step of
+ * many long statements checks the deadline between them); steps check the
+ * deadline where else they spend time. A
  * retryable failure once the deadline passed is reported as
  * "timed out after N s: <the step's error>" (TG_ERR_TIMEOUT), and the input's
  * offset is stored so the partition is free for the orchestrator's retry. */
