@@ -113,7 +113,10 @@ static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
     char err[1024];
     tg_info("Step 1: Fetching OData API response...");
     odata_client_t client = run->st->client;
-    client.deadline_ms = tg_mono_ms() + run->st->fetch_timeout_s * 1000;
+    /* The earlier of the fetch's own limit and the step's deadline. */
+    int64_t fetch_ms = run->st->fetch_timeout_s * 1000, step_ms = tg_worker_remaining_ms(run->ctx);
+    client.deadline_ms = tg_mono_ms() + (step_ms < fetch_ms ? step_ms : fetch_ms);
+    client.deadline_setting = step_ms < fetch_ms ? "the step's deadline" : "ODATA_FETCH_TIMEOUT_S";
     for (int k = 0; k < ODATA_KINDS; k++) {
         page_sink_t sink = {&run->st->mapping, (odata_kind_t)k, 0, run};
         int rc = odata_fetch_set(&client, &run->st->mapping, (odata_kind_t)k, on_page, &sink, err,
@@ -349,6 +352,7 @@ int main(void) {
         .output_schema = TG_SCHEMA_ODATA_DONE,
         .default_port = 8081,
         .needs = TG_NEED_PG | TG_NEED_ODATA,
+        .step_timeout_s = TG_TIMEOUT_S_ODATA,
         .init = sync_init,
         .step = sync_step,
         .fini = sync_fini,
