@@ -6,12 +6,14 @@
  *   delay consumer (the retry topics)        → forwards retries when due
  *   every TIMEOUT_SWEEP_S                    → steps past their timeout retried
  *   every SCHEDULE_CHECK_MS                  → the schedule (schedule.c)
+ *   every RETENTION_INTERVAL_S (wall clock)  → old versions, runs, backups deleted
  * The REST API (api.c) runs on civetweb's threads beside it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "orchestrator.h"
+#include "retention.h"
 #include "tg/http.h"
 #include "tg/log.h"
 #include "tg/pg.h"
@@ -151,6 +153,7 @@ static void orchestrator_run(orch_loop_t *o) {
             schedule_check(o);
             o->next_schedule_ms = now + conf.schedule_check_ms;
         }
+        retention_tick(o->pg, &conf.cfg);
         if (now >= o->next_deps_ms) {
             deps_refresh(o);
             o->next_deps_ms = now + DEPS_CHECK_MS;
