@@ -23,7 +23,7 @@ import os
 import subprocess
 
 from conftest import SOURCE_DIR, wait_for
-from orchestrator_test import call, execute, messages, step, wait_run
+from orchestrator_test import call, execute, messages, step, wait_run, wait_step
 from pipeline_test import assert_graph_published
 
 SAMPLE = os.path.join(SOURCE_DIR, "deploy", "sample-data", "odata")
@@ -31,12 +31,14 @@ HANG_MS = 600000  # far beyond every timeout of this test
 TIMEOUT_S = "4"
 
 
-def start_all(stack, srv, worker_env, orchestrator_env):
+def start_all(stack, srv, worker_env, orchestrator_env, later=()):
+    """Starts the services but those named in later (the test starts them)."""
     def env(worker_id):
         return worker_env.get(worker_id, {})
     stack.start("odata-sync-worker", dict(env("odata-sync-worker"), ODATA_URL=srv.url()))
-    stack.start("virtual-entities-generator", env("virtual-entities-generator"))
-    stack.start("graph-builder", env("graph-builder"))
+    for worker in ("virtual-entities-generator", "graph-builder"):
+        if worker not in later:
+            stack.start(worker, env(worker))
     orchestrator = {"RETRY_DELAYS_S": "1,2", "SCHEDULE_INTERVAL_S": "0", "TIMEOUT_SWEEP_S": "1"}
     orchestrator.update(orchestrator_env)
     return stack.start("orchestrator", orchestrator)
@@ -111,8 +113,13 @@ def test_late_failure_of_a_timed_out_step_is_not_retried_twice(stack, odata_serv
 def test_query_blocked_by_a_lock_is_cancelled_and_the_retry_succeeds(stack, odata_server):
     srv = odata_server(SAMPLE, "--quiet")
     # Worker 2's retry comes 3 s after its timeout: time to release the lock.
-    orch = start_all(stack, srv, {"virtual-entities-generator": {"STEP_TIMEOUT_S": TIMEOUT_S}},
-                     {"WORKER_TIMEOUT_S_2": TIMEOUT_S, "RETRY_DELAYS_S": "3,3"})
+    worker2 = {"STEP_TIMEOUT_S": TIMEOUT_S}
+    orch = start_all(stack, srv, {}, {"WORKER_TIMEOUT_S_2": TIMEOUT_S, "RETRY_DELAYS_S": "3,3"},
+                     later=("virtual-entities-generator",))
+    # Worker 1 saves first (attaching the new version's partitions needs
+    # the parent tables), then the lock, then worker 2 meets it.
+    run_id = execute(orch)
+    wait_step(stack, run_id, "odata-sync-worker", "succeeded", timeout=60)
     holder = subprocess.Popen(["psql", stack.database_url, "-qX", "-v", "ON_ERROR_STOP=1"],
                               stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
     try:
@@ -121,7 +128,7 @@ def test_query_blocked_by_a_lock_is_cancelled_and_the_retry_succeeds(stack, odat
         wait_for(lambda: stack.count("pg_locks", "relation = 'virtual_stops'::regclass "
                                                  "AND mode = 'AccessExclusiveLock' AND granted"),
                  10, what="the lock on virtual_stops")
-        run_id = execute(orch)
+        stack.start("virtual-entities-generator", worker2)
         failed = worker_failures(stack, run_id, "virtual-entities-generator")
         assert_timed_out(failed[0], "virtual-entities-generator", "statement timeout")
     finally:
