@@ -39,7 +39,8 @@ WEED=$TOOL_CACHE/bin/weed-$SEAWEED_VERSION
 
 APT_PKGS=(postgresql redis-server redis-tools kcat curl ca-certificates faketime
   librdkafka-dev libpq-dev libhiredis-dev libcjson-dev libcurl4-openssl-dev libssl-dev
-  libcivetweb-dev pkg-config cmake gcc zlib1g-dev)
+  libcivetweb-dev pkg-config cmake gcc zlib1g-dev
+  faketime)  # libfaketime: the tests that move a service's clock
 
 log()  { echo "stack: $*" >&2; }
 die()  { echo "stack: ERROR: $*" >&2; exit 1; }

@@ -1,14 +1,17 @@
-/* S3 PUT/GET with path-style URLs, signed by libcurl's AWS SigV4. */
+/* S3 PUT/GET/DELETE and ListObjectsV2 with path-style URLs, signed by
+ * libcurl's AWS SigV4, for any S3-compatible server. */
+#include "tg/s3.h"
+#include "tg/buf.h"
+#include "tg/sha256.h"
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zlib.h>
-#include "tg/buf.h"
-#include "tg/s3.h"
-#include "tg/sha256.h"
 
-int tg_s3_enabled(const tg_config_t *cfg) { return cfg->s3_endpoint && *cfg->s3_endpoint; }
+int tg_s3_enabled(const tg_config_t *cfg) {
+    return cfg->s3_endpoint && *cfg->s3_endpoint;
+}
 
 typedef struct {
     const char *data;
@@ -29,10 +32,11 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
     return tg_buf_append(ud, data, size * nmemb) == TG_OK ? size * nmemb : 0;
 }
 
-/* One signed request; body (may be NULL) for PUT, response into out. */
-static int s3_request(const tg_config_t *cfg, const char *method, const char *key,
-                      const void *body, size_t len, const char *content_type, tg_buf_t *out,
-                      char *errstr, size_t errlen) {
+/* One signed request on key (a query string when it starts with '?', sent
+ * to the bucket itself); body (may be NULL) for PUT, response into out. */
+static int s3_request(const tg_config_t *cfg, const char *method, const char *key, const void *body,
+                      size_t len, const char *content_type, tg_buf_t *out, char *errstr,
+                      size_t errlen) {
     if (!tg_s3_enabled(cfg))
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "S3_ENDPOINT: not set");
     char url[2048], sigv4[128], userpwd[512], hdr[160], payload_hash[65];
@@ -40,7 +44,8 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
     size_t eplen = strlen(ep);
     while (eplen && ep[eplen - 1] == '/')
         eplen--;
-    snprintf(url, sizeof(url), "%.*s/%s/%s", (int)eplen, ep, cfg->s3_bucket, key);
+    snprintf(url, sizeof(url), "%.*s/%s%s%s", (int)eplen, ep, cfg->s3_bucket,
+             key[0] == '?' ? "" : "/", key);
     snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", cfg->s3_region);
     snprintf(userpwd, sizeof(userpwd), "%s:%s", cfg->s3_access_key, cfg->s3_secret_key);
     /* S3 requires the payload hash header; curl signs what we send. */
@@ -71,6 +76,8 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
         curl_easy_setopt(h, CURLOPT_READDATA, &src);
         curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
     CURLcode cc = curl_easy_perform(h);
     long status = 0;
@@ -109,6 +116,122 @@ int tg_s3_get(const tg_config_t *cfg, const char *key, char **data, size_t *len,
     *data = out.data;
     *len = out.len;
     return TG_OK;
+}
+
+int tg_s3_delete(const tg_config_t *cfg, const char *key, char *errstr, size_t errlen) {
+    tg_buf_t out;
+    tg_buf_init(&out);
+    int rc = s3_request(cfg, "DELETE", key, NULL, 0, NULL, &out, errstr, errlen);
+    tg_buf_free(&out);
+    return rc == TG_ERR_NOTFOUND ? TG_OK : rc; /* already gone is what was asked */
+}
+
+/* ---- ListObjectsV2 ------------------------------------------------------ */
+
+/* The text of the next <tag>...</tag> at or after *pos, XML entities
+ * decoded, in a new string (NULL when there is none or memory ran out);
+ * *pos moves past it. ListObjectsV2 answers are flat enough for this. */
+static char *xml_next(const char *tag, const char **pos) {
+    char open[64], close[64];
+    snprintf(open, sizeof(open), "<%s>", tag);
+    snprintf(close, sizeof(close), "</%s>", tag);
+    const char *a = strstr(*pos, open);
+    const char *b = a ? strstr(a, close) : NULL;
+    if (!b)
+        return NULL;
+    a += strlen(open);
+    *pos = b + strlen(close);
+    static const struct {
+        const char *ent, *ch;
+    } ents[] = {{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}, {"&quot;", "\""}, {"&apos;", "'"}};
+    char *text = malloc((size_t)(b - a) + 1), *w = text;
+    while (text && a < b) {
+        size_t i = 0;
+        while (i < sizeof(ents) / sizeof(ents[0]) && strncmp(a, ents[i].ent, strlen(ents[i].ent)))
+            i++;
+        if (i < sizeof(ents) / sizeof(ents[0])) {
+            *w++ = ents[i].ch[0];
+            a += strlen(ents[i].ent);
+        } else {
+            *w++ = *a++;
+        }
+    }
+    if (text)
+        *w = '\0';
+    return text;
+}
+
+/* Appends the keys of one page to *keys; *token gets the next page's
+ * continuation token (NULL on the last page). */
+static int list_page(const char *xml, char ***keys, size_t *n, char **token) {
+    const char *pos = xml;
+    char *key;
+    while ((key = xml_next("Key", &pos))) {
+        char **grown = realloc(*keys, (*n + 1) * sizeof(**keys));
+        if (!grown) {
+            free(key);
+            return TG_ERR_NOMEM;
+        }
+        *keys = grown;
+        (*keys)[(*n)++] = key;
+    }
+    pos = xml;
+    char *truncated = xml_next("IsTruncated", &pos);
+    int more = truncated && !strcmp(truncated, "true");
+    free(truncated);
+    pos = xml;
+    *token = more ? xml_next("NextContinuationToken", &pos) : NULL;
+    return more && !*token ? TG_ERR_NOMEM : TG_OK;
+}
+
+int tg_s3_list(const tg_config_t *cfg, const char *prefix, char ***keys, size_t *n, char *errstr,
+               size_t errlen) {
+    *keys = NULL;
+    *n = 0;
+    CURL *h = curl_easy_init();
+    if (!h)
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "s3: cannot create a curl handle");
+    char *eprefix = curl_easy_escape(h, prefix, 0), *token = NULL;
+    int rc = eprefix ? TG_OK : TG_ERR_NOMEM;
+    do {
+        char *etoken = token ? curl_easy_escape(h, token, 0) : NULL;
+        tg_buf_t query, out;
+        tg_buf_init(&query);
+        tg_buf_init(&out);
+        /* Parameters in SigV4's canonical (sorted) order, values escaped. */
+        if (rc == TG_OK && (token && !etoken))
+            rc = TG_ERR_NOMEM;
+        if (rc == TG_OK)
+            rc = tg_buf_appendf(&query, "?%s%s%slist-type=2&prefix=%s",
+                                etoken ? "continuation-token=" : "", etoken ? etoken : "",
+                                etoken ? "&" : "", eprefix);
+        if (rc == TG_OK)
+            rc = s3_request(cfg, "GET", query.data, NULL, 0, NULL, &out, errstr, errlen);
+        else
+            tg_fail(rc, errstr, errlen, "s3: out of memory listing %s", prefix);
+        free(token);
+        token = NULL;
+        if (rc == TG_OK && (rc = list_page(out.data ? out.data : "", keys, n, &token)))
+            tg_fail(rc, errstr, errlen, "s3: out of memory listing %s", prefix);
+        curl_free(etoken);
+        tg_buf_free(&query);
+        tg_buf_free(&out);
+    } while (rc == TG_OK && token);
+    free(token);
+    curl_free(eprefix);
+    curl_easy_cleanup(h);
+    if (rc) {
+        tg_s3_keys_free(*keys, *n);
+        *keys = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void tg_s3_keys_free(char **keys, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
 }
 
 int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) {

@@ -1,7 +1,9 @@
 /* The loop every pipeline worker runs: consume → parse (malformed → dead
- * letter) → step → emit completion or step.failed → store the offset. */
+ * letter) → step under its deadline → emit completion or step.failed →
+ * store the offset. */
 #include "tg/worker.h"
 
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,10 @@
 #define DEP_CHECK_MS 5000     /* readiness refresh while idle */
 #define PING_TIMEOUT_MS 1000
 #define TOPIC_LEN 256
+/* A retryable failure this close to the deadline is the deadline's doing:
+ * curl's and PostgreSQL's timers fire a little before or after it. */
+#define DEADLINE_SLACK_MS 100
+#define TIMED_OUT "timed out after "
 
 typedef struct {
     const tg_worker_def_t *def;
@@ -33,6 +39,7 @@ typedef struct {
     char labels[128]; /* worker="..." */
     unsigned seed;
     int64_t next_dep_check;
+    long step_timeout_s; /* STEP_TIMEOUT_S */
 } worker_t;
 
 int tg_step_fail(tg_step_result_t *res, int err, const char *fmt, ...) {
@@ -42,6 +49,83 @@ int tg_step_fail(tg_step_result_t *res, int err, const char *fmt, ...) {
     va_end(ap);
     res->err = err;
     return err;
+}
+
+/* ---- deadlines --------------------------------------------------------- */
+
+int64_t tg_deadline_pick(int64_t now_ms, long timeout_s, int64_t event_deadline_ms) {
+    int64_t own = now_ms + (int64_t)timeout_s * 1000;
+    return event_deadline_ms > 0 && event_deadline_ms < own ? event_deadline_ms : own;
+}
+
+int64_t tg_deadline_remaining_ms(int64_t deadline_ms, int64_t now_ms) {
+    return deadline_ms > now_ms ? deadline_ms - now_ms : 0;
+}
+
+int tg_deadline_parse(const char *text, int64_t *out) {
+    int64_t v = 0;
+    size_t n = text ? strlen(text) : 0;
+    if (n == 0 || n > 18) { /* 18 digits cannot overflow int64_t */
+        return TG_ERR_INVALID;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)text[i])) {
+            return TG_ERR_INVALID;
+        }
+        v = v * 10 + (text[i] - '0');
+    }
+    *out = v;
+    return TG_OK;
+}
+
+long tg_deadline_budget_s(int64_t started_ms, int64_t deadline_ms) {
+    int64_t ms = deadline_ms > started_ms ? deadline_ms - started_ms : 0;
+    return (long)((ms + 999) / 1000);
+}
+
+int64_t tg_worker_remaining_ms(const tg_worker_ctx_t *ctx) {
+    if (ctx->deadline_ms <= 0) {
+        return INT64_MAX;
+    }
+    return tg_deadline_remaining_ms(ctx->deadline_ms, tg_now_ms());
+}
+
+int tg_worker_deadline_passed(const tg_worker_ctx_t *ctx) {
+    return ctx->deadline_ms > 0 && tg_worker_remaining_ms(ctx) == 0;
+}
+
+int tg_worker_deadline_check(const tg_worker_ctx_t *ctx, tg_step_result_t *res, const char *where) {
+    if (!tg_worker_deadline_passed(ctx)) {
+        return TG_OK;
+    }
+    return tg_step_fail(res, TG_ERR_TIMEOUT, TIMED_OUT "%ld s: %s",
+                        tg_deadline_budget_s(ctx->started_ms, ctx->deadline_ms), where);
+}
+
+/* STEP_TIMEOUT_S; unset, the orchestrator's WORKER_TIMEOUT_S_<n> of this
+ * worker (one ConfigMap sets both, so they cannot drift apart); unset too,
+ * the def's step_timeout_s, or the specification's value for its id. */
+static int step_timeout_load(worker_t *w, char *err, size_t errlen) {
+    static const struct {
+        const char *id;
+        long timeout_s;
+    } spec[] = {{TG_WORKER_ODATA, TG_TIMEOUT_S_ODATA},
+                {TG_WORKER_VIRTUAL, TG_TIMEOUT_S_VIRTUAL},
+                {TG_WORKER_GRAPH, TG_TIMEOUT_S_GRAPH}};
+    long timeout_s = w->def->step_timeout_s > 0 ? w->def->step_timeout_s : TG_TIMEOUT_S_ODATA;
+    int rc = TG_OK;
+    for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
+        if (!strcmp(spec[i].id, w->def->worker_id)) {
+            char name[32];
+            snprintf(name, sizeof name, "WORKER_TIMEOUT_S_%zu", i + 1);
+            timeout_s = w->def->step_timeout_s > 0 ? w->def->step_timeout_s : spec[i].timeout_s;
+            rc = tg_env_long(name, timeout_s, 1, 86400, &timeout_s, err, errlen);
+        }
+    }
+    if (rc == TG_OK) {
+        rc = tg_env_long("STEP_TIMEOUT_S", timeout_s, 1, 86400, &w->step_timeout_s, err, errlen);
+    }
+    return rc;
 }
 
 /* ---- signals: a step sees shutdown through ctx->stop while it runs ------ */
@@ -108,7 +192,8 @@ static int kafka_start(worker_t *w, char *err, size_t errlen) {
     if (!w->consumer) {
         return TG_ERR_KAFKA;
     }
-    tg_info("Worker ready: consuming %s in group %s", w->input_topic, group);
+    tg_info("Worker ready: consuming %s in group %s, steps stopped after %ld s", w->input_topic,
+            group, w->step_timeout_s);
     return TG_OK;
 }
 
@@ -135,6 +220,9 @@ static int worker_start(worker_t *w, char *err, size_t errlen) {
     int rc = tg_config_load(&w->cfg, def->worker_id, TG_NEED_KAFKA | def->needs, def->default_port,
                             err, errlen);
     if (rc != TG_OK) {
+        return rc;
+    }
+    if ((rc = step_timeout_load(w, err, errlen)) != TG_OK) {
         return rc;
     }
     w->ctx.cfg = &w->cfg;
@@ -409,19 +497,97 @@ static void step_record(worker_t *w, const tg_step_result_t *res, int64_t ms) {
     }
 }
 
-/* Runs the step on in; returns its execution time in milliseconds. */
-static int64_t step_run(worker_t *w, const tg_envelope_t *in, tg_step_result_t *res) {
+/* The step's deadline: its own timeout from now, or the event's x-deadline
+ * when that comes first (an unreadable one is ignored with a warning). */
+static void deadline_start(worker_t *w, const rd_kafka_message_t *msg) {
+    char text[32];
+    int64_t event_deadline = 0;
+    if (tg_message_header(msg, "x-deadline", text, sizeof text) == TG_OK &&
+        tg_deadline_parse(text, &event_deadline) != TG_OK) {
+        tg_warn("x-deadline \"%s\" is not epoch milliseconds: ignored", text);
+        event_deadline = 0;
+    }
+    w->ctx.started_ms = tg_now_ms();
+    w->ctx.deadline_ms = tg_deadline_pick(w->ctx.started_ms, w->step_timeout_s, event_deadline);
+}
+
+/* statement_timeout for the step's session: a query still running at the
+ * deadline is cancelled and its transaction rolled back (0 would mean none,
+ * hence at least 1 ms). */
+static int pg_deadline_set(worker_t *w, char *err, size_t errlen) {
+    char ms[24];
+    int64_t left = tg_worker_remaining_ms(&w->ctx);
+    snprintf(ms, sizeof ms, "%lld", (long long)(left > 0 ? left : 1));
+    const char *params[] = {ms};
+    return tg_pg_exec(w->ctx.pg, "SELECT set_config('statement_timeout', $1, false)", 1, params,
+                      NULL, err, errlen);
+}
+
+static void pg_deadline_clear(worker_t *w) {
     char err[512];
+    if (PQstatus(w->ctx.pg) != CONNECTION_OK) {
+        return; /* the reconnect before the next step starts a fresh session */
+    }
+    if (PQtransactionStatus(w->ctx.pg) != PQTRANS_IDLE) {
+        tg_warn("The step left a transaction open: rolled back");
+        tg_pg_rollback(w->ctx.pg);
+    }
+    if (tg_pg_exec(w->ctx.pg, "RESET statement_timeout", 0, NULL, NULL, err, sizeof err) != TG_OK) {
+        tg_warn("%s", err);
+    }
+}
+
+/* A retryable failure at the deadline is the timeout: the step's error says
+ * where it was stopped. */
+static void deadline_attribute(worker_t *w, tg_step_result_t *res) {
+    if (res->err == TG_OK || res->err == TG_ERR_SHUTDOWN || !tg_err_retryable(res->err) ||
+        tg_worker_remaining_ms(&w->ctx) > DEADLINE_SLACK_MS) {
+        return;
+    }
+    if (strncmp(res->message, TIMED_OUT, strlen(TIMED_OUT)) != 0) {
+        char where[sizeof res->message];
+        snprintf(where, sizeof where, "%s", res->message);
+        tg_step_fail(res, TG_ERR_TIMEOUT, TIMED_OUT "%ld s: %s",
+                     tg_deadline_budget_s(w->ctx.started_ms, w->ctx.deadline_ms), where);
+    }
+    res->err = TG_ERR_TIMEOUT;
+}
+
+static void step_call(worker_t *w, const tg_envelope_t *in, tg_step_result_t *res) {
+    char err[512];
+    int pg = (w->def->needs & TG_NEED_PG) != 0;
+    if (connections_ensure(w, err, sizeof err) != TG_OK) {
+        tg_step_fail(res, TG_ERR_UNAVAILABLE, "%s", err);
+        return;
+    }
+    if (tg_worker_deadline_check(&w->ctx, res,
+                                 "the event's deadline (x-deadline) passed before the step "
+                                 "started") != TG_OK) {
+        return;
+    }
+    if (pg && pg_deadline_set(w, err, sizeof err) != TG_OK) {
+        tg_step_fail(res, TG_ERR_UNAVAILABLE, "%s", err);
+        return;
+    }
+    w->def->step(&w->ctx, in, res);
+    if (pg) {
+        pg_deadline_clear(w);
+    }
+    deadline_attribute(w, res);
+}
+
+/* Runs the step on in; returns its execution time in milliseconds. */
+static int64_t step_run(worker_t *w, const rd_kafka_message_t *msg, const tg_envelope_t *in,
+                        tg_step_result_t *res) {
     memset(res, 0, sizeof *res);
     res->status = "success";
     w->ctx.stop = tg_shutdown_requested;
+    deadline_start(w, msg);
     tg_info("Worker started: %s attempt %d", in->schema, in->attempt);
+    tg_debug("Step deadline in %lld ms", (long long)tg_worker_remaining_ms(&w->ctx));
     int64_t t0 = tg_mono_ms();
-    if (connections_ensure(w, err, sizeof err) != TG_OK) {
-        tg_step_fail(res, TG_ERR_UNAVAILABLE, "%s", err);
-    } else {
-        w->def->step(&w->ctx, in, res);
-    }
+    step_call(w, in, res);
+    w->ctx.deadline_ms = w->ctx.started_ms = 0;
     int64_t ms = tg_mono_ms() - t0;
     if (!res->status) {
         res->status = "success";
@@ -443,9 +609,11 @@ static void message_handle(worker_t *w, const rd_kafka_message_t *msg) {
     }
     tg_log_set_run_id(in->run_id);
     tg_step_result_t res;
-    int64_t ms = step_run(w, in, &res);
+    int64_t ms = step_run(w, msg, in, &res);
     if (res.err == TG_ERR_SHUTDOWN) {
         tg_warn("Step abandoned for shutdown: the event will be delivered again");
+    } else if (res.err == TG_OK && !strcmp(res.status, TG_STEP_NOTHING)) {
+        offset_store(w, msg); /* nothing done, nothing to hand on */
     } else {
         int ok = res.err == TG_OK;
         tg_envelope_t *out =

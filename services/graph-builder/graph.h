@@ -143,6 +143,7 @@ typedef struct {
     char status[16];
     long long nodes, edges;
     int keys_pending;
+    int virtual_stale; /* the dataset's virtual data changed since this graph was built */
     cJSON *validation; /* owned; gb_meta_row_clear frees it */
 } gb_meta_row_t;
 

@@ -120,14 +120,15 @@ static int recover_leftovers(build_t *b) {
 }
 
 /* True (and the result filled) when this dataset needs no new graph: its
- * graph is the one graph:version points at, or a newer dataset's is. */
+ * graph, built from its current virtual entities and flights, is the one
+ * graph:version points at, or a newer dataset's is. */
 static int already_built(build_t *b) {
     char err[512], current[64], why[256];
     gb_meta_row_t row;
     if (gb_redis_current(b->ctx->redis, current, sizeof(current), err, sizeof(err)) != TG_OK ||
         !*current || gb_meta_get(b->ctx->pg, current, &row, err, sizeof(err)) != TG_OK)
         return 0;
-    int live = row.dataset == b->dataset &&
+    int live = row.dataset == b->dataset && !row.virtual_stale &&
                (!strcmp(row.status, "active") || !strcmp(row.status, "retired")) &&
                gb_redis_has_version(b->ctx->redis, current);
     int newer = row.dataset > b->dataset;
@@ -157,11 +158,15 @@ static int load_and_build(build_t *b) {
     int rc = gb_load(b->ctx->pg, b->dataset, b->graph, err, sizeof(err));
     if (rc)
         return tg_step_fail(b->res, rc, "Loading dataset %lld: %s", (long long)b->dataset, err);
+    if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after loading the dataset")))
+        return rc;
     int64_t loaded = tg_mono_ms();
     if ((rc = gb_add_transfers(b->graph, set->transfer_minutes, (size_t)set->transfer_max_stops)) ||
         (rc = gb_graph_index(b->graph)))
         return tg_step_fail(b->res, rc, "graph: out of memory building dataset %lld",
                             (long long)b->dataset);
+    if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after building the graph")))
+        return rc;
     gb_validate(b->graph, &b->report);
     tg_info("Dataset %lld: %zu stops, %zu edges (%zu transfers); load %lld ms, build and "
             "validate %lld ms; %zu errors, %zu warnings",
@@ -328,7 +333,8 @@ static void build_graph(build_t *b) {
         reject_invalid(b);
         return;
     }
-    if (publish_graph(b))
+    if (tg_worker_deadline_check(b->ctx, b->res, "after validating, before publishing") ||
+        publish_graph(b))
         return;
     retain_versions(b);
     const gb_graph_t *g = b->graph;
@@ -402,6 +408,7 @@ int main(void) {
         .output_schema = TG_SCHEMA_GRAPH_DONE,
         .default_port = 8083,
         .needs = TG_NEED_PG | TG_NEED_REDIS,
+        .step_timeout_s = TG_TIMEOUT_S_GRAPH,
         .init = graph_init,
         .step = graph_step,
         .fini = graph_fini,

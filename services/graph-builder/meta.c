@@ -18,8 +18,10 @@ int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errst
     PGresult *res;
     memset(row, 0, sizeof(*row));
     int rc = tg_pg_exec(pg,
-                        "SELECT dataset_version, status, node_count, edge_count, keys_pending, "
-                        "validation::text FROM graphs WHERE version = $1",
+                        "SELECT g.dataset_version, g.status, g.node_count, g.edge_count, "
+                        "g.keys_pending, g.validation::text, g.virtual_generation IS DISTINCT "
+                        "FROM d.virtual_generation FROM graphs g LEFT JOIN datasets d "
+                        "ON d.version = g.dataset_version WHERE g.version = $1",
                         1, params, &res, errstr, errlen);
     if (rc)
         return rc;
@@ -34,6 +36,7 @@ int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errst
     row->edges = strtoll(PQgetvalue(res, 0, 3), NULL, 10);
     row->keys_pending = PQgetvalue(res, 0, 4)[0] == 't';
     row->validation = cJSON_Parse(PQgetvalue(res, 0, 5));
+    row->virtual_stale = PQgetvalue(res, 0, 6)[0] == 't';
     PQclear(res);
     return TG_OK;
 }
@@ -64,8 +67,10 @@ int gb_meta_insert(PGconn *pg, char *version, int64_t dataset, const char *statu
         PGresult *res;
         rc = tg_pg_exec(pg,
                         "INSERT INTO graphs (version, dataset_version, status, node_count, "
-                        "edge_count, validation, run_id, error, keys_pending) "
-                        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9) "
+                        "edge_count, validation, run_id, error, keys_pending, "
+                        "virtual_generation) "
+                        "SELECT $1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, "
+                        "coalesce((SELECT virtual_generation FROM datasets WHERE version = $2), 0) "
                         "ON CONFLICT (version) DO NOTHING RETURNING version",
                         9, params, &res, errstr, errlen);
         if (rc == TG_OK) {

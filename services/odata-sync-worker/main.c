@@ -12,6 +12,7 @@
 #include "store.h"
 #include "tg/backoff.h"
 #include "tg/config.h"
+#include "tg/dataset.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
 #include "tg/s3.h"
@@ -112,7 +113,10 @@ static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
     char err[1024];
     tg_info("Step 1: Fetching OData API response...");
     odata_client_t client = run->st->client;
-    client.deadline_ms = tg_mono_ms() + run->st->fetch_timeout_s * 1000;
+    /* The earlier of the fetch's own limit and the step's deadline. */
+    int64_t fetch_ms = run->st->fetch_timeout_s * 1000, step_ms = tg_worker_remaining_ms(run->ctx);
+    client.deadline_ms = tg_mono_ms() + (step_ms < fetch_ms ? step_ms : fetch_ms);
+    client.deadline_setting = step_ms < fetch_ms ? "the step's deadline" : "ODATA_FETCH_TIMEOUT_S";
     for (int k = 0; k < ODATA_KINDS; k++) {
         page_sink_t sink = {&run->st->mapping, (odata_kind_t)k, 0, run};
         int rc = odata_fetch_set(&client, &run->st->mapping, (odata_kind_t)k, on_page, &sink, err,
@@ -133,6 +137,27 @@ static int step_hash(sync_run_t *run, tg_step_result_t *res) {
     return 0;
 }
 
+/* Unchanged data may still owe the rest of the pipeline work (the virtual
+ * horizon moved on, an earlier run left virtual entities or the graph
+ * undone): the event says which, and without it workers 2 and 3 do nothing. */
+static void unchanged_result(sync_run_t *run, tg_step_result_t *res, const odata_version_t *v) {
+    char err[512], today[16];
+    tg_refresh_t due = TG_REFRESH_NONE;
+    result_fill(res, "no_changes", v);
+    if (tg_refresh_due(run->ctx->pg, v->version, tg_now_ms(), &due, err, sizeof(err)) != TG_OK)
+        tg_warn("Cannot tell whether dataset v%lld needs a refresh: %s", (long long)v->version,
+                err);
+    if (due == TG_REFRESH_NONE)
+        return;
+    cJSON_AddStringToObject(res->details, "refresh", tg_refresh_name(due));
+    size_t n = strlen(res->message);
+    snprintf(res->message + n, sizeof(res->message) - n, "; refresh due: %s",
+             tg_refresh_name(due));
+    tg_day_format(tg_local_day(tg_now_ms()), today, sizeof(today));
+    tg_info("Dataset v%lld is unchanged but needs a refresh on %s: %s", (long long)v->version,
+            today, tg_refresh_name(due));
+}
+
 static int step_unchanged(sync_run_t *run, tg_step_result_t *res) {
     char err[512];
     odata_version_t last;
@@ -142,7 +167,7 @@ static int step_unchanged(sync_run_t *run, tg_step_result_t *res) {
     if (rc == TG_OK && !strcmp(last.hash, run->hash)) {
         if (!run->force) {
             tg_info("No changes - dataset v%lld has the same hash", (long long)last.version);
-            result_fill(res, "no_changes", &last);
+            unchanged_result(run, res, &last);
             return 1;
         }
         tg_info("No changes, but the trigger says force - saving a new version");
@@ -179,7 +204,7 @@ static int step_save(sync_run_t *run, tg_step_result_t *res) {
     if (outcome == STORE_UNCHANGED) {
         tg_info("No changes - another run saved this hash as dataset v%lld meanwhile",
                 (long long)run->version.version);
-        result_fill(res, "no_changes", &run->version);
+        unchanged_result(run, res, &run->version);
         return 1;
     }
     tg_info("Dataset version created: v%lld (added %lld, updated %lld, deleted %lld)",
@@ -327,6 +352,7 @@ int main(void) {
         .output_schema = TG_SCHEMA_ODATA_DONE,
         .default_port = 8081,
         .needs = TG_NEED_PG | TG_NEED_ODATA,
+        .step_timeout_s = TG_TIMEOUT_S_ODATA,
         .init = sync_init,
         .step = sync_step,
         .fini = sync_fini,

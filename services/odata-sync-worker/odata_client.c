@@ -174,13 +174,29 @@ int odata_parse_page(const char *body, size_t len, cJSON **root, const cJSON **r
 
 /* ---- requests ----------------------------------------------------------- */
 
+static int deadline_error(const odata_client_t *c, const char *where, char *errstr,
+                          size_t errlen) {
+    return tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "%s: the fetch took longer than allowed (%s)",
+                   where, c->deadline_setting ? c->deadline_setting : "deadline");
+}
+
 static int deadline_check(const odata_client_t *c, const char *set, char *errstr, size_t errlen) {
     if (c->stop && *c->stop)
         return tg_fail(TG_ERR_SHUTDOWN, errstr, errlen, "%s: fetch abandoned for shutdown", set);
-    if (c->deadline_ms && tg_mono_ms() > c->deadline_ms)
-        return tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "%s: the fetch took longer than allowed "
-                       "(ODATA_FETCH_TIMEOUT_S)", set);
+    if (c->deadline_ms && tg_mono_ms() >= c->deadline_ms)
+        return deadline_error(c, set, errstr, errlen);
     return TG_OK;
+}
+
+/* limit_ms, cut to the time left before the deadline (at least 1 ms); a 0
+ * limit stays 0. */
+static long deadline_bound(const odata_client_t *c, long limit_ms) {
+    if (!c->deadline_ms || !limit_ms)
+        return limit_ms;
+    int64_t left = c->deadline_ms - tg_mono_ms();
+    if (left < 1)
+        left = 1;
+    return limit_ms < left ? limit_ms : (long)left;
 }
 
 /* An error answer's message: its OData error, or the start of its body. */
@@ -210,7 +226,12 @@ static int status_error(const tg_http_response_t *r, const char *where, char *er
 static int get_page(const odata_client_t *c, const char *url, const char *where,
                     tg_http_response_t *resp, char *errstr, size_t errlen) {
     for (int attempt = 0;; attempt++) {
-        int rc = tg_http_get(url, &c->http, resp, errstr, errlen);
+        tg_http_opts_t http = c->http; /* a request never outlives the deadline */
+        http.connect_timeout_ms = deadline_bound(c, http.connect_timeout_ms);
+        http.total_timeout_ms = deadline_bound(c, http.total_timeout_ms);
+        int rc = tg_http_get(url, &http, resp, errstr, errlen);
+        if (rc == TG_ERR_TIMEOUT && http.total_timeout_ms < c->http.total_timeout_ms)
+            rc = deadline_error(c, where, errstr, errlen); /* cut short by the deadline */
         if (rc != TG_OK) {
             tg_http_response_free(resp);
             return rc;
@@ -229,7 +250,9 @@ static int get_page(const odata_client_t *c, const char *url, const char *where,
         tg_warn("%s: HTTP %ld, retrying in %ld s (%d of %d)", where, resp->status, wait_s,
                 attempt + 1, c->max_retries);
         tg_http_response_free(resp);
-        tg_sleep_ms(wait_s * 1000, c->stop);
+        tg_sleep_ms(deadline_bound(c, wait_s * 1000), c->stop);
+        if ((rc = deadline_check(c, where, errstr, errlen)))
+            return rc;
     }
 }
 

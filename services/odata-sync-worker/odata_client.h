@@ -18,7 +18,9 @@ typedef struct {
     int max_pages;         /* per entity set: more is an error */
     int max_retries;       /* 429/503 answers retried per request */
     int max_retry_wait_s;  /* a longer Retry-After is cut to this */
-    int64_t deadline_ms;   /* tg_mono_ms() by which the fetch must end; 0 = none */
+    int64_t deadline_ms;   /* tg_mono_ms() by which the fetch must end; 0 = none;
+                            * it also bounds each request's curl timeouts */
+    const char *deadline_setting; /* what set it, named in the error */
     volatile int *stop;    /* non-zero on shutdown: the fetch gives up */
 } odata_client_t;
 

@@ -1,25 +1,33 @@
 /* Dataset versions in PostgreSQL. The save holds a per-source advisory lock
  * for its whole transaction, so two triggers racing for one source cannot
  * both create a version for one hash, and it checks the trigger's event id
- * again under that lock (the replay guard). */
+ * again under that lock (the replay guard).
+ *
+ * A version loads into its own standalone tables (sql/050), which the
+ * INSERT of its datasets row attaches as partitions at the end of the same
+ * transaction: readers never wait for the load nor see part of it, and a
+ * failure or crash rolls the tables back with the row. */
 #include "store.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "tg/buf.h"
 #include "tg/log.h"
 #include "tg/pg.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#define VERSION_COLUMNS                                                                       \
-    "version, data_hash, stops_count, routes_count, flights_count, added_count, "            \
+/* The partition of a table for one version: sql/050's dataset_partition_name(). */
+#define STORE_PARTITION "%s_v%s"
+
+#define VERSION_COLUMNS                                                                            \
+    "version, data_hash, stops_count, routes_count, flights_count, added_count, "                  \
     "updated_count, deleted_count, coalesce(backup_key, '')"
 
 static void version_read(const PGresult *res, odata_version_t *out) {
     memset(out, 0, sizeof(*out));
     out->version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     snprintf(out->hash, sizeof(out->hash), "%s", PQgetvalue(res, 0, 1));
-    long long *counts[] = {&out->stops, &out->routes, &out->flights,
+    long long *counts[] = {&out->stops, &out->routes,  &out->flights,
                            &out->added, &out->updated, &out->deleted};
     for (int i = 0; i < 6; i++)
         *counts[i] = strtoll(PQgetvalue(res, 0, 2 + i), NULL, 10);
@@ -57,8 +65,7 @@ int store_find_latest(PGconn *pg, const char *source, odata_version_t *out, char
 /* ---- COPY --------------------------------------------------------------- */
 
 /* COPY text of one table: dataset_version, the contract fields, row_hash. */
-static int copy_rows(const odata_dataset_t *ds, odata_kind_t k, const char *version,
-                     tg_buf_t *b) {
+static int copy_rows(const odata_dataset_t *ds, odata_kind_t k, const char *version, tg_buf_t *b) {
     const odata_entity_t *e = &odata_entities[k];
     int rc = 0;
     for (size_t i = 0; i < ds->t[k].n && !rc; i++) {
@@ -78,8 +85,9 @@ static int copy_table(PGconn *pg, const odata_dataset_t *ds, odata_kind_t k, con
     tg_buf_t sql, data;
     tg_buf_init(&sql);
     tg_buf_init(&data);
-    /* Column names come from the static contract, never from the data. */
-    int rc = tg_buf_appendf(&sql, "COPY %s (dataset_version", e->name);
+    /* Column names come from the static contract, never from the data; the
+     * table is the version's staged partition. */
+    int rc = tg_buf_appendf(&sql, "COPY " STORE_PARTITION " (dataset_version", e->name, version);
     for (int f = 0; f < e->nfields && !rc; f++)
         rc = tg_buf_appendf(&sql, ", %s", e->fields[f].column);
     rc = rc || tg_buf_appendf(&sql, ", row_hash) FROM STDIN") || copy_rows(ds, k, version, &data);
@@ -94,46 +102,79 @@ static int copy_table(PGconn *pg, const odata_dataset_t *ds, odata_kind_t k, con
 
 /* ---- the save transaction ----------------------------------------------- */
 
-/* Rows added, changed and removed against the previous version (0: none);
- * the generator's virtual flights of that version are not ours to count. */
+/* Rows added, changed and removed against the previous version (0: none),
+ * read from the staged partitions before they are attached, so the attach
+ * holds its locks for no longer than the catalog update; the generator's
+ * virtual flights of the previous version are not ours to count. %1$s is
+ * the new version (a number from the sequence), $1 the previous one. */
 static const char diff_sql[] =
     "WITH d AS ("
     " SELECT c.id AS cid, p.id AS pid, c.row_hash AS ch, p.row_hash AS ph"
-    " FROM (SELECT id, row_hash FROM stops WHERE dataset_version = $1) c"
-    " FULL JOIN (SELECT id, row_hash FROM stops WHERE dataset_version = $2) p ON c.id = p.id"
+    " FROM (SELECT id, row_hash FROM stops_v%1$s) c"
+    " FULL JOIN (SELECT id, row_hash FROM stops WHERE dataset_version = $1) p ON c.id = p.id"
     " UNION ALL"
     " SELECT c.id, p.id, c.row_hash, p.row_hash"
-    " FROM (SELECT id, row_hash FROM routes WHERE dataset_version = $1) c"
-    " FULL JOIN (SELECT id, row_hash FROM routes WHERE dataset_version = $2) p ON c.id = p.id"
+    " FROM (SELECT id, row_hash FROM routes_v%1$s) c"
+    " FULL JOIN (SELECT id, row_hash FROM routes WHERE dataset_version = $1) p ON c.id = p.id"
     " UNION ALL"
     " SELECT c.id, p.id, c.row_hash, p.row_hash"
-    " FROM (SELECT id, row_hash FROM flights WHERE dataset_version = $1 AND NOT is_virtual) c"
-    " FULL JOIN (SELECT id, row_hash FROM flights WHERE dataset_version = $2 AND NOT is_virtual) p"
+    " FROM (SELECT id, row_hash FROM flights_v%1$s WHERE NOT is_virtual) c"
+    " FULL JOIN (SELECT id, row_hash FROM flights WHERE dataset_version = $1 AND NOT is_virtual) p"
     " ON c.id = p.id)"
-    " UPDATE datasets SET"
-    " added_count = (SELECT count(*) FROM d WHERE pid IS NULL),"
-    " updated_count = (SELECT count(*) FROM d WHERE cid IS NOT NULL AND pid IS NOT NULL"
+    " SELECT (SELECT count(*) FROM d WHERE pid IS NULL),"
+    " (SELECT count(*) FROM d WHERE cid IS NOT NULL AND pid IS NOT NULL"
     "  AND ch IS DISTINCT FROM ph),"
-    " deleted_count = (SELECT count(*) FROM d WHERE cid IS NULL)"
-    " WHERE version = $1"
-    " RETURNING " VERSION_COLUMNS;
+    " (SELECT count(*) FROM d WHERE cid IS NULL)";
 
+static int diff_counts(PGconn *pg, const char *version, const char *previous, char counts[3][24],
+                       char *errstr, size_t errlen) {
+    char sql[sizeof(diff_sql) + 64];
+    snprintf(sql, sizeof(sql), diff_sql, version);
+    PGresult *res;
+    const char *params[] = {previous};
+    int rc = tg_pg_exec(pg, sql, 1, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    for (int i = 0; i < 3; i++)
+        snprintf(counts[i], sizeof(counts[0]), "%s", PQgetvalue(res, 0, i));
+    PQclear(res);
+    return TG_OK;
+}
+
+/* Takes the next version number and creates its five empty staged tables. */
+static int stage_version(PGconn *pg, char *version, size_t vlen, char *errstr, size_t errlen) {
+    PGresult *res;
+    int rc = tg_pg_exec(pg, "SELECT nextval(pg_get_serial_sequence('datasets', 'version'))", 0,
+                        NULL, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    snprintf(version, vlen, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    const char *params[] = {version};
+    return tg_pg_exec(pg, "SELECT dataset_partitions_stage($1)", 1, params, NULL, errstr, errlen);
+}
+
+/* The datasets row; its INSERT trigger attaches the staged tables. */
 static int insert_version(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
-                          int64_t *version, char *errstr, size_t errlen) {
+                          const char *version, char diff[3][24], odata_version_t *out, char *errstr,
+                          size_t errlen) {
     char counts[ODATA_KINDS][24];
     for (int k = 0; k < ODATA_KINDS; k++)
         snprintf(counts[k], sizeof(counts[k]), "%zu", ds->t[k].n);
-    const char *params[] = {req->source, req->hash, req->event_id, req->run_id,
-                            counts[0],   counts[1], counts[2]};
+    const char *params[] = {version,     req->source, req->hash, req->event_id,
+                            req->run_id, counts[0],   counts[1], counts[2],
+                            diff[0],     diff[1],     diff[2]};
     PGresult *res;
     int rc = tg_pg_exec(pg,
-                        "INSERT INTO datasets (source_id, data_hash, trigger_event_id, run_id, "
-                        "stops_count, routes_count, flights_count) "
-                        "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING version",
-                        7, params, &res, errstr, errlen);
+                        "INSERT INTO datasets (version, source_id, data_hash, trigger_event_id, "
+                        "run_id, stops_count, routes_count, flights_count, added_count, "
+                        "updated_count, deleted_count) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                        "RETURNING " VERSION_COLUMNS,
+                        11, params, &res, errstr, errlen);
     if (rc)
         return rc;
-    *version = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    version_read(res, out);
     PQclear(res);
     return TG_OK;
 }
@@ -142,8 +183,9 @@ static int insert_version(PGconn *pg, const odata_dataset_t *ds, const store_sav
 static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out,
                        store_outcome_t *outcome, int64_t *previous, char *errstr, size_t errlen) {
     const char *params[] = {req->source};
-    int rc = tg_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtextextended('odata-sync:' || $1, 0))",
-                        1, params, NULL, errstr, errlen);
+    int rc =
+        tg_pg_exec(pg, "SELECT pg_advisory_xact_lock(hashtextextended('odata-sync:' || $1, 0))", 1,
+                   params, NULL, errstr, errlen);
     if (!rc && (rc = store_find_by_trigger(pg, req->event_id, out, errstr, errlen)) == TG_OK) {
         *outcome = STORE_REPLAYED;
         return 0;
@@ -164,26 +206,20 @@ static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out
 
 static int save_rows(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
                      int64_t previous, odata_version_t *out, char *errstr, size_t errlen) {
-    int64_t version = 0;
-    char v[24], prev[24];
-    int rc = insert_version(pg, ds, req, &version, errstr, errlen);
-    snprintf(v, sizeof(v), "%lld", (long long)version);
+    char v[24], prev[24], diff[3][24];
     snprintf(prev, sizeof(prev), "%lld", (long long)previous);
+    int rc = stage_version(pg, v, sizeof(v), errstr, errlen);
     for (int k = 0; k < ODATA_KINDS && !rc; k++)
         rc = copy_table(pg, ds, (odata_kind_t)k, v, errstr, errlen);
-    if (rc)
-        return rc;
-    PGresult *res;
-    const char *params[] = {v, prev};
-    if ((rc = tg_pg_exec(pg, diff_sql, 2, params, &res, errstr, errlen)))
-        return rc;
-    version_read(res, out);
-    PQclear(res);
-    return TG_OK;
+    if (!rc)
+        rc = diff_counts(pg, v, prev, diff, errstr, errlen);
+    if (!rc)
+        rc = insert_version(pg, ds, req, v, diff, out, errstr, errlen);
+    return rc;
 }
 
-int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
-               odata_version_t *out, store_outcome_t *outcome, char *errstr, size_t errlen) {
+int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req, odata_version_t *out,
+               store_outcome_t *outcome, char *errstr, size_t errlen) {
     int64_t previous = 0;
     int rc = tg_pg_begin(pg, errstr, errlen);
     if (rc)
@@ -204,6 +240,6 @@ int store_set_backup_key(PGconn *pg, int64_t version, const char *key, char *err
     char v[24];
     snprintf(v, sizeof(v), "%lld", (long long)version);
     const char *params[] = {key, v};
-    return tg_pg_exec(pg, "UPDATE datasets SET backup_key = $1 WHERE version = $2", 2, params,
-                      NULL, errstr, errlen);
+    return tg_pg_exec(pg, "UPDATE datasets SET backup_key = $1 WHERE version = $2", 2, params, NULL,
+                      errstr, errlen);
 }

@@ -5,13 +5,15 @@
  *   tracking consumer (every pipeline topic) → run and step state, retries
  *   delay consumer (the retry topics)        → forwards retries when due
  *   every TIMEOUT_SWEEP_S                    → steps past their timeout retried
- *   every SCHEDULE_INTERVAL_S                → a scheduled run
+ *   every SCHEDULE_CHECK_MS                  → the schedule (schedule.c)
+ *   every RETENTION_INTERVAL_S (wall clock)  → old versions, runs, backups deleted
  * The REST API (api.c) runs on civetweb's threads beside it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "orchestrator.h"
+#include "retention.h"
 #include "tg/http.h"
 #include "tg/log.h"
 #include "tg/pg.h"
@@ -136,7 +138,7 @@ static void tracking_poll(orch_loop_t *o) {
 
 static void orchestrator_run(orch_loop_t *o) {
     int64_t now = tg_mono_ms();
-    o->next_schedule_ms = conf.schedule_interval_s ? now + conf.schedule_interval_s * 1000 : 0;
+    o->next_schedule_ms = conf.schedule_interval_s ? now : 0;
     o->next_sweep_ms = now + conf.sweep_interval_s * 1000;
     o->next_deps_ms = now + DEPS_CHECK_MS;
     while (!tg_shutdown_requested) {
@@ -148,9 +150,10 @@ static void orchestrator_run(orch_loop_t *o) {
             o->next_sweep_ms = now + conf.sweep_interval_s * 1000;
         }
         if (o->next_schedule_ms && now >= o->next_schedule_ms) {
-            track_schedule_tick(o);
-            o->next_schedule_ms = now + conf.schedule_interval_s * 1000;
+            schedule_check(o);
+            o->next_schedule_ms = now + conf.schedule_check_ms;
         }
+        retention_tick(o->pg, &conf.cfg);
         if (now >= o->next_deps_ms) {
             deps_refresh(o);
             o->next_deps_ms = now + DEPS_CHECK_MS;

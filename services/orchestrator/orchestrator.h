@@ -42,6 +42,7 @@ typedef struct {
     int64_t delays_ms[ORCH_MAX_DELAYS]; /* RETRY_DELAYS_S */
     int ndelays;
     long schedule_interval_s;           /* 0 = no schedule */
+    long schedule_check_ms;             /* how often the leader looks at the schedule */
     long sweep_interval_s;              /* how often timeouts are checked */
     const char *alert_webhook;          /* ALERT_WEBHOOK_URL, may be NULL */
     long api_cache_ms;                  /* API_CACHE_MS: read cache lifetime, 0 = off */
@@ -52,7 +53,7 @@ typedef struct {
  * minutes; 3, 2 and 2 attempts). */
 void orch_workers_defaults(orch_worker_t workers[ORCH_NWORKERS]);
 
-/* Reads RETRY_DELAYS_S, SCHEDULE_INTERVAL_S, TIMEOUT_SWEEP_S,
+/* Reads RETRY_DELAYS_S, SCHEDULE_INTERVAL_S, SCHEDULE_CHECK_MS, TIMEOUT_SWEEP_S,
  * WORKER_TIMEOUT_S_<1..3>, ALERT_WEBHOOK_URL on top of conf->cfg. */
 int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen);
 
@@ -281,6 +282,7 @@ typedef struct {
     tg_consumer_t *tracking;
     orch_delay_t *delay;
     int64_t next_schedule_ms, next_sweep_ms, next_deps_ms;
+    int schedule_leader;     /* this orchestrator holds the schedule's lock */
 } orch_loop_t;
 
 /* ---- tracking (track.c) ------------------------------------------------ */
@@ -292,8 +294,12 @@ int track_message(orch_loop_t *o, const rd_kafka_message_t *msg);
 /* Marks timed-out steps and retries them like retryable failures. */
 void track_sweep_timeouts(orch_loop_t *o);
 
-/* Starts a scheduled run unless one is active. */
-void track_schedule_tick(orch_loop_t *o);
+/* ---- the schedule (schedule.c) ----------------------------------------- */
+
+/* Takes or keeps the schedule's leadership and, when this orchestrator
+ * leads and the tick is due by the wall clock, claims it and starts its run
+ * (unless a run is active). */
+void schedule_check(orch_loop_t *o);
 
 /* ---- retries, dead letters, alerts (retry.c) --------------------------- */
 

@@ -47,6 +47,10 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
     int rc = tg_env_long("SCHEDULE_INTERVAL_S", 21600, 0, 365L * 86400, &conf->schedule_interval_s,
                          errstr, errlen);
     if (!rc) {
+        rc = tg_env_long("SCHEDULE_CHECK_MS", 1000, 10, 60000, &conf->schedule_check_ms, errstr,
+                         errlen);
+    }
+    if (!rc) {
         rc = tg_env_long("TIMEOUT_SWEEP_S", 5, 1, 3600, &conf->sweep_interval_s, errstr, errlen);
     }
     if (!rc) {

@@ -293,14 +293,21 @@ static int still_wanted(orch_loop_t *o, const rd_kafka_message_t *msg, const cha
     return rc;
 }
 
-/* Forwards a due message to its original topic with the same key. */
+/* Forwards a due message to its original topic with the same key. Its
+ * x-deadline (epoch ms) is the step's timeout from now: the worker stops the
+ * attempt when this orchestrator gives up on it. */
 static int forward(orch_loop_t *o, const rd_kafka_message_t *msg, const char *orig_topic,
                    const char *attempt, char *errstr, size_t errlen) {
     char *key = msg->key ? strndup(msg->key, msg->key_len) : NULL;
+    char deadline[24];
+    const orch_worker_t *w = orch_worker_by_input(o->conf, orch_topic_base(o->conf, orig_topic));
+    snprintf(deadline, sizeof deadline, "%lld",
+             (long long)(tg_now_ms() + (int64_t)(w ? w->timeout_s : 0) * 1000));
     const tg_header_t headers[] = {{"x-attempt", attempt},
-                                   {"x-retry-from", rd_kafka_topic_name(msg->rkt)}};
-    int rc = tg_producer_send(o->producer, orig_topic, key, msg->payload, msg->len, headers, 2,
-                              ORCH_SEND_TIMEOUT_MS, errstr, errlen);
+                                   {"x-retry-from", rd_kafka_topic_name(msg->rkt)},
+                                   {"x-deadline", deadline}};
+    int rc = tg_producer_send(o->producer, orig_topic, key, msg->payload, msg->len, headers,
+                              w ? 3 : 2, ORCH_SEND_TIMEOUT_MS, errstr, errlen);
     free(key);
     return rc;
 }

@@ -1,7 +1,7 @@
 /* Tracking: every pipeline event, whoever produced it, moves its run along
  * the specification's rules; failed and timed-out steps are retried through
  * the delay topics or given up (dead letter, alert, and for worker 2 a
- * "failed" completion so the graph is still built). Also the schedule. */
+ * "failed" completion so the graph is still built). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,8 +125,11 @@ static int advance(orch_loop_t *o, const orch_run_t *run, const orch_worker_t *f
     char err[512], message[1200];
     const orch_worker_t *next = orch_worker_next(o->conf, from);
     const char *msg = tg_json_str(env->payload, "message");
-    if (from->position == 1 && !strcmp(status, "no_changes")) {
-        snprintf(message, sizeof message, "No changes: %s", msg ? msg : "the data is unchanged");
+    if (from->position == 1 && !strcmp(status, "no_changes") &&
+        !tg_json_str(env->payload, "refresh")) {
+        /* Nothing is owed downstream: workers 2 and 3 do nothing for this
+         * event, so the run ends here. */
+        snprintf(message, sizeof message, "%s", msg ? msg : "No changes: the data is unchanged");
         run_end(o, env->run_id, "succeeded", message, env->dataset_version, NULL);
     } else if (!next || !strcmp(run->only_worker, from->id)) {
         snprintf(message, sizeof message, "%s", msg ? msg : "completed");
@@ -348,7 +351,7 @@ int track_message(orch_loop_t *o, const rd_kafka_message_t *msg) {
     return rc;
 }
 
-/* ---- timeouts and the schedule ----------------------------------------- */
+/* ---- timeouts ---------------------------------------------------------- */
 
 typedef struct {
     orch_loop_t *o;
@@ -382,20 +385,5 @@ void track_sweep_timeouts(orch_loop_t *o) {
             tg_error("Timeout sweep: %s", err);
             return;
         }
-    }
-}
-
-void track_schedule_tick(orch_loop_t *o) {
-    char err[512], run_id[TG_ID_LEN];
-    orch_create_outcome_t outcome;
-    orch_start_t req = {"schedule", 0, NULL, NULL, ORCH_SOURCE_DEFAULT};
-    if (orch_start_run(o->pg, o->producer, o->conf, &req, &outcome, run_id, err, sizeof err)) {
-        tg_error("Scheduled run not started: %s", err);
-    } else if (outcome == RUN_CONFLICT) {
-        tg_info("Scheduled run skipped: run %s is still active", run_id);
-    } else {
-        tg_log_set_run_id(run_id);
-        tg_info("Scheduled pipeline run queued");
-        tg_log_set_run_id(NULL);
     }
 }

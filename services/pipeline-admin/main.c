@@ -3,7 +3,7 @@
  * Kafka topics of proto/topics.md.
  *
  *   pipeline-admin migrate [--sql-dir DIR]
- *   pipeline-admin create-topics [--partitions N]
+ *   pipeline-admin create-topics [--partitions N]   (TOPIC_CONFIG: extra topic settings)
  *   pipeline-admin delete-topics      (tests: remove a TOPIC_PREFIX's topics)
  */
 #include <dirent.h>
@@ -175,6 +175,32 @@ static int admin_result(const tg_config_t *cfg, rd_kafka_queue_t *q, int deletin
     return rc;
 }
 
+/* TOPIC_CONFIG: "name=value[,name=value...]" set on every topic created,
+ * after (so over) the retention of proto/topics.md. */
+static int topic_config_apply(rd_kafka_NewTopic_t *nt, const char *spec, char *errstr,
+                              size_t errlen) {
+    char buf[1024], kerr[256];
+    if (!spec || !*spec)
+        return TG_OK;
+    if (strlen(spec) >= sizeof(buf))
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "TOPIC_CONFIG: longer than %zu bytes",
+                       sizeof(buf) - 1);
+    snprintf(buf, sizeof(buf), "%s", spec);
+    char *save = NULL;
+    for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(item, '=');
+        if (!eq || eq == item || !eq[1])
+            return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                           "TOPIC_CONFIG: \"%s\" is not name=value", item);
+        *eq = '\0';
+        if (rd_kafka_NewTopic_set_config(nt, item, eq + 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(kerr, sizeof(kerr), "%s", item);
+            return tg_fail(TG_ERR_CONFIG, errstr, errlen, "TOPIC_CONFIG: cannot set %s", kerr);
+        }
+    }
+    return TG_OK;
+}
+
 static int cmd_topics(const tg_config_t *cfg, int deleting, int partitions, char *errstr,
                       size_t errlen) {
     rd_kafka_t *rk = admin_open(cfg, errstr, errlen);
@@ -195,6 +221,11 @@ static int cmd_topics(const tg_config_t *cfg, int deleting, int partitions, char
         char ms[32];
         snprintf(ms, sizeof(ms), "%lld", (long long)topics[i].retention_h * 3600000LL);
         rd_kafka_NewTopic_set_config(nts[i], "retention.ms", ms);
+        if (topic_config_apply(nts[i], tg_env_str("TOPIC_CONFIG", NULL), errstr, errlen)) {
+            rd_kafka_NewTopic_destroy_array(nts, i + 1);
+            rd_kafka_destroy(rk);
+            return TG_ERR_CONFIG;
+        }
     }
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(

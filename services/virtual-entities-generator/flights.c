@@ -1,5 +1,5 @@
 /* Virtual flight schedule: two departures a day (08:00 and 16:00 Asia/Yakutsk,
- * a fixed UTC+9) for 365 days, written straight into COPY text. Dates are
+ * a fixed UTC+9) for the days of the horizon, written straight into COPY text. Dates are
  * computed with Howard Hinnant's civil-calendar algorithms rather than
  * mktime/localtime, which depend on the process's TZ and are slow per row. */
 #include "virtual.h"
@@ -98,12 +98,12 @@ static int append_flight(tg_buf_t *b, const tg_buf_t *head, const tg_buf_t *mid,
 }
 
 int virtual_flights_append(tg_buf_t *b, const char *dataset_version, const virtual_route_t *r,
-                           int64_t first_day) {
+                           int64_t first_day, int days) {
     tg_buf_t head, mid;
     tg_buf_init(&head);
     tg_buf_init(&mid);
     int rc = route_parts(&head, &mid, dataset_version, r);
-    for (int day = 0; !rc && day < VIRTUAL_FLIGHT_DAYS; day++)
+    for (int day = 0; !rc && day < days; day++)
         for (size_t k = 0; !rc && k < sizeof(departures_min) / sizeof(departures_min[0]); k++)
             rc = append_flight(b, &head, &mid, (first_day + day) * 1440 + departures_min[k],
                                r->duration_min);

@@ -8,6 +8,7 @@
  *                        → COPY stops, routes, flights + stats (one transaction)
  *                        → virtual-entities.completed
  */
+#include "tg/dataset.h"
 #include "tg/log.h"
 #include "tg/topics.h"
 #include "tg/worker.h"
@@ -39,6 +40,11 @@ static int config_read(virtual_config_t *c, char *errstr, size_t errlen) {
     int rc = tg_env_double("VIRTUAL_SPEED_KMH", 60, 1, 2000, &c->speed_kmh, errstr, errlen);
     if (!rc)
         rc = tg_env_double("VIRTUAL_FARE_RUB", 1000, 0, 1e9, &c->fare_rub, errstr, errlen);
+    long days = VIRTUAL_FLIGHT_DAYS;
+    if (!rc)
+        rc = tg_env_long("VIRTUAL_HORIZON_DAYS", VIRTUAL_FLIGHT_DAYS, 1, 3660, &days, errstr,
+                         errlen);
+    c->horizon_days = (int)days;
     if (!rc)
         rc = tg_env_bool("VIRTUAL_FAIL_AFTER_ROUTES", 0, &c->fail_after_routes, errstr, errlen);
     return rc;
@@ -87,20 +93,36 @@ static cJSON *details_of(const virtual_outcome_t *o) {
     return d;
 }
 
-/* The reasons to pass the run on without generating; NULL to generate. */
-static const char *skip_reason(const tg_envelope_t *in, int64_t dv, char *buf, size_t len) {
+/* Why this event asks for no generation: the status to report (skipped, or
+ * TG_STEP_NOTHING when nothing follows either) with its message in buf;
+ * NULL to generate. Unchanged data is generated for only when odata-sync
+ * says the virtual entities are missing or their horizon moved on. */
+static const char *skip_status(const tg_envelope_t *in, int64_t dv, char *buf, size_t len) {
     const char *status = tg_json_str(in->payload, "status");
     const char *only = tg_json_str(in->payload, "only");
+    tg_refresh_t refresh = tg_refresh_parse(tg_json_str(in->payload, "refresh"));
     if (only && *only && strcmp(only, TG_WORKER_VIRTUAL)) {
         snprintf(buf, len, "Single-worker run of %s: nothing to do", only);
-        return buf;
+        return "skipped";
+    }
+    if (dv <= 0) {
+        snprintf(buf, len, "No dataset: generation skipped");
+        return "skipped";
+    }
+    if (status && !strcmp(status, "no_changes")) {
+        if (refresh == TG_REFRESH_VIRTUAL_MISSING || refresh == TG_REFRESH_VIRTUAL_HORIZON)
+            return NULL;
+        snprintf(buf, len,
+                 refresh == TG_REFRESH_GRAPH
+                     ? "Virtual entities of dataset %lld are current: the graph is refreshed"
+                     : "Dataset %lld unchanged and current: nothing to do",
+                 (long long)dv);
+        return refresh == TG_REFRESH_GRAPH ? "skipped" : TG_STEP_NOTHING;
     }
     if (status && strcmp(status, "success")) {
         snprintf(buf, len, "OData sync reported %s: no new dataset, generation skipped", status);
-        return buf;
+        return "skipped";
     }
-    if (dv <= 0)
-        return "No dataset: generation skipped";
     return NULL;
 }
 
@@ -112,7 +134,16 @@ static void report(const virtual_outcome_t *o, int64_t dv, tg_step_result_t *res
         return;
     }
     res->details = details_of(o);
-    if (o->existed) {
+    if (*o->through)
+        cJSON_AddStringToObject(res->details, "virtualFlightsThrough", o->through);
+    if (o->topped_up) {
+        res->added = o->added;
+        res->deleted = o->deleted;
+        snprintf(res->message, sizeof(res->message),
+                 "Virtual flights of dataset %lld moved on to cover through %s: %lld added, "
+                 "%lld past ones removed",
+                 (long long)dv, o->through, o->added, o->deleted);
+    } else if (o->existed) {
         snprintf(res->message, sizeof(res->message),
                  "Virtual entities already exist for dataset %lld: %lld stops, %lld routes, "
                  "%lld flights (nothing new)",
@@ -143,14 +174,15 @@ static void step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t
     int64_t dv = in->dataset_version;
     if (dv <= 0) /* the odata-sync payload repeats it */
         dv = (int64_t)tg_json_num(in->payload, "datasetVersion", 0);
-    const char *skip = skip_reason(in, dv, why, sizeof(why));
+    const char *skip = skip_status(in, dv, why, sizeof(why));
     if (skip) {
-        res->status = "skipped";
-        snprintf(res->message, sizeof(res->message), "%s", skip);
+        res->status = skip;
+        snprintf(res->message, sizeof(res->message), "%s", why);
     } else {
         virtual_outcome_t o;
         int rc = virtual_generate(ctx->pg, &st->cities, &st->cfg, dv,
-                                  tg_json_bool(in->payload, "force", 0), &o, err, sizeof(err));
+                                  tg_json_bool(in->payload, "force", 0),
+                                  tg_local_day(tg_now_ms()), &o, err, sizeof(err));
         res->dataset_version = dv;
         if (rc)
             tg_step_fail(res, rc, "Virtual entities for dataset %lld: %s", (long long)dv, err);

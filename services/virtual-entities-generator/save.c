@@ -1,7 +1,10 @@
 /* One generation = one transaction: lock the dataset row, return early when
- * the dataset already has its virtual entities (replay), read the real
- * stops, plan, COPY virtual_stops, virtual_routes and flights, record the
- * counts in datasets.stats, commit. Any failure rolls everything back. */
+ * the dataset already has its virtual entities over the current horizon
+ * (replay), read the real stops, plan, COPY virtual_stops, virtual_routes and
+ * flights, record the counts and the horizon in datasets, commit. A dataset
+ * whose horizon moved on gets a top-up instead. Any failure rolls
+ * everything back. */
+#include "tg/dataset.h"
 #include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/pg.h"
@@ -13,24 +16,44 @@
 
 #define FLIGHT_CHUNK_BYTES (8u << 20) /* bounds memory in direct mode */
 
-/* Locks the dataset row (serialising generators of one version) and reads
- * its local date. *first_day stays -1 when the dataset does not exist. */
-static int lock_dataset(PGconn *pg, const char *dv, int64_t *first_day, char *errstr,
+/* The dataset's row, locked: serialises generators of one version. */
+typedef struct {
+    int found;
+    int64_t from, through; /* local days its virtual flights cover; -1 when none */
+} dataset_row_t;
+
+static int lock_dataset(PGconn *pg, const char *dv, dataset_row_t *row, char *errstr,
                         size_t errlen) {
     PGresult *res;
     const char *params[] = {dv};
     int rc = tg_pg_exec(pg,
-                        "SELECT to_char(created_at AT TIME ZONE 'Asia/Yakutsk', 'YYYY-MM-DD') "
+                        "SELECT coalesce(virtual_from - date '1970-01-01', -1), "
+                        "coalesce(virtual_through - date '1970-01-01', -1) "
                         "FROM datasets WHERE version = $1 FOR UPDATE",
                         1, params, &res, errstr, errlen);
     if (rc)
         return rc;
-    int y, m, d;
-    *first_day = -1;
-    if (PQntuples(res) == 1 && sscanf(PQgetvalue(res, 0, 0), "%d-%d-%d", &y, &m, &d) == 3)
-        *first_day = virtual_days_from_civil(y, m, d);
+    row->found = PQntuples(res) == 1;
+    row->from = row->found ? atoll(PQgetvalue(res, 0, 0)) : -1;
+    row->through = row->found ? atoll(PQgetvalue(res, 0, 1)) : -1;
     PQclear(res);
     return TG_OK;
+}
+
+/* Records the days the virtual flights now cover; a new generation stamp
+ * tells graph-builder that its graph of this dataset is out of date. */
+static int record_horizon(PGconn *pg, const char *dv, int64_t from, int64_t through,
+                          char *errstr, size_t errlen) {
+    char f[16], t[16];
+    tg_day_format(from, f, sizeof(f));
+    tg_day_format(through, t, sizeof(t));
+    const char *params[] = {dv, f, t};
+    return tg_pg_exec(pg,
+                      "UPDATE datasets SET virtual_from = $2::date, virtual_through = $3::date, "
+                      "virtual_generation = virtual_generation + 1, stats = stats || "
+                      "jsonb_build_object('virtualFlights', (SELECT count(*) FROM flights "
+                      "WHERE dataset_version = $1 AND is_virtual)) WHERE version = $1",
+                      3, params, NULL, errstr, errlen);
 }
 
 /* Reads what the dataset already holds; *generated is 1 when a generation
@@ -154,12 +177,12 @@ static int copy_routes(PGconn *pg, const char *dv, const virtual_plan_t *plan,
 
 /* Flights go in chunks of a few MB: several COPYs in the same transaction. */
 static int copy_flights(PGconn *pg, const char *dv, const virtual_plan_t *plan, int64_t first_day,
-                        char *errstr, size_t errlen) {
+                        int days, char *errstr, size_t errlen) {
     tg_buf_t b;
     tg_buf_init(&b);
     int rc = TG_OK;
     for (size_t i = 0; i < plan->nroutes && !rc; i++) {
-        if (virtual_flights_append(&b, dv, &plan->routes[i], first_day))
+        if (virtual_flights_append(&b, dv, &plan->routes[i], first_day, days))
             rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "flights: out of memory");
         else if (b.len >= FLIGHT_CHUNK_BYTES || i + 1 == plan->nroutes) {
             rc = tg_pg_copy(pg, VIRTUAL_FLIGHT_COPY, b.data, b.len, errstr, errlen);
@@ -200,12 +223,12 @@ static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
         rc = tg_fail(TG_ERR_DB, errstr, errlen,
                      "injected failure after the virtual routes COPY (VIRTUAL_FAIL_AFTER_ROUTES)");
     if (!rc)
-        rc = copy_flights(pg, dv, plan, first_day, errstr, errlen);
+        rc = copy_flights(pg, dv, plan, first_day, cfg->horizon_days, errstr, errlen);
     tg_info("COPY took %lld ms for stops and routes, %lld ms for flights", (long long)(t1 - t0),
             (long long)(tg_mono_ms() - t1));
     out->stops = (long long)plan->nstops;
     out->routes = (long long)plan->nroutes;
-    out->flights = (long long)plan->nroutes * VIRTUAL_FLIGHT_DAYS * 2;
+    out->flights = (long long)plan->nroutes * cfg->horizon_days * 2;
     out->cities_without_stops = plan->cities_without_stops;
     snprintf(out->mode, sizeof(out->mode), "%s", plan->mode == VIRTUAL_MODE_HUB ? "hub" : "direct");
     if (!rc)
@@ -236,33 +259,100 @@ static int generate_locked(PGconn *pg, const char *dv, const virtual_cities_t *c
     return rc;
 }
 
+/* ---- the rolling horizon ------------------------------------------------ */
+
+/* Flights of the dataset's virtual routes for local days [first, last]. */
+static int copy_days(PGconn *pg, const char *dv, int64_t first, int64_t last, long long *added,
+                     char *errstr, size_t errlen) {
+    PGresult *res;
+    const char *params[] = {dv};
+    *added = 0;
+    if (last < first)
+        return TG_OK;
+    int rc = tg_pg_exec(pg,
+                        "SELECT id, from_stop_id, to_stop_id, duration_minutes FROM "
+                        "virtual_routes WHERE dataset_version = $1 ORDER BY id COLLATE \"C\"",
+                        1, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    virtual_plan_t plan = {.nroutes = (size_t)PQntuples(res)};
+    plan.routes = calloc(plan.nroutes ? plan.nroutes : 1, sizeof(*plan.routes));
+    if (!plan.routes)
+        rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual routes: out of memory");
+    for (size_t i = 0; !rc && i < plan.nroutes; i++) {
+        virtual_route_t *r = &plan.routes[i];
+        snprintf(r->id, sizeof(r->id), "%s", PQgetvalue(res, (int)i, 0));
+        r->from.stop_id = PQgetvalue(res, (int)i, 1);
+        r->to.stop_id = PQgetvalue(res, (int)i, 2);
+        r->duration_min = (int)lround(atof(PQgetvalue(res, (int)i, 3)));
+    }
+    if (!rc && plan.nroutes)
+        rc = copy_flights(pg, dv, &plan, first, (int)(last - first + 1), errstr, errlen);
+    *added = (long long)plan.nroutes * (last - first + 1) * 2;
+    free(plan.routes);
+    PQclear(res);
+    return rc;
+}
+
+/* Moves the horizon on to [today, today + days - 1]: flights before today
+ * go, the days after the old end come. */
+static int top_up(PGconn *pg, const char *dv, const dataset_row_t *row, int64_t today, int days,
+                  virtual_outcome_t *out, char *errstr, size_t errlen) {
+    char first[16];
+    PGresult *res;
+    int64_t last = today + days - 1, from = row->through + 1 > today ? row->through + 1 : today;
+    tg_day_format(today, first, sizeof(first));
+    const char *params[] = {dv, first};
+    int rc = tg_pg_exec(pg,
+                        "DELETE FROM flights WHERE dataset_version = $1 AND is_virtual AND "
+                        "departure_time < $2::date::timestamp AT TIME ZONE 'Asia/Yakutsk'",
+                        2, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    out->deleted = atoll(PQcmdTuples(res));
+    PQclear(res);
+    rc = copy_days(pg, dv, from, last, &out->added, errstr, errlen);
+    if (!rc)
+        rc = record_horizon(pg, dv, today, last > row->through ? last : row->through, errstr,
+                            errlen);
+    out->topped_up = 1;
+    return rc;
+}
+
 int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_config_t *cfg,
-                     int64_t dataset_version, int force, virtual_outcome_t *out, char *errstr,
-                     size_t errlen) {
+                     int64_t dataset_version, int force, int64_t today, virtual_outcome_t *out,
+                     char *errstr, size_t errlen) {
     char dv[24];
-    int64_t first_day = -1;
+    dataset_row_t row = {0, -1, -1};
     int generated = 0;
     snprintf(dv, sizeof(dv), "%lld", (long long)dataset_version);
     memset(out, 0, sizeof(*out));
     int rc = tg_pg_begin(pg, errstr, errlen);
     if (!rc)
-        rc = lock_dataset(pg, dv, &first_day, errstr, errlen);
-    if (!rc && first_day >= 0)
+        rc = lock_dataset(pg, dv, &row, errstr, errlen);
+    if (!rc && row.found)
         rc = existing(pg, dv, out, &generated, errstr, errlen);
-    out->dataset_found = first_day >= 0;
-    if (rc || !out->dataset_found || (generated && !force)) {
+    out->dataset_found = row.found;
+    int current = generated && row.from >= today;
+    if (rc || !row.found || (current && !force)) {
         out->existed = generated;
+        tg_day_format(row.through, out->through, sizeof(out->through));
         tg_pg_rollback(pg);
         return rc;
     }
-    if (generated) {
-        out->deleted = out->stops + out->routes + out->flights;
-        if ((rc = delete_existing(pg, dv, errstr, errlen))) {
-            tg_pg_rollback(pg);
-            return rc;
+    if (generated && !force) {
+        rc = top_up(pg, dv, &row, today, cfg->horizon_days, out, errstr, errlen);
+    } else {
+        if (generated) {
+            out->deleted = out->stops + out->routes + out->flights;
+            rc = delete_existing(pg, dv, errstr, errlen);
         }
+        if (!rc)
+            rc = generate_locked(pg, dv, cities, cfg, today, out, errstr, errlen);
+        if (!rc)
+            rc = record_horizon(pg, dv, today, today + cfg->horizon_days - 1, errstr, errlen);
     }
-    rc = generate_locked(pg, dv, cities, cfg, first_day, out, errstr, errlen);
+    tg_day_format(today + cfg->horizon_days - 1, out->through, sizeof(out->through));
     if (!rc)
         rc = tg_pg_commit(pg, errstr, errlen);
     if (rc)

@@ -64,6 +64,7 @@ typedef struct {
     double speed_kmh;
     double fare_rub;
     const char *transport_type;
+    int horizon_days;      /* virtual flights cover today and the days after: 365 */
     int fail_after_routes; /* test-only fault injection */
 } virtual_config_t;
 
@@ -119,7 +120,7 @@ void virtual_plan_free(virtual_plan_t *plan);
 
 /* ---- flights.c: schedule ------------------------------------------------ */
 
-#define VIRTUAL_FLIGHT_DAYS 365
+#define VIRTUAL_FLIGHT_DAYS 365 /* the default horizon (VIRTUAL_HORIZON_DAYS) */
 #define VIRTUAL_FLIGHT_SEATS 50
 
 /* Days since 1970-01-01 of a civil date, and back. */
@@ -131,11 +132,11 @@ void virtual_civil_from_days(int64_t days, int *y, int *m, int *d);
  * "YYYY-MM-DD HH:MM:00+09:00" into out (at least 26 bytes). */
 void virtual_format_local(int64_t local_min, char *out);
 
-/* Appends the 730 COPY rows of one route's flights (columns of
- * VIRTUAL_FLIGHT_COPY) starting at local midnight first_day (days since the
- * epoch). */
+/* Appends the COPY rows of one route's flights (columns of
+ * VIRTUAL_FLIGHT_COPY), two a day for `days` days starting at local
+ * midnight first_day (days since the epoch): 730 for a whole year. */
 int virtual_flights_append(tg_buf_t *b, const char *dataset_version, const virtual_route_t *r,
-                           int64_t first_day) TG_WARN_UNUSED;
+                           int64_t first_day, int days) TG_WARN_UNUSED;
 
 #define VIRTUAL_FLIGHT_COPY                                                                        \
     "COPY flights (dataset_version, id, route_id, from_stop_id, to_stop_id, departure_time, "      \
@@ -145,17 +146,23 @@ int virtual_flights_append(tg_buf_t *b, const char *dataset_version, const virtu
 
 typedef struct {
     long long stops, routes, flights;
-    long long deleted; /* rows of a previous generation replaced (force) */
+    long long deleted; /* rows of a previous generation replaced (force), or past flights */
     char mode[16];
-    int existed; /* 1 when the dataset already had them (replay) */
+    int existed;       /* 1 when the dataset already had them, horizon current (replay) */
+    int topped_up;     /* 1 when only the horizon was moved on */
+    long long added;   /* flights added by a top-up */
+    char through[16];  /* last local date the virtual flights cover, YYYY-MM-DD */
     int dataset_found;
     size_t cities_without_stops;
 } virtual_outcome_t;
 
 /* Generates and saves the virtual entities of dataset_version in one
- * transaction (see README: replay-safe unless force). */
+ * transaction, with flights from local day `today` over the horizon (see
+ * README: replay-safe unless force). When the dataset has them already and
+ * their flights start before today, only the horizon moves on: past flights
+ * go, the missing days are added. */
 int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_config_t *cfg,
-                     int64_t dataset_version, int force, virtual_outcome_t *out, char *errstr,
-                     size_t errlen) TG_WARN_UNUSED;
+                     int64_t dataset_version, int force, int64_t today, virtual_outcome_t *out,
+                     char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 #endif

@@ -34,7 +34,9 @@ PASSTHROUGH_PREFIXES = ("KAFKA_CONF_",)
 # Fault injection for the integration tests: never part of a deployment.
 TEST_HOOK_RE = re.compile(r"FAIL_AFTER|FAULT|^TEST_")
 # pipeline-admin never listens, so its HTTP_PORT default (0) is right.
-NOT_NEEDED = {ADMIN: {"HTTP_PORT"}}
+# STEP_TIMEOUT_S is read by the worker loop (libcommon/src/worker.c), which
+# only the three workers run.
+NOT_NEEDED = {ADMIN: {"HTTP_PORT", "STEP_TIMEOUT_S"}, "orchestrator": {"STEP_TIMEOUT_S"}}
 # Names built as "PREFIX%d" are per worker, numbered 1..3 as in the spec.
 NUMBERED_RANGE = range(1, 4)
 

@@ -3,6 +3,7 @@ stops is written with psql, an odata-sync.completed event is produced with
 kcat, and the test reads what the worker wrote to PostgreSQL and emitted on
 pipeline.virtual-entities.completed (or pipeline.step.failed)."""
 import os
+from datetime import datetime, timedelta, timezone
 
 from conftest import SOURCE_DIR, envelope
 
@@ -112,8 +113,11 @@ def test_hub_mode_generates_stops_routes_and_730_flights_per_route(stack, tmp_pa
     # great circle 177.12 km at 60 km/h = 177.12 min, rounded up to 178
     assert float(amga[5]) == 177.12 and amga[4] == "178"
 
-    # Every route: 730 flights, 365 days from the dataset's local date, at
-    # 08:00 and 16:00 +09, 50 seats, arrival = departure + duration.
+    # Every route: 730 flights, 365 days from today's local date (the
+    # rolling horizon, not the dataset's date), at 08:00 and 16:00 +09, 50
+    # seats, arrival = departure + duration.
+    today = datetime.now(timezone(timedelta(hours=9))).date()
+    last = today + timedelta(days=364)
     per_route = stack.sql(
         "SELECT r.id, count(f.id), count(DISTINCT (f.departure_time AT TIME ZONE "
         "'Asia/Yakutsk')::date), min(f.departure_time AT TIME ZONE 'Asia/Yakutsk')::date, "
@@ -126,11 +130,11 @@ def test_hub_mode_generates_stops_routes_and_730_flights_per_route(stack, tmp_pa
         f"WHERE r.dataset_version = {version} GROUP BY r.id")
     assert len(per_route) == 6
     for row in per_route:
-        assert row[1:] == ["730", "365", "2026-03-01", "2027-02-28", "t", "t", "t"], row
+        assert row[1:] == ["730", "365", str(today), str(last), "t", "t", "t"], row
     assert stack.scalar(
         "SELECT id FROM flights WHERE route_id = 'virtual-route-virtual-stop-amga-stop-yak-a' "
         "ORDER BY departure_time LIMIT 1") == \
-        "virtual-flight-virtual-route-virtual-stop-amga-stop-yak-a-20260301-0800"
+        f"virtual-flight-virtual-route-virtual-stop-amga-stop-yak-a-{today:%Y%m%d}-0800"
 
     stats = stack.scalar(f"SELECT stats::text FROM datasets WHERE version = {version}")
     assert '"virtualStops": 3' in stats and '"virtualFlights": 4380' in stats
@@ -224,15 +228,27 @@ def test_injected_failure_leaves_nothing_and_reports_step_failed(stack, tmp_path
 def test_no_changes_and_missing_dataset_are_skipped_and_passed_on(stack, tmp_path):
     version = add_dataset(stack, REAL_STOPS)
     start(stack, tmp_path)
+    # Unchanged data with nothing owed: no work and no event at all.
     odata_done(stack, version, status="no_changes")
+    odata_done(stack, version, status="no_changes", refresh="graph")
     odata_done(stack, 999999)
     odata_done(stack, version, only="graph-builder")
     events = completions(stack, 3)
     assert [e["payload"]["status"] for e in events] == ["skipped"] * 3
-    assert "no_changes" in events[0]["payload"]["message"]
+    assert "graph is refreshed" in events[0]["payload"]["message"]
     assert "999999 does not exist" in events[1]["payload"]["message"]
     assert events[2]["payload"]["only"] == "graph-builder"
+    assert stack.consume(VIRTUAL_DONE, count=4, timeout=2)[3:] == []
     assert virtual_counts(stack, version) == (0, 0, 0)
+
+
+def test_unchanged_data_with_missing_virtual_entities_gets_them(stack, tmp_path):
+    version = add_dataset(stack, REAL_STOPS)
+    start(stack, tmp_path)
+    odata_done(stack, version, status="no_changes", refresh="virtual-missing")
+    p = completions(stack, 1)[0]["payload"]
+    assert p["status"] == "success" and p["virtualStops"] == 3, p
+    assert virtual_counts(stack, version) == (3, 6, 6 * 730)
 
 
 def test_malformed_cities_file_fails_start_up_naming_the_row(stack, tmp_path):

@@ -16,7 +16,7 @@ static virtual_cities_t cities(const char *csv) {
     return c;
 }
 
-static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB, "Якутск", 60, 1000, "BUS", 0};
+static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB, "Якутск", 60, 1000, "BUS", VIRTUAL_FLIGHT_DAYS, 0};
 
 static const virtual_route_t *route(const virtual_plan_t *p, const char *id) {
     for (size_t i = 0; i < p->nroutes; i++)
@@ -71,7 +71,7 @@ static void test_flights(void) {
     r.duration_min = 125;
     tg_buf_t b;
     tg_buf_init(&b);
-    CHECK(virtual_flights_append(&b, "7", &r, virtual_days_from_civil(2026, 11, 29)) == 0);
+    CHECK(virtual_flights_append(&b, "7", &r, virtual_days_from_civil(2026, 11, 29), VIRTUAL_FLIGHT_DAYS) == 0);
     CHECK(count_lines(&b) == 730);
     const char *first = "7\tvirtual-flight-virtual-route-virtual-stop-amga-stop-1-20261129-0800\t"
                         "virtual-route-virtual-stop-amga-stop-1\tvirtual-stop-amga\tstop-1\t"

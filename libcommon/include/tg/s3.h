@@ -1,10 +1,11 @@
-/* Puts objects into an S3-compatible store, signed with AWS SigV4 by libcurl. */
+/* Objects in an S3-compatible store (path-style URLs), signed with AWS SigV4
+ * by libcurl: put, get, list and delete. */
 #ifndef TG_S3_H
 #define TG_S3_H
 
-#include <stddef.h>
 #include "tg/config.h"
 #include "tg/error.h"
+#include <stddef.h>
 
 /* Returns true when S3_ENDPOINT is configured. */
 int tg_s3_enabled(const tg_config_t *cfg);
@@ -16,6 +17,19 @@ int tg_s3_put(const tg_config_t *cfg, const char *key, const void *data, size_t 
 /* GETs an object into *out (the caller frees it with free()). */
 int tg_s3_get(const tg_config_t *cfg, const char *key, char **out, size_t *outlen, char *errstr,
               size_t errlen) TG_WARN_UNUSED;
+
+/* Lists every key under prefix (all pages of ListObjectsV2), in the
+ * server's order (ascending). On success *keys holds *n strings; the caller
+ * frees them with tg_s3_keys_free(). On failure nothing is returned. */
+int tg_s3_list(const tg_config_t *cfg, const char *prefix, char ***keys, size_t *n, char *errstr,
+               size_t errlen) TG_WARN_UNUSED;
+
+/* Frees what tg_s3_list returned. */
+void tg_s3_keys_free(char **keys, size_t n);
+
+/* Deletes the object at key; a key that does not exist is not an error. */
+int tg_s3_delete(const tg_config_t *cfg, const char *key, char *errstr,
+                 size_t errlen) TG_WARN_UNUSED;
 
 /* gzip-compresses data; the caller frees *out. */
 int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) TG_WARN_UNUSED;

@@ -17,6 +17,12 @@
 #define TG_WORKER_VIRTUAL "virtual-entities-generator"
 #define TG_WORKER_GRAPH "graph-builder"
 
+/* Step timeouts of the specification, in seconds: the defaults of each
+ * worker's STEP_TIMEOUT_S and of the orchestrator's WORKER_TIMEOUT_S_<n>. */
+#define TG_TIMEOUT_S_ODATA 600
+#define TG_TIMEOUT_S_VIRTUAL 300
+#define TG_TIMEOUT_S_GRAPH 600
+
 /* Event schema names carried in the envelope's "schema" field. */
 #define TG_SCHEMA_TRIGGER "pipeline.trigger"
 #define TG_SCHEMA_ODATA_DONE "odata-sync.completed"
