@@ -84,10 +84,13 @@ BOUNDS = {
     "virtual_stops": "per_version", "virtual_routes": "per_version",
     # one graph per dataset kept, plus at most one rebuild a day (horizon,
     # self-healing) kept as long as the runs that made it
-    "graphs": MAX_DATASETS + RUN_RETENTION_DAYS + 1,
+    "graphs": MAX_DATASETS + GRAPH_KEEP_VERSIONS + RUN_RETENTION_DAYS + 1,
     "runs": MAX_RUNS,
     "run_steps": 3 * MAX_RUNS,
-    "cities": "fixed", "workers": "fixed",
+    "cities": "fixed", "workers": "fixed", "schedule": "fixed",
+    # stops, routes, flights, virtual_stops, virtual_routes: one partition
+    # per dataset version kept (sql/050_dataset_partitions.sql)
+    "partitions": 5 * MAX_DATASETS,
 }
 GENERIC_BOUND = 1000
 
@@ -97,6 +100,9 @@ ENV = {
     "graph-builder": {"GRAPH_KEEP_VERSIONS": str(GRAPH_KEEP_VERSIONS)},
     "orchestrator": {
         "SCHEDULE_INTERVAL_S": str(TICK_S),
+        # how often (real ms) the orchestrator looks whether a tick is due:
+        # the default second would be most of each simulated tick's wall time
+        "SCHEDULE_CHECK_MS": "50",
         "RETRY_DELAYS_S": "1,2",
         "DATASET_KEEP_VERSIONS": str(DATASET_KEEP_VERSIONS),
         "GRAPH_KEEP_VERSIONS": str(GRAPH_KEEP_VERSIONS),
@@ -403,11 +409,17 @@ class Soak:
             self.fail(day, "virtual", f"active graph {graph} has no virtual stops{since}")
 
     def table_counts(self):
+        """Rows of every table (a partitioned one with all its partitions),
+        and the number of partitions."""
         tables = [r[0] for r in self.w.sql(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-            "AND table_type = 'BASE TABLE' ORDER BY 1")]
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+            "AND relkind IN ('r', 'p') AND NOT relispartition ORDER BY 1")]
         sql = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in tables)
-        return {t: int(n) for t, n in self.w.sql(sql)}
+        counts = {t: int(n) for t, n in self.w.sql(sql)}
+        counts["partitions"] = int(self.w.scalar(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+            "AND relispartition AND relkind = 'r'"))
+        return counts
 
     def learn_bounds(self, counts):
         per_version = {}
@@ -439,7 +451,7 @@ class Soak:
             if n > bound:
                 self.fail(day, "bounds", f"{t} holds {n} rows, bound {bound}")
         row["datasets"] = counts.get("datasets")
-        row["rows"] = sum(n for t, n in counts.items() if t != "redis keys")
+        row["rows"] = sum(n for t, n in counts.items() if t not in ("redis keys", "partitions"))
         row["keys"] = counts["redis keys"]
         row["counts"] = counts
 
