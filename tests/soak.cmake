@@ -2,9 +2,6 @@
 # the four real services against the real stack, invariants checked after
 # every simulated day. SOAK_DAYS (default 90) sets the length; docs/soak.md
 # has the figures and the 365-day variant.
-add_library(soak_cnd_timedwait SHARED soak/cnd_timedwait_shim.c)
-set_target_properties(soak_cnd_timedwait PROPERTIES
-  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/soak)
 add_test(NAME soak
          COMMAND ${TG_PYTEST} -q --no-header -p no:cacheprovider -rfE -s
                  ${CMAKE_CURRENT_SOURCE_DIR}/soak/soak_test.py)

@@ -13,7 +13,7 @@ PostgreSQL is the soak's own (initdb in a temporary directory, a free port)
 because runs, steps and datasets are stamped with its now(): it must live on
 the simulated clock. Kafka and Redis are the shared stack's (own topic
 prefix, own Redis database); the broker keeps real time, so the soak's topics
-are switched to LogAppendTime (see kafka_topics_log_append_time). S3 is left
+are created with LogAppendTime (see TOPIC_CONFIG). S3 is left
 out (S3_ENDPOINT empty): SigV4 signatures carry the signer's clock and the
 server refuses a request more than 15 minutes off its own.
 """
@@ -51,12 +51,13 @@ KAFKA_DEPS = os.path.join(STACK_ROOT, "deploy", "kafka", "target", "dependency")
 
 
 def faketime_preload():
-    """LD_PRELOAD of a faked process: the C11 wait shim built beside the test
-    (cnd_timedwait_shim.c says why), then libfaketimeMT (the services are
-    threaded) from Debian's libfaketime."""
+    """LD_PRELOAD of a faked process: the C11 wait shim of the tests
+    (tests/support/faketime_cnd.c says why: without it librdkafka's polls
+    wait for simulated deadlines on the real clock), then libfaketimeMT (the
+    services are threaded) from Debian's libfaketime."""
     found = glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1")
     assert found, "libfaketime is not installed: apt-get install faketime (deploy/stack.sh up does)"
-    shim = os.path.join(BUILD_DIR, "tests", "soak", "libsoak_cnd_timedwait.so")
+    shim = os.path.join(BUILD_DIR, "tests", "faketime_cnd.so")
     assert os.path.exists(shim), f"{shim} is not built"
     return f"{shim}:{found[0]}"
 
@@ -153,35 +154,30 @@ class SoakPostgres:
                                      "-w", "-t", "60", "stop"]), capture_output=True)
 
 
-def kafka_topics_log_append_time(prefix):
-    """Switches every topic named prefix* to message.timestamp.type=LogAppendTime.
+# Producers under the simulated clock stamp records up to a year ahead of the
+# broker's real clock; Kafka 4 refuses a CreateTime more than
+# message.timestamp.after.max.ms (default 1 h) in the future. The soak's
+# topics are created (pipeline-admin create-topics, TOPIC_CONFIG) with
+# LogAppendTime: the broker stamps each record itself on append, and the
+# producer's timestamp is neither checked nor kept. Nothing in the pipeline
+# reads record timestamps (retry due times travel in x-due-at headers), and
+# the topics' time-based retention follows the broker's real clock.
+TOPIC_CONFIG = "message.timestamp.type=LogAppendTime"
 
-    Producers under the simulated clock stamp records up to a year ahead of
-    the broker's real clock; Kafka 4 refuses a CreateTime more than
-    message.timestamp.after.max.ms (default 1 h) in the future. With
-    LogAppendTime the broker stamps each record itself on append and the
-    producer's timestamp is neither checked nor kept; nothing in the pipeline
-    reads record timestamps (retry due times travel in x-due-at headers).
-    kafka-configs.sh is kafka.admin.ConfigCommand, run from the stack's jars;
-    one JVM per topic, started side by side."""
-    out = subprocess.run(["kcat", "-L", "-b", STACK["KAFKA_BROKERS"], "-m", "10"],
-                         check=True, capture_output=True, text=True).stdout
-    topics = sorted({line.split('"')[1] for line in out.splitlines()
-                     if line.strip().startswith("topic \"" + prefix)})
-    assert topics, f"no topics with prefix {prefix} on {STACK['KAFKA_BROKERS']}"
+
+def kafka_topic_config(topic):
+    """The topic's settings as the broker reports them (kafka-configs.sh
+    --describe, i.e. kafka.admin.ConfigCommand run from the stack's jars)."""
     assert os.path.isdir(KAFKA_DEPS), f"Kafka jars not found in {KAFKA_DEPS} (deploy/stack.sh up)"
     log4j = os.path.join(STACK_ROOT, "deploy", "kafka", "log4j2.xml")
-    java = ["java", "-Xmx128m", "-XX:TieredStopAtLevel=1", "-Xshare:auto",
-            f"-Dlog4j2.configurationFile={log4j}",
-            "-cp", os.path.join(KAFKA_DEPS, "*"), "kafka.admin.ConfigCommand",
-            "--bootstrap-server", STACK["KAFKA_BROKERS"], "--entity-type", "topics", "--alter",
-            "--add-config", "message.timestamp.type=LogAppendTime"]
-    procs = [(t, subprocess.Popen(java + ["--entity-name", t], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)) for t in topics]
-    for topic, p in procs:
-        text = p.communicate(timeout=120)[0]
-        assert p.returncode == 0, f"kafka-configs for {topic} failed: {text[-1500:]}"
-    return topics
+    out = subprocess.run(
+        ["java", "-Xmx128m", "-XX:TieredStopAtLevel=1", f"-Dlog4j2.configurationFile={log4j}",
+         "-cp", os.path.join(KAFKA_DEPS, "*"), "kafka.admin.ConfigCommand",
+         "--bootstrap-server", STACK["KAFKA_BROKERS"], "--entity-type", "topics",
+         "--entity-name", topic, "--describe"],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"kafka-configs --describe {topic}: {out.stderr[-1500:]}"
+    return out.stdout
 
 
 class PsqlSession:
@@ -238,6 +234,7 @@ class SoakWorld:
             "REDIS_URL": self.redis_url,
             "TOPIC_PREFIX": self.topic_prefix,
             "TOPIC_PARTITIONS": "1",
+            "TOPIC_CONFIG": TOPIC_CONFIG,
             "S3_ENDPOINT": "",
             "LOG_LEVEL": "info",
             "CONNECT_TIMEOUT_S": "10",
@@ -252,7 +249,8 @@ class SoakWorld:
         self.redis_cli("SET", "soak:owner", self.tag)
         self.admin("migrate")
         self.admin("create-topics")
-        self.configured_topics = kafka_topics_log_append_time(self.topic_prefix)
+        trigger = self.topic_prefix + "pipeline.trigger"
+        assert TOPIC_CONFIG in kafka_topic_config(trigger), f"{trigger} lacks {TOPIC_CONFIG}"
 
     def admin(self, *args):
         out = subprocess.run([binary("pipeline-admin"), *args], env=self.clock.faked(self.env),

@@ -156,6 +156,18 @@ class Soak:
         self.w.start("virtual-entities-generator", ENV["virtual-entities-generator"])
         self.w.start("graph-builder", ENV["graph-builder"])
         self.orch = self.w.start("orchestrator", ENV["orchestrator"])
+        self.wait_schedule_started()
+
+    def wait_schedule_started(self):
+        """The orchestrator's first look at the schedule counts as its first
+        tick (the first run comes one interval later): the clock must not move
+        before it. Readiness comes earlier, so wait for the schedule row; an
+        orchestrator without a schedule table gets a second."""
+        if self.w.scalar("SELECT to_regclass('schedule') IS NOT NULL") != "t":
+            time.sleep(1.0)
+            return
+        wait_for(lambda: self.w.scalar("SELECT count(*) FROM schedule") != "0", 30, 0.02,
+                 "the orchestrator to start its schedule")
 
     def restart_orchestrator(self, day, why):
         self.orch_logs.append(self.orch.log_path)
