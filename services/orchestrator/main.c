@@ -153,7 +153,7 @@ static void orchestrator_run(orch_loop_t *o) {
             schedule_check(o);
             o->next_schedule_ms = now + conf.schedule_check_ms;
         }
-        retention_tick(o->pg, &conf.cfg);
+        retention_tick(o->pg, &conf.cfg, &conf.retention, &o->next_retention);
         if (now >= o->next_deps_ms) {
             deps_refresh(o);
             o->next_deps_ms = now + DEPS_CHECK_MS;

@@ -12,6 +12,7 @@
 #include "tg/envelope.h"
 #include "tg/kafka.h"
 #include "tg/service.h"
+#include "retention.h"
 
 #define ORCH_VERSION "1.0.0"
 #define ORCH_DEFAULT_PORT 3000
@@ -47,6 +48,7 @@ typedef struct {
     const char *alert_webhook;          /* ALERT_WEBHOOK_URL, may be NULL */
     long api_cache_ms;                  /* API_CACHE_MS: read cache lifetime, 0 = off */
     char group[ORCH_TOPIC_LEN];         /* <prefix>orchestrator */
+    retention_conf_t retention;         /* what retention keeps (retention.h) */
 } orch_conf_t;
 
 /* Fills the workers with the specification's values (timeouts 10, 5 and 10
@@ -54,7 +56,8 @@ typedef struct {
 void orch_workers_defaults(orch_worker_t workers[ORCH_NWORKERS]);
 
 /* Reads RETRY_DELAYS_S, SCHEDULE_INTERVAL_S, SCHEDULE_CHECK_MS, TIMEOUT_SWEEP_S,
- * WORKER_TIMEOUT_S_<1..3>, ALERT_WEBHOOK_URL on top of conf->cfg. */
+ * WORKER_TIMEOUT_S_<1..3>, ALERT_WEBHOOK_URL and the retention settings on
+ * top of conf->cfg. */
 int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen);
 
 /* The worker with this id, or NULL. */
@@ -283,6 +286,7 @@ typedef struct {
     orch_delay_t *delay;
     int64_t next_schedule_ms, next_sweep_ms, next_deps_ms;
     int schedule_leader;     /* this orchestrator holds the schedule's lock */
+    time_t next_retention;   /* wall clock of the next retention pass (0: not yet set) */
 } orch_loop_t;
 
 /* ---- tracking (track.c) ------------------------------------------------ */

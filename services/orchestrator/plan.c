@@ -63,6 +63,9 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
         rc = tg_env_long(name, conf->workers[i].timeout_s, 1, 86400, &v, errstr, errlen);
         conf->workers[i].timeout_s = (int)v;
     }
+    if (!rc) {
+        rc = retention_conf_load(&conf->retention, errstr, errlen);
+    }
     conf->alert_webhook = tg_env_str("ALERT_WEBHOOK_URL", NULL);
     snprintf(conf->group, sizeof conf->group, "%sorchestrator",
              conf->cfg.topic_prefix ? conf->cfg.topic_prefix : "");

@@ -330,30 +330,24 @@ int retention_run(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *co
     return first ? first : rc;
 }
 
-void retention_tick(PGconn *pg, const tg_config_t *cfg) {
-    static retention_conf_t conf;
-    static int state; /* 0: settings not read, 1: on, -1: off */
-    static time_t next;
+void retention_tick(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *conf,
+                    time_t *next) {
     char err[512];
     time_t now = time(NULL); /* wall clock: ages and intervals as an operator sees them */
-    if (state == 0) {
-        if (retention_conf_load(&conf, err, sizeof(err)) != TG_OK) {
-            tg_error("Retention off: %s", err);
-            state = -1;
-            return;
-        }
-        state = conf.interval_s ? 1 : -1;
-        next = now + (conf.interval_s < FIRST_PASS_MAX_S ? conf.interval_s : FIRST_PASS_MAX_S);
+    if (!conf->interval_s)
+        return;
+    if (*next == 0) {
+        *next = now + (conf->interval_s < FIRST_PASS_MAX_S ? conf->interval_s : FIRST_PASS_MAX_S);
         tg_info("Retention every %ld s: keeping %ld dataset versions, %ld graphs, %ld backups "
                 "per kind, runs for %ld days",
-                conf.interval_s, conf.dataset_keep, conf.graph_keep, conf.backup_keep,
-                conf.run_days);
+                conf->interval_s, conf->dataset_keep, conf->graph_keep, conf->backup_keep,
+                conf->run_days);
     }
-    if (state == 1 && next > now + conf.interval_s)
-        next = now + conf.interval_s; /* the clock was set back */
-    if (state != 1 || now < next)
+    if (*next > now + conf->interval_s)
+        *next = now + conf->interval_s; /* the clock was set back */
+    if (now < *next)
         return;
-    next = now + conf.interval_s;
-    if (retention_run(pg, cfg, &conf, err, sizeof(err)) != TG_OK)
+    *next = now + conf->interval_s;
+    if (retention_run(pg, cfg, conf, err, sizeof(err)) != TG_OK)
         tg_warn("Retention pass incomplete: %s", err);
 }

@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 typedef struct {
     long dataset_keep;    /* DATASET_KEEP_VERSIONS: newest versions kept per source */
@@ -54,12 +55,14 @@ size_t retention_backups_plan(const retention_backup_t *b, size_t n, long keep, 
 
 /* ---- the pass ------------------------------------------------------------------ */
 
-/* Called on every turn of the orchestrator's loop: reads the settings on
- * the first call, then runs one pass every RETENTION_INTERVAL_S of wall-clock
- * time (the first one interval after start, at most 5 minutes). A pass uses
- * pg (no transaction is left open) and, when S3_ENDPOINT is set, the bucket
- * of cfg. Failures are logged and retried at the next pass. */
-void retention_tick(PGconn *pg, const tg_config_t *cfg);
+/* Called on every turn of the orchestrator's loop: runs one pass every
+ * RETENTION_INTERVAL_S of wall-clock time (the first one interval after
+ * start, at most 5 minutes; *next is 0 before the first call and keeps the
+ * time of the next pass). A pass uses pg (no transaction is left open) and,
+ * when S3_ENDPOINT is set, the bucket of cfg. Failures are logged and
+ * retried at the next pass. */
+void retention_tick(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *conf,
+                    time_t *next);
 
 /* One pass now; returns 0 or the first error (the pass goes on after one). */
 int retention_run(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *conf, char *errstr,

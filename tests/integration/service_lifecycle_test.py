@@ -51,6 +51,24 @@ BAD_SETTINGS = [
 ]
 
 
+ORCHESTRATOR_BAD_SETTINGS = [
+    ("SCHEDULE_CHECK_MS", "0", "SCHEDULE_CHECK_MS"),
+    ("DATASET_KEEP_VERSIONS", "none", "DATASET_KEEP_VERSIONS"),
+    ("RUN_RETENTION_DAYS", "-1", "RUN_RETENTION_DAYS"),
+]
+
+
+@pytest.mark.parametrize("var,value,named", ORCHESTRATOR_BAD_SETTINGS)
+def test_bad_orchestrator_setting_stops_start_up(stack, var, value, named):
+    env = dict(stack.env, **service_env(stack, "orchestrator"))
+    env.update({var: value, "HTTP_PORT": str(free_port())})
+    proc = subprocess.run([binary("orchestrator")], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    last = [line for line in proc.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith(f"orchestrator: {named}:"), proc.stderr[-2000:]
+
+
 @pytest.mark.parametrize("name", SERVICES)
 @pytest.mark.parametrize("var,value,named", BAD_SETTINGS)
 def test_bad_setting_gives_one_clear_line(stack, name, var, value, named):
