@@ -172,6 +172,7 @@ def kafka_topic_config(topic):
     log4j = os.path.join(STACK_ROOT, "deploy", "kafka", "log4j2.xml")
     out = subprocess.run(
         ["java", "-Xmx128m", "-XX:TieredStopAtLevel=1", f"-Dlog4j2.configurationFile={log4j}",
+         "-Dkafka.logs.dir=" + os.path.join(BUILD_DIR, "test-logs"),
          "-cp", os.path.join(KAFKA_DEPS, "*"), "kafka.admin.ConfigCommand",
          "--bootstrap-server", STACK["KAFKA_BROKERS"], "--entity-type", "topics",
          "--entity-name", topic, "--describe"],
