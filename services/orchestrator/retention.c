@@ -205,6 +205,37 @@ static int prune_datasets(PGconn *pg, const retention_conf_t *conf, char *errstr
     return first;
 }
 
+/* ---- graphs rows ------------------------------------------------------------- */
+
+/* graphs rows of kept datasets: a dataset whose data never changes gets a
+ * new graph every day (the horizon moves on), so its retired graphs beyond
+ * the ones kept for rollback go, and failed builds once they are as old as
+ * the runs kept. Never the active graph, one being built, or one whose
+ * Redis keys are still to be cleaned up. */
+static int prune_graphs(PGconn *pg, const retention_conf_t *conf, char *errstr, size_t errlen) {
+    char keep[24], cutoff[24];
+    PGresult *res;
+    snprintf(keep, sizeof(keep), "%ld", conf->graph_keep);
+    snprintf(cutoff, sizeof(cutoff), "%lld", (long long)time(NULL) - conf->run_days * 86400LL);
+    const char *params[] = {keep, cutoff};
+    int rc = tg_pg_exec(
+        pg,
+        "WITH kept AS (SELECT version FROM graphs WHERE status IN ('active', 'retired')"
+        " ORDER BY status = 'active' DESC, activated_at DESC NULLS LAST, version DESC LIMIT $1)"
+        " DELETE FROM graphs g WHERE NOT g.keys_pending AND g.version NOT IN (SELECT version "
+        "FROM kept) AND (g.status = 'retired' OR (g.status = 'failed' AND g.created_at < "
+        "to_timestamp($2::bigint)))",
+        2, params, &res, errstr, errlen);
+    if (rc)
+        return rc;
+    if (atoi(PQcmdTuples(res)) > 0)
+        tg_info("Retention: %s graphs rows deleted (retired beyond the %ld kept, or failed "
+                "builds older than %ld days)",
+                PQcmdTuples(res), conf->graph_keep, conf->run_days);
+    PQclear(res);
+    return TG_OK;
+}
+
 /* ---- runs --------------------------------------------------------------------- */
 
 /* Finished runs (their steps cascade) older than the cutoff, a batch per
@@ -322,6 +353,10 @@ int retention_run(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *co
     int rc = prune_runs(pg, conf, first ? err : errstr, first ? sizeof(err) : errlen);
     if (rc)
         tg_warn("Retention: runs: %s", first ? err : errstr);
+    first = first ? first : rc;
+    rc = prune_graphs(pg, conf, first ? err : errstr, first ? sizeof(err) : errlen);
+    if (rc)
+        tg_warn("Retention: graphs: %s", first ? err : errstr);
     first = first ? first : rc;
     /* Backups go last: their protection reads the datasets that remain. */
     rc = prune_backups(pg, cfg, conf, first ? err : errstr, first ? sizeof(err) : errlen);

@@ -93,6 +93,13 @@ def test_retention_keeps_exactly_what_is_needed(stack, bucket):
     add_graph(stack, 2, 2000, "retired", 30)
     add_graph(stack, 3, 3000, "retired", 20)
     add_graph(stack, 4, 4000, "active", 10)
+    # A dataset whose data stays the same gets a graph a day (the horizon):
+    # its retired graphs beyond the kept ones go; a fresh failed build stays
+    # (its report), an old one goes.
+    add_graph(stack, 4, 3500, "retired", 35)
+    add_graph(stack, 4, 3600, "failed", 5)
+    add_graph(stack, 4, 3700, "failed", 40 * 24 * 60)
+    stack.sql("UPDATE graphs SET created_at = activated_at WHERE version = 'graph-v3700'")
     # A run in progress on version 6 (started long ago: never deleted).
     add_run(stack, "old-running", "running", 40, dataset=6)
     add_run(stack, "old-finished", "succeeded", 40)
@@ -121,8 +128,10 @@ def test_retention_keeps_exactly_what_is_needed(stack, bucket):
         assert sorted(p[0] for p in parts) == sorted(f"{t}_v{v}" for v in kept)
     assert stack.count("stops") == 3 * len(kept)
     assert stack.count("flights", "dataset_version IN (1, 5)") == 0
+    wait_for(lambda: stack.count("graphs", "version IN ('graph-v3500', 'graph-v3700')") == 0,
+             timeout=30, what="graphs rows beyond the kept ones deleted")
     assert [r[0] for r in stack.sql("SELECT version FROM graphs ORDER BY 1")] == \
-        ["graph-v2000", "graph-v3000", "graph-v4000"]
+        ["graph-v2000", "graph-v3000", "graph-v3600", "graph-v4000"]
     assert [r[0] for r in stack.sql("SELECT run_id FROM runs ORDER BY 1")] == \
         ["old-running", "recent-finished"]
     assert stack.count("run_steps", "run_id = 'old-finished'") == 0
