@@ -131,6 +131,25 @@ cJSON *views_pipeline(PGconn *pg, const char *source_id, char *errstr, size_t er
     } else {
         cJSON_AddNullToObject(p, "activeRunId");
     }
+    /* The schedule and the virtual horizon, for an operator asking "what
+     * comes next" (docs/operations.md). */
+    cJSON *next = json_rows(pg,
+                            "SELECT json_build_object('lastScheduledRun', to_char(s.last_tick_at "
+                            "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                            "'nextScheduledRun', to_char((s.last_tick_at + make_interval(secs => "
+                            "s.interval_s)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                            "'scheduleIntervalS', s.interval_s, 'virtualFlightsThrough', "
+                            "(SELECT virtual_through FROM datasets WHERE source_id = $1 "
+                            "ORDER BY version DESC LIMIT 1)) FROM schedule s WHERE s.source_id = $1",
+                            1, params, 1, &empty, errstr, errlen);
+    if (next) {
+        for (cJSON *item = next->child; item; item = item->next) {
+            cJSON_AddItemToObject(p, item->string, cJSON_Duplicate(item, 1));
+        }
+        cJSON_Delete(next);
+    } else {
+        cJSON_AddNullToObject(p, "nextScheduledRun");
+    }
     return out;
 }
 

@@ -164,6 +164,11 @@ def test_schedule_survives_restarts_and_an_outage_gives_one_run(stack, odata_ser
     env = {"SCHEDULE_INTERVAL_S": str(INTERVAL)}
     first = orchestrator(stack, **env)
     wait_scheduled(stack, 2, 4 * INTERVAL)
+    _, status, _ = call(first, "GET", "/api/v1/workers/pipeline/status")
+    last = datetime.fromisoformat(status["pipeline"]["lastScheduledRun"].replace("Z", "+00:00"))
+    nxt = datetime.fromisoformat(status["pipeline"]["nextScheduledRun"].replace("Z", "+00:00"))
+    assert (nxt - last).total_seconds() == INTERVAL, status
+    assert status["pipeline"]["scheduleIntervalS"] == INTERVAL
     # Restarted between two ticks: the next one still comes on time.
     assert first.stop() == 0
     time.sleep(1)
