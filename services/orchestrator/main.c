@@ -99,6 +99,9 @@ static int orchestrator_start(orch_loop_t *o, orch_api_t **api, char *err, size_
         return rc;
     }
     tg_service_set_dep(o->svc, "kafka", 1, "ok");
+    if (conf.schedule_interval_s) {
+        schedule_check(o); /* the schedule is in place before /readyz says so */
+    }
     *api = api_start(&conf, o->svc, err, errlen);
     return *api ? TG_OK : TG_ERR_CONFIG;
 }
@@ -138,7 +141,7 @@ static void tracking_poll(orch_loop_t *o) {
 
 static void orchestrator_run(orch_loop_t *o) {
     int64_t now = tg_mono_ms();
-    o->next_schedule_ms = conf.schedule_interval_s ? now : 0;
+    o->next_schedule_ms = conf.schedule_interval_s ? now + conf.schedule_check_ms : 0;
     o->next_sweep_ms = now + conf.sweep_interval_s * 1000;
     o->next_deps_ms = now + DEPS_CHECK_MS;
     while (!tg_shutdown_requested) {

@@ -24,7 +24,7 @@ import pytest
 SOURCE_DIR = os.environ.get(
     "TG_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 BUILD_DIR = os.environ.get("TG_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
-# Redis database of a test: TG_REDIS_TEST_DB, or one of 1..15 picked per
+# Redis database of a test: TG_REDIS_TEST_DB, or one of 1..14 picked per
 # test so that tests run side by side rarely share one.
 REDIS_TEST_DB = os.environ.get("TG_REDIS_TEST_DB")
 
@@ -81,7 +81,7 @@ class Stack:
         self.database_url = f"{base}/{self.db_name}"
         self.topic_prefix = f"t{tag}."
         redis_base = STACK["REDIS_URL"].rsplit("/", 1)[0]
-        self.redis_db = int(REDIS_TEST_DB) if REDIS_TEST_DB else random.randint(1, 15)
+        self.redis_db = int(REDIS_TEST_DB) if REDIS_TEST_DB else random.randint(1, 14)
         self.redis_url = f"{redis_base}/{self.redis_db}"
         self.env = dict(os.environ)
         self.env.update(STACK)

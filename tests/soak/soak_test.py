@@ -39,7 +39,7 @@ monotonic clock never sees simulated time pass), the tick's run is started
 through the REST API instead so the other invariants are still exercised;
 the schedule invariant fails for those ticks.
 
-Settings: SOAK_DAYS (90), SOAK_REDIS_DB (13), SOAK_FAIL_FAST (stop at the
+Settings: SOAK_DAYS (90), SOAK_REDIS_DB (15), SOAK_FAIL_FAST (stop at the
 first failed invariant), SOAK_RUN_WAIT_S (120: real seconds a tick's run may
 take before it counts as stuck). docs/soak.md has figures.
 """
@@ -58,7 +58,7 @@ TICKS_PER_DAY = 4
 TICK_S = 21600
 HORIZON_DAYS = 365
 LOCAL_TZ = "Asia/Yakutsk"
-REDIS_DB = int(os.environ.get("SOAK_REDIS_DB", "13"))
+REDIS_DB = int(os.environ.get("SOAK_REDIS_DB", "15"))
 FAIL_FAST = os.environ.get("SOAK_FAIL_FAST", "") not in ("", "0")
 RUN_WAIT_S = float(os.environ.get("SOAK_RUN_WAIT_S", "120"))
 # Real seconds to wait for a tick's scheduled run before starting it through
