@@ -1,6 +1,7 @@
 """libcommon's storage helpers against the real PostgreSQL and Redis: a
-failed transaction leaves no rows, COPY escapes survive, pipelined Redis
-writes read back, and an error reply in a pipeline is reported."""
+failed transaction leaves no rows, COPY escapes survive, a failed COPY
+reports its real error and leaves no result unread, pipelined Redis writes
+read back, and an error reply in a pipeline is reported."""
 import os
 import subprocess
 
@@ -26,6 +27,26 @@ def test_copy_commits_rows_with_escapes_intact(stack):
     # The tab and the backslash arrive as written, not as COPY escapes.
     assert stack.scalar(
         "SELECT name = E'a\\tname with\\\\escapes' FROM probe WHERE id = 'probe-999'") == "t"
+
+
+def test_copy_with_a_bad_row_reports_it_and_leaves_the_connection_usable(stack):
+    out = probe(stack, "copy-bad-row")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "copy: invalid: postgres: COPY probe_copy (id, name) FROM STDIN: ERROR:  extra data " \
+        "after last expected column" in out.stdout, out.stdout
+    assert "unread results: 0" in out.stdout
+    assert "next statement: 0" in out.stdout  # nothing of the failed COPY was kept
+
+
+def test_copy_cut_off_by_the_server_reports_why_and_reads_every_result(stack):
+    """The backend dies while the client is still sending: tg_pg_copy ends
+    the COPY once, reports the server's own reason and leaves nothing
+    unread (before, it ended it twice and left a result behind)."""
+    out = probe(stack, "copy-killed")
+    assert "unread results: 0" in out.stdout, out.stderr + out.stdout
+    assert "copy: unavailable: postgres: COPY probe_killer (id, name) FROM STDIN: FATAL:  " \
+        "terminating connection due to administrator command" in out.stdout, out.stdout
+    assert out.returncode == 0, out.stderr + out.stdout
 
 
 def test_redis_pipelined_writes_read_back(stack):
