@@ -9,6 +9,7 @@
  *                               error, and no result left unread
  *   storage_probe redis-pipe N  write N keys pipelined, read them back
  *   storage_probe redis-error   a pipelined error reply is reported
+ *   storage_probe redis-whoami  connect with REDIS_URL, print the ACL user
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,21 @@ static int redis_error(void) {
     return rc == TG_ERR_REDIS && strstr(err, "WRONGTYPE") && alive ? 0 : 1;
 }
 
+static int redis_whoami(void) {
+    char err[512];
+    redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 2, err, sizeof(err));
+    if (!c)
+        return fail("connect", err);
+    const char *argv[] = {"ACL", "WHOAMI"};
+    redisReply *r = NULL;
+    int rc = tg_redis_cmd(c, &r, err, sizeof(err), 2, argv, NULL);
+    if (!rc)
+        printf("whoami: %s\n", r->type == REDIS_REPLY_STRING ? r->str : "?");
+    freeReplyObject(r);
+    redisFree(c);
+    return rc ? fail("ACL WHOAMI", err) : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strncmp(argv[1], "pg-", 3))
         return pg_mode(argv[1]);
@@ -208,7 +224,9 @@ int main(int argc, char **argv) {
         return redis_pipe(atoi(argv[2]));
     if (argc == 2 && !strcmp(argv[1], "redis-error"))
         return redis_error();
+    if (argc == 2 && !strcmp(argv[1], "redis-whoami"))
+        return redis_whoami();
     fprintf(stderr, "usage: storage_probe pg-rollback|pg-commit|copy-bad-row|copy-killed|"
-                    "redis-pipe N|redis-error\n");
+                    "redis-pipe N|redis-error|redis-whoami\n");
     return 2;
 }
