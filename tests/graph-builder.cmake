@@ -3,3 +3,7 @@
 tg_unit_test(graph_model_test graph_builder_core)
 tg_unit_test(graph_validate_test graph_builder_core)
 tg_integration_test(graph_builder_test)
+# Validation under refused allocations: malloc and calloc of the test and of
+# graph_builder_core go through the test's wrappers.
+tg_unit_test(graph_validate_nomem_test graph_builder_core)
+target_link_options(graph_validate_nomem_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc)

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include "tg/config.h"
 #include "tg/log.h"
+#include "tg/redis.h"
 
 const char *tg_env_str(const char *name, const char *def) {
     const char *v = getenv(name);
@@ -111,9 +112,12 @@ int tg_config_load(tg_config_t *cfg, const char *service, unsigned needs, int de
     if ((needs & TG_NEED_PG) && (rc = require("DATABASE_URL", &cfg->database_url, errstr, errlen)))
         return rc;
     if (needs & TG_NEED_REDIS) {
+        tg_redis_url_t u; /* taken apart here so that a bad one stops the start-up */
         if ((rc = require("REDIS_URL", &cfg->redis_url, errstr, errlen)) ||
-            (rc = check_url_scheme("REDIS_URL", cfg->redis_url, redis_schemes, errstr, errlen)))
+            (rc = check_url_scheme("REDIS_URL", cfg->redis_url, redis_schemes, errstr, errlen)) ||
+            (rc = tg_redis_url_parse(cfg->redis_url, &u, errstr, errlen)))
             return rc;
+        tg_redis_url_free(&u);
     }
     if (needs & TG_NEED_ODATA) {
         if ((rc = require("ODATA_URL", &cfg->odata_url, errstr, errlen)) ||

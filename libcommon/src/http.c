@@ -1,5 +1,5 @@
-/* HTTP GET over libcurl with timeouts, gzip, auth, Retry-After, and URL
- * resolution for relative links. */
+/* HTTP GET over libcurl with timeouts, gzip, auth kept to one origin,
+ * Retry-After, and URLs: resolution of relative links, origins. */
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>
@@ -42,11 +42,32 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
     return n;
 }
 
+/* Credentials are for the origin that was configured with them: a URL that
+ * came from elsewhere (a server's next link) must not carry them away. */
+static int check_auth_origin(const char *url, const tg_http_opts_t *opts, char *errstr,
+                             size_t errlen) {
+    int has_auth = (opts->user && *opts->user) || (opts->bearer && *opts->bearer);
+    if (!has_auth || !opts->auth_origin)
+        return TG_OK;
+    char origin[TG_URL_ORIGIN_MAX], why[200];
+    int rc = tg_url_origin(url, origin, why, sizeof(why));
+    if (rc)
+        return tg_fail(rc, errstr, errlen, "http: %s", why);
+    if (strcmp(origin, opts->auth_origin))
+        return tg_fail(TG_ERR_INVALID, errstr, errlen,
+                       "http: not sending credentials meant for %s to %s; request refused",
+                       opts->auth_origin, origin);
+    return TG_OK;
+}
+
 int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t *resp,
                 char *errstr, size_t errlen) {
     memset(resp, 0, sizeof(*resp));
     tg_buf_init(&resp->body);
     resp->retry_after_s = -1;
+    int rc = check_auth_origin(url, opts, errstr, errlen);
+    if (rc)
+        return rc;
     sink_t sink = {resp, opts->max_body ? opts->max_body : (size_t)256 << 20, 0};
 
     CURL *h = curl_easy_init();
@@ -115,4 +136,37 @@ char *tg_url_resolve(const char *base, const char *ref) {
     curl_free(tmp);
     curl_url_cleanup(u);
     return out;
+}
+
+int tg_url_origin(const char *url, char out[TG_URL_ORIGIN_MAX], char *errstr, size_t errlen) {
+    CURLU *u = curl_url();
+    char *scheme = NULL, *host = NULL, *port = NULL;
+    int rc = TG_OK;
+    out[0] = '\0';
+    if (!u)
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+    if (uc == CURLUE_OUT_OF_MEMORY)
+        rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    else if (uc != CURLUE_OK)
+        rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "not an absolute URL with a host (%s)",
+                     curl_url_strerror(uc));
+    else if (snprintf(out, TG_URL_ORIGIN_MAX, "%s://%s:%s", scheme, host, port) >=
+             TG_URL_ORIGIN_MAX)
+        rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "host name too long");
+    if (rc)
+        out[0] = '\0';
+    for (char *p = out; *p; p++) /* host names are case-insensitive */
+        *p = (char)tolower((unsigned char)*p);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rc;
 }

@@ -93,31 +93,60 @@ void tg_pg_rollback(PGconn *conn) {
         PQclear(PQexec(conn, "ROLLBACK"));
 }
 
+/* Reads every result left after a COPY, so the connection is idle again (or
+ * plainly broken), and keeps the first error: the server's, which names the
+ * real cause (a bad row, a terminated backend), else sent, the client's own
+ * reason for ending the COPY ("" when it ended normally). */
+static int copy_results(PGconn *conn, const char *copy_sql, const char *sent, char *errstr,
+                        size_t errlen) {
+    int rc = TG_OK;
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+            /* The COPY could not be ended: the same result would come forever. */
+            PQclear(res);
+            return rc ? rc
+                      : tg_fail(TG_ERR_UNAVAILABLE, errstr, errlen, "postgres: %s: %s", copy_sql,
+                                *sent ? sent : "the COPY could not be ended");
+        }
+        if (st != PGRES_COMMAND_OK && rc == TG_OK)
+            rc = result_error(conn, res, copy_sql, errstr, errlen);
+        else
+            PQclear(res);
+    }
+    if (rc == TG_OK && *sent)
+        rc = tg_fail(PQstatus(conn) == CONNECTION_OK ? TG_ERR_DB : TG_ERR_UNAVAILABLE, errstr,
+                     errlen, "postgres: %s: %s", copy_sql, sent);
+    return rc;
+}
+
+/* libpq's reason for a failed send, never empty. */
+static void send_failure(PGconn *conn, const char *fallback, char *out, size_t outlen) {
+    first_line(PQerrorMessage(conn), out, outlen);
+    if (!*out)
+        snprintf(out, outlen, "%s", fallback);
+}
+
 int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *errstr,
                size_t errlen) {
     PGresult *res = PQexec(conn, copy_sql);
     if (!res || PQresultStatus(res) != PGRES_COPY_IN)
         return result_error(conn, res, copy_sql, errstr, errlen);
     PQclear(res);
-    /* Send in chunks so a large load does not need one huge libpq buffer. */
+    /* Send in chunks so a large load does not need one huge libpq buffer. A
+     * failed send ends the COPY with its reason (the server then rolls the
+     * COPY back and answers with it); the COPY is ended exactly once. */
     const size_t chunk = 1 << 20;
-    for (size_t off = 0; off < len; off += chunk) {
+    char sent[512] = "";
+    for (size_t off = 0; off < len && !*sent; off += chunk) {
         size_t n = len - off < chunk ? len - off : chunk;
-        if (PQputCopyData(conn, data + off, (int)n) != 1) {
-            PQputCopyEnd(conn, "send failed");
-            break;
-        }
+        if (PQputCopyData(conn, data + off, (int)n) != 1)
+            send_failure(conn, "could not send the COPY data", sent, sizeof(sent));
     }
-    if (PQputCopyEnd(conn, NULL) != 1)
-        return result_error(conn, PQgetResult(conn), copy_sql, errstr, errlen);
-    int rc = TG_OK;
-    while ((res = PQgetResult(conn)) != NULL) {
-        if (PQresultStatus(res) != PGRES_COMMAND_OK && rc == TG_OK)
-            rc = result_error(conn, res, copy_sql, errstr, errlen);
-        else
-            PQclear(res);
-    }
-    return rc;
+    if (PQputCopyEnd(conn, *sent ? sent : NULL) != 1 && !*sent)
+        send_failure(conn, "could not end the COPY", sent, sizeof(sent));
+    return copy_results(conn, copy_sql, sent, errstr, errlen);
 }
 
 int tg_pg_ping(PGconn *conn) {

@@ -108,8 +108,10 @@ typedef struct {
 } gb_report_t;
 
 /* Checks the five rules of the specification (errors) and the data-quality
- * warnings; needs gb_graph_index. The caller frees r with gb_report_free(). */
-void gb_validate(const gb_graph_t *g, gb_report_t *r);
+ * warnings; needs gb_graph_index. Returns TG_OK, or TG_ERR_NOMEM when a rule
+ * could not be checked: the report is then incomplete and the graph must not
+ * be published. Either way the caller frees r with gb_report_free(). */
+int gb_validate(const gb_graph_t *g, gb_report_t *r) TG_WARN_UNUSED;
 void gb_report_free(gb_report_t *r);
 
 /* The speed above which an edge of this transport type is implausible, in

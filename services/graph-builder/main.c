@@ -167,7 +167,10 @@ static int load_and_build(build_t *b) {
                             (long long)b->dataset);
     if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after building the graph")))
         return rc;
-    gb_validate(b->graph, &b->report);
+    if ((rc = gb_validate(b->graph, &b->report)))
+        return tg_step_fail(b->res, rc,
+                            "graph: out of memory validating dataset %lld; not published",
+                            (long long)b->dataset);
     tg_info("Dataset %lld: %zu stops, %zu edges (%zu transfers); load %lld ms, build and "
             "validate %lld ms; %zu errors, %zu warnings",
             (long long)b->dataset, b->graph->n_nodes, b->graph->n_edges, b->graph->transfer_edges,

@@ -1,6 +1,8 @@
 /* Validation of a built graph: the specification's five rules are errors
  * (the graph is not published), data-quality findings are warnings, and a
- * few counts are info. Every issue keeps its count and up to five samples. */
+ * few counts are info. Every issue keeps its count and up to five samples.
+ * A rule that cannot run for want of memory fails the whole validation: an
+ * unchecked graph is never taken for a valid one. */
 #include "graph.h"
 #include <math.h>
 #include <stdarg.h>
@@ -181,10 +183,10 @@ static int cmp_edge_key(const void *a, const void *b) {
     return (x->edge > y->edge) - (x->edge < y->edge);
 }
 
-static void check_duplicates(const gb_graph_t *g, gb_report_t *r) {
+static int check_duplicates(const gb_graph_t *g, gb_report_t *r) {
     edge_key_t *k = malloc((g->n_edges ? g->n_edges : 1) * sizeof(*k));
     if (!k)
-        return;
+        return TG_ERR_NOMEM;
     size_t n = 0;
     for (size_t i = 0; i < g->n_edges; i++) {
         const gb_edge_t *e = &g->edges[i];
@@ -203,6 +205,7 @@ static void check_duplicates(const gb_graph_t *g, gb_report_t *r) {
     }
     issue_close(r, is);
     free(k);
+    return TG_OK;
 }
 
 /* ---- connectivity ------------------------------------------------------ */
@@ -247,11 +250,17 @@ static int index_incoming(const gb_graph_t *g, size_t **start, size_t **list) {
 /* Stops without any edge are reported as isolated; the rest must be one
  * strongly connected component. That holds exactly when the best-connected
  * stop reaches every other stop and every other stop reaches it. */
-static void check_connected(const gb_graph_t *g, const size_t *in_start, const size_t *in_list,
-                            gb_report_t *r) {
+static int check_connected(const gb_graph_t *g, const size_t *in_start, const size_t *in_list,
+                           gb_report_t *r) {
     size_t n = g->n_nodes, hub = n, best = 0;
-    unsigned char *fwd = calloc(n, 1), *bwd = calloc(n, 1);
-    size_t *queue = malloc(n * sizeof(size_t));
+    unsigned char *fwd = calloc(n ? n : 1, 1), *bwd = calloc(n ? n : 1, 1);
+    size_t *queue = malloc((n ? n : 1) * sizeof(size_t));
+    if (!fwd || !bwd || !queue) {
+        free(fwd);
+        free(bwd);
+        free(queue);
+        return TG_ERR_NOMEM;
+    }
     gb_issue_t *iso = issue_open(r, "warning", "isolated_stop", "stops");
     for (size_t i = 0; i < n; i++) {
         size_t deg = (g->out_start[i + 1] - g->out_start[i]) + (in_start[i + 1] - in_start[i]);
@@ -262,7 +271,7 @@ static void check_connected(const gb_graph_t *g, const size_t *in_start, const s
             best = deg, hub = i;
     }
     issue_close(r, iso);
-    if (fwd && bwd && queue && hub < n) {
+    if (hub < n) {
         reach(g, g->out_start, g->out_edges, 0, hub, fwd, queue);
         reach(g, in_start, in_list, 1, hub, bwd, queue);
         gb_issue_t *is = issue_open(r, "error", "not_strongly_connected", "stops");
@@ -282,6 +291,7 @@ static void check_connected(const gb_graph_t *g, const size_t *in_start, const s
     free(fwd);
     free(bwd);
     free(queue);
+    return TG_OK;
 }
 
 /* ---- the whole check --------------------------------------------------- */
@@ -320,16 +330,19 @@ static void note_info(const gb_graph_t *g, gb_report_t *r) {
     issue_close(r, is);
 }
 
-void gb_validate(const gb_graph_t *g, gb_report_t *r) {
+int gb_validate(const gb_graph_t *g, gb_report_t *r) {
     memset(r, 0, sizeof(*r));
     check_counts(g, r);
     check_edges(g, r);
     size_t *in_start = NULL, *in_list = NULL;
-    if (index_incoming(g, &in_start, &in_list) == TG_OK)
-        check_connected(g, in_start, in_list, r);
+    int rc = index_incoming(g, &in_start, &in_list);
+    if (rc == TG_OK)
+        rc = check_connected(g, in_start, in_list, r);
     free(in_start);
     free(in_list);
     check_speeds(g, r);
-    check_duplicates(g, r);
+    if (rc == TG_OK)
+        rc = check_duplicates(g, r);
     note_info(g, r);
+    return rc;
 }

@@ -302,6 +302,10 @@ static int client_config(sync_state_t *st, const tg_config_t *cfg, volatile int 
     st->mapping.page_size = (int)page_size;
     odata_client_t *c = &st->client;
     c->root = cfg->odata_url;
+    char why[200];
+    if ((rc = tg_url_origin(c->root, c->origin, why, sizeof(why))))
+        return tg_fail(rc == TG_ERR_NOMEM ? rc : TG_ERR_CONFIG, errstr, errlen, "ODATA_URL: %s",
+                       why);
     c->http.connect_timeout_ms = connect_ms;
     c->http.total_timeout_ms = total_ms;
     c->http.user = tg_env_str("ODATA_USER", NULL);

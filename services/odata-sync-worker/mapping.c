@@ -13,7 +13,13 @@ static const char default_mapping[] = {
 #include "default_mapping.inc"
 };
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+/* *out = a copy of s; TG_ERR_NOMEM when the copy fails, so that no setting
+ * is silently left out. */
+static int copy_str(char **out, const char *s, char *errstr, size_t errlen) {
+    free(*out);
+    *out = s ? strdup(s) : NULL;
+    return s && !*out ? tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory") : TG_OK;
+}
 
 static int parse_fields(const cJSON *fields, odata_kind_t k, odata_entity_map_t *em,
                         char *errstr, size_t errlen) {
@@ -30,8 +36,9 @@ static int parse_fields(const cJSON *fields, odata_kind_t k, odata_entity_map_t 
         if (!cJSON_IsString(it) || !it->valuestring[0])
             return tg_fail(TG_ERR_CONFIG, errstr, errlen,
                            "entities.%s.fields.%s: expected a property name", e->name, it->string);
-        free(em->fields[f]);
-        em->fields[f] = strdup(it->valuestring);
+        int rc = copy_str(&em->fields[f], it->valuestring, errstr, errlen);
+        if (rc)
+            return rc;
     }
     for (int f = 0; f < e->nfields; f++)
         if (e->fields[f].required && !em->fields[f])
@@ -47,7 +54,9 @@ static int parse_entity(const cJSON *entities, odata_kind_t k, odata_entity_map_
     const char *set = tg_json_str(ent, "entitySet");
     if (!cJSON_IsObject(ent) || !set || !*set)
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "entities.%s.entitySet: missing", name);
-    em->entity_set = strdup(set);
+    int rc = copy_str(&em->entity_set, set, errstr, errlen);
+    if (rc)
+        return rc;
     const cJSON *fields = cJSON_GetObjectItemCaseSensitive(ent, "fields");
     if (!cJSON_IsObject(fields))
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "entities.%s.fields: missing", name);
@@ -56,8 +65,10 @@ static int parse_entity(const cJSON *entities, odata_kind_t k, odata_entity_map_
         return tg_fail(TG_ERR_CONFIG, errstr, errlen,
                        "entities.%s.exclude: expected one {\"Property\": value}", name);
     if (ex) {
-        em->exclude_field = strdup(ex->child->string);
-        em->exclude_value = cJSON_Duplicate(ex->child, 1);
+        if ((rc = copy_str(&em->exclude_field, ex->child->string, errstr, errlen)))
+            return rc;
+        if (!(em->exclude_value = cJSON_Duplicate(ex->child, 1)))
+            return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
     }
     return parse_fields(fields, k, em, errstr, errlen);
 }
@@ -83,8 +94,10 @@ static int parse_options(const cJSON *root, odata_mapping_t *m, char *errstr, si
     if (m->page_size < 1 || m->page_size > 100000)
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "paging.pageSize: expected 1..100000");
     m->select = tg_json_bool(root, "select", 1);
-    m->query = dup_or_null(tg_json_str(root, "query"));
-    m->name = strdup(tg_json_str(root, "name") ? tg_json_str(root, "name") : "unnamed");
+    const char *name = tg_json_str(root, "name");
+    int rc = copy_str(&m->query, tg_json_str(root, "query"), errstr, errlen);
+    if (rc || (rc = copy_str(&m->name, name ? name : "unnamed", errstr, errlen)))
+        return rc;
     const char *tz = tg_json_str(root, "localTimeOffset");
     if (tz && parse_local_offset(tz, &m->local_offset_min))
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "localTimeOffset: expected +hh:mm");
@@ -110,13 +123,17 @@ int odata_mapping_parse(const char *json, odata_mapping_t *m, char *errstr, size
     return rc;
 }
 
-static char *read_file(const char *path) {
+/* The file's text, or NULL; *nomem tells a failed allocation from a file
+ * that cannot be read. */
+static char *read_file(const char *path, int *nomem) {
     FILE *f = fopen(path, "rb");
+    *nomem = 0;
     if (!f)
         return NULL;
     char *s = NULL;
     long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 && (s = malloc((size_t)n + 1))) {
+    if (n >= 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
+        !(*nomem = !(s = malloc((size_t)n + 1)))) {
         if (fread(s, 1, (size_t)n, f) == (size_t)n) {
             s[n] = '\0';
         } else {
@@ -134,9 +151,11 @@ int odata_mapping_load(const char *path, odata_mapping_t *m, char *errstr, size_
         int rc = odata_mapping_parse(default_mapping, m, why, sizeof(why));
         return rc ? tg_fail(rc, errstr, errlen, "default mapping: %s", why) : TG_OK;
     }
-    char *json = read_file(path);
+    int nomem;
+    char *json = read_file(path, &nomem);
     if (!json)
-        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "ODATA_MAPPING: cannot read %s", path);
+        return tg_fail(nomem ? TG_ERR_NOMEM : TG_ERR_CONFIG, errstr, errlen, "ODATA_MAPPING: %s %s",
+                       nomem ? "out of memory reading" : "cannot read", path);
     int rc = odata_mapping_parse(json, m, why, sizeof(why));
     free(json);
     return rc ? tg_fail(rc, errstr, errlen, "ODATA_MAPPING: %s: %s", path, why) : TG_OK;
@@ -190,8 +209,11 @@ int odata_map_row(const odata_mapping_t *m, odata_kind_t kind, const cJSON *row,
         if (!em->fields[f])
             continue;
         const cJSON *item = cJSON_GetObjectItemCaseSensitive(row, em->fields[f]);
-        if (odata_value_convert(item, e->fields[f].type, m->local_offset_min, &r->v[f], why,
-                                sizeof(why)))
+        int rc = odata_value_convert(item, e->fields[f].type, m->local_offset_min, &r->v[f], why,
+                                     sizeof(why));
+        if (rc == TG_ERR_NOMEM)
+            return rc;
+        if (rc)
             report_bad(rep, em->entity_set, index, em->fields[f], item, why);
     }
     return TG_OK;

@@ -3,6 +3,7 @@
  * followed. */
 #include "odata_client.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,20 +14,13 @@
 
 /* ---- URLs --------------------------------------------------------------- */
 
-/* Percent-encodes s (UTF-8 entity-set and property names included); keep
- * lists the characters left as they are besides the unreserved ones. */
-static int url_encode(tg_buf_t *b, const char *s, const char *keep) {
-    static const char hex[] = "0123456789ABCDEF";
-    int rc = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            strchr("-._~", *p) || (*p >= 0x20 && *p < 0x80 && strchr(keep, *p))) {
-            rc = tg_buf_append(b, p, 1);
-        } else {
-            char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            rc = tg_buf_append(b, esc, 3);
-        }
-    }
+/* Appends s percent-encoded as one URL path segment or query value: every
+ * byte but the unreserved ones (RFC 3986), so UTF-8 names (1C's Cyrillic
+ * entity sets) and reserved characters arrive as written. */
+static int url_encode(tg_buf_t *b, const char *s) {
+    char *esc = curl_easy_escape(NULL, s, 0); /* the handle is unused since curl 7.82 */
+    int rc = esc ? tg_buf_append(b, esc, strlen(esc)) : TG_ERR_NOMEM;
+    curl_free(esc);
     return rc;
 }
 
@@ -36,11 +30,11 @@ static int append_select(tg_buf_t *b, const odata_mapping_t *m, odata_kind_t kin
     for (int f = 0; f < odata_entities[kind].nfields && !rc; f++) {
         if (!em->fields[f])
             continue;
-        rc = (!first && tg_buf_append(b, ",", 1)) || url_encode(b, em->fields[f], "");
+        rc = (!first && tg_buf_append(b, ",", 1)) || url_encode(b, em->fields[f]);
         first = 0;
     }
     if (!rc && em->exclude_field)
-        rc = tg_buf_append(b, ",", 1) || url_encode(b, em->exclude_field, "");
+        rc = tg_buf_append(b, ",", 1) || url_encode(b, em->exclude_field);
     return rc;
 }
 
@@ -49,12 +43,13 @@ char *odata_set_url(const char *root, const odata_mapping_t *m, odata_kind_t kin
     tg_buf_t b;
     tg_buf_init(&b);
     size_t rl = strlen(root);
-    int rc = tg_buf_append(&b, root, rl) || (rl && root[rl - 1] != '/' && tg_buf_append(&b, "/", 1)) ||
-             url_encode(&b, em->entity_set, "") || tg_buf_append(&b, "?", 1);
+    int rc = tg_buf_append(&b, root, rl) ||
+             (rl && root[rl - 1] != '/' && tg_buf_append(&b, "/", 1)) ||
+             url_encode(&b, em->entity_set) || tg_buf_append(&b, "?", 1);
     if (!rc && m->select)
         rc = append_select(&b, m, kind) || tg_buf_append(&b, "&", 1);
     if (!rc && m->client_paging) /* a stable order makes $skip pages disjoint */
-        rc = tg_buf_append(&b, "$orderby=", 9) || url_encode(&b, em->fields[0], "") ||
+        rc = tg_buf_append(&b, "$orderby=", 9) || url_encode(&b, em->fields[0]) ||
              tg_buf_appendf(&b, "&$top=%d&$skip=%ld&", m->page_size, skip);
     if (!rc && m->query && *m->query)
         rc = tg_buf_appendf(&b, "%s&", m->query);
@@ -227,6 +222,7 @@ static int get_page(const odata_client_t *c, const char *url, const char *where,
                     tg_http_response_t *resp, char *errstr, size_t errlen) {
     for (int attempt = 0;; attempt++) {
         tg_http_opts_t http = c->http; /* a request never outlives the deadline */
+        http.auth_origin = c->origin;
         http.connect_timeout_ms = deadline_bound(c, http.connect_timeout_ms);
         http.total_timeout_ms = deadline_bound(c, http.total_timeout_ms);
         int rc = tg_http_get(url, &http, resp, errstr, errlen);
@@ -296,6 +292,23 @@ typedef struct {
     long window_rows; /* client paging: rows received in the current window */
 } pager_t;
 
+/* A next link may only stay on ODATA_URL's origin: the credentials are for
+ * that origin alone, and a server that sends its client elsewhere is either
+ * misconfigured (a public URL unlike ODATA_URL) or hostile. Not retryable:
+ * the same answer would come again. */
+static int same_origin(const pager_t *p, const char *url, char *errstr, size_t errlen) {
+    char origin[TG_URL_ORIGIN_MAX], why[200];
+    int rc = tg_url_origin(url, origin, why, sizeof(why));
+    if (rc)
+        return tg_fail(rc, errstr, errlen, "%s: next link: %s", p->set, why);
+    if (strcmp(origin, p->c->origin))
+        return tg_fail(TG_ERR_INVALID, errstr, errlen,
+                       "%s: next link leads to %s, another origin than ODATA_URL's %s; not "
+                       "followed (credentials and requests stay on ODATA_URL's origin)",
+                       p->set, origin, p->c->origin[0] ? p->c->origin : "(unknown)");
+    return TG_OK;
+}
+
 /* Decides the URL after a page: its next link (server paging, also inside a
  * client window), else the next $skip window while windows come back full. */
 static int pager_advance(pager_t *p, const char *page_url, const char *next, long nrows,
@@ -308,6 +321,11 @@ static int pager_advance(pager_t *p, const char *page_url, const char *next, lon
         if (!(url = tg_url_resolve(page_url, next)))
             return tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: next link \"%.200s\" is not a URL",
                            p->set, next);
+        int rc = same_origin(p, url, errstr, errlen);
+        if (rc) {
+            free(url);
+            return rc;
+        }
     } else if (p->m->client_paging && p->window_rows >= p->m->page_size) {
         p->skip += p->m->page_size;
         p->window_rows = 0;

@@ -14,6 +14,9 @@
 
 typedef struct {
     const char *root;      /* ODATA_URL: the service root */
+    /* root's origin (tg_url_origin): the only one credentials go to and
+     * next links may lead to */
+    char origin[TG_URL_ORIGIN_MAX];
     tg_http_opts_t http;   /* timeouts and authentication */
     int max_pages;         /* per entity set: more is an error */
     int max_retries;       /* 429/503 answers retried per request */
@@ -29,7 +32,8 @@ typedef int (*odata_page_fn)(const cJSON *rows, void *ud, char *errstr, size_t e
 
 /* Reads every page of one entity set. Returns TG_OK, or TG_ERR_UNAVAILABLE /
  * TG_ERR_TIMEOUT (unreachable, 5xx, cut-short answers), TG_ERR_INVALID
- * (malformed answers, next-link loops, page cap), TG_ERR_CONFIG (401, 403,
+ * (malformed answers, next-link loops, a next link to another origin than
+ * c->origin, page cap), TG_ERR_CONFIG (401, 403,
  * 404: the mapping or credentials are wrong), TG_ERR_SHUTDOWN, or what
  * on_page returned; errstr names the entity set and the page. */
 int odata_fetch_set(const odata_client_t *c, const odata_mapping_t *m, odata_kind_t kind,

@@ -229,34 +229,38 @@ static int utf8_valid(const unsigned char *s) {
     return 1;
 }
 
+/* A value's text, copied: a failed copy is an error of its own, never a
+ * value silently left empty (it would be saved as NULL). */
+static int set_text(odata_value_t *val, const char *text) {
+    return (val->text = strdup(text)) ? TG_OK : TG_ERR_NOMEM;
+}
+
 static int convert_string(const cJSON *item, odata_value_t *val, char *why, size_t whylen) {
     char tmp[32];
     if (cJSON_IsNumber(item) && isfinite(item->valuedouble)) {
         /* Edm.Int64 keys and codes may come as numbers: keep their text. */
         odata_format_number(item->valuedouble, tmp);
-        val->text = strdup(tmp);
-        return 0;
+        return set_text(val, tmp);
     }
     if (!cJSON_IsString(item))
-        return tg_fail(-1, why, whylen, "expected a string");
+        return tg_fail(TG_ERR_INVALID, why, whylen, "expected a string");
     if (strlen(item->valuestring) > ODATA_MAX_STRING)
-        return tg_fail(-1, why, whylen, "longer than %d bytes", ODATA_MAX_STRING);
+        return tg_fail(TG_ERR_INVALID, why, whylen, "longer than %d bytes", ODATA_MAX_STRING);
     if (!utf8_valid((const unsigned char *)item->valuestring))
-        return tg_fail(-1, why, whylen, "not valid UTF-8");
-    val->text = strdup(item->valuestring);
-    return 0;
+        return tg_fail(TG_ERR_INVALID, why, whylen, "not valid UTF-8");
+    return set_text(val, item->valuestring);
 }
 
 static int convert_number(const cJSON *item, int integer, odata_value_t *val, char *why,
                           size_t whylen) {
     char tmp[32];
     if (odata_parse_number(item, &val->num))
-        return tg_fail(-1, why, whylen, "expected a %s", integer ? "whole number" : "number");
+        return tg_fail(TG_ERR_INVALID, why, whylen, "expected a %s",
+                       integer ? "whole number" : "number");
     if (integer && (val->num != floor(val->num) || fabs(val->num) > 2147483647.0))
-        return tg_fail(-1, why, whylen, "expected a whole number within 32 bits");
+        return tg_fail(TG_ERR_INVALID, why, whylen, "expected a whole number within 32 bits");
     odata_format_number(val->num, tmp);
-    val->text = strdup(tmp);
-    return 0;
+    return set_text(val, tmp);
 }
 
 static int convert_datetime(const cJSON *item, int local_offset_min, odata_value_t *val,
@@ -264,13 +268,12 @@ static int convert_datetime(const cJSON *item, int local_offset_min, odata_value
     char tmp[32];
     int64_t ms;
     if (!cJSON_IsString(item) || odata_parse_datetime(item->valuestring, local_offset_min, &ms))
-        return tg_fail(-1, why, whylen, "expected an ISO 8601 or /Date(ms)/ date-time");
+        return tg_fail(TG_ERR_INVALID, why, whylen, "expected an ISO 8601 or /Date(ms)/ date-time");
     if (ms < -62135596800000LL || ms > 253402300799999LL) /* years 1..9999 */
-        return tg_fail(-1, why, whylen, "date-time out of range");
+        return tg_fail(TG_ERR_INVALID, why, whylen, "date-time out of range");
     val->num = (double)ms;
     odata_format_datetime(ms, tmp);
-    val->text = strdup(tmp);
-    return 0;
+    return set_text(val, tmp);
 }
 
 int odata_value_convert(const cJSON *item, odata_type_t type, int local_offset_min,
@@ -285,13 +288,13 @@ int odata_value_convert(const cJSON *item, odata_type_t type, int local_offset_m
     case ODATA_INTEGER: rc = convert_number(item, 1, val, why, whylen); break;
     default: rc = convert_datetime(item, local_offset_min, val, why, whylen); break;
     }
+    if (rc == TG_ERR_INVALID)
+        val->bad = 1;
     if (rc) {
         free(val->text);
         val->text = NULL;
-        val->bad = 1;
-        return -1;
     }
-    return 0;
+    return rc;
 }
 
 /* ---- tables ------------------------------------------------------------- */

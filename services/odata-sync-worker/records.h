@@ -74,11 +74,12 @@ int odata_parse_number(const cJSON *item, double *out);
 /* Shortest text that reads back as the same double ("812.2", "125"). */
 void odata_format_number(double v, char out[32]);
 
-/* Converts one source value of the given type into *val. On failure sets
- * val->bad, leaves text NULL and writes why into why (e.g. "expected a
- * number"); returns -1. A JSON null or a missing item gives an empty value. */
+/* Converts one source value of the given type into *val. A bad value gives
+ * TG_ERR_INVALID: val->bad set, text NULL and why written (e.g. "expected a
+ * number"); a failed allocation TG_ERR_NOMEM (text NULL, not bad). A JSON
+ * null or a missing item gives an empty value. */
 int odata_value_convert(const cJSON *item, odata_type_t type, int local_offset_min,
-                        odata_value_t *val, char *why, size_t whylen);
+                        odata_value_t *val, char *why, size_t whylen) TG_WARN_UNUSED;
 
 /* Appends an empty record with nfields values to t; NULL when out of memory. */
 odata_record_t *odata_table_add(odata_table_t *t, int nfields);

@@ -11,6 +11,8 @@ import json
 import os
 import subprocess
 
+import pytest
+
 from conftest import SOURCE_DIR, STACK, envelope, free_port, wait_for
 
 SAMPLE = os.path.join(SOURCE_DIR, "deploy", "sample-data", "odata")
@@ -193,6 +195,38 @@ def test_wrong_token_fails_without_retry(stack, odata_server):
     assert failed["retryable"] is False
     assert stack.count("datasets") == 0
     assert "wrong" not in worker.logs()  # the token is never logged
+
+
+@pytest.mark.parametrize("credentials", [
+    {"ODATA_USER": "sync", "ODATA_PASSWORD": "pw-9f3e@secret"},
+    {"ODATA_BEARER_TOKEN": "tok-9f3e-secret"},
+], ids=["basic", "bearer"])
+def test_next_link_to_another_origin_gets_no_credentials(stack, odata_server, credentials):
+    """The credentials are for ODATA_URL's origin alone: a next link to another
+    origin is not followed, so that server sees no request and no credentials,
+    and the step fails, not retryable, naming both origins and no secret."""
+    other = odata_server(SAMPLE, "--quiet")
+    auth = (["--user", "sync", "--password", credentials["ODATA_PASSWORD"]]
+            if "ODATA_USER" in credentials else ["--token", credentials["ODATA_BEARER_TOKEN"]])
+    srv = odata_server(SAMPLE, *auth, "--page-size", "2", "--quiet",
+                       "--public-url", f"http://127.0.0.1:{other.port}")
+    worker = start_worker(stack, srv, **credentials)
+    trigger(stack)
+    failed = stack.consume(FAILED, count=1, timeout=30)
+    seen = other.control()
+    assert seen["authorization"] == {"requests": 0, "schemes": []}, seen
+    assert seen["total"] == 0, seen
+    assert srv.control()["authorization"]["requests"] >= 1  # ODATA_URL's origin has them
+    assert len(failed) == 1, "no step.failed event"
+    p = failed[0]["json"]["payload"]
+    assert f"http://127.0.0.1:{other.port}" in p["error"], p
+    assert f"http://127.0.0.1:{srv.port}" in p["error"], p
+    assert "another origin than ODATA_URL" in p["error"], p
+    assert p["retryable"] is False, p
+    for secret in credentials.values():
+        if secret != "sync":
+            assert secret not in p["error"] and secret not in worker.logs()
+    assert stack.count("datasets") == 0
 
 
 def test_503_then_success(stack, odata_server):

@@ -3,8 +3,13 @@
  *
  *   storage_probe pg-rollback   COPY rows, fail the transaction, expect none kept
  *   storage_probe pg-commit     COPY rows and commit
+ *   storage_probe copy-bad-row  a bad row in a large COPY: its error, the
+ *                               connection still usable
+ *   storage_probe copy-killed   the backend dies during a large COPY: its
+ *                               error, and no result left unread
  *   storage_probe redis-pipe N  write N keys pipelined, read them back
  *   storage_probe redis-error   a pipelined error reply is reported
+ *   storage_probe redis-whoami  connect with REDIS_URL, print the ACL user
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +62,84 @@ static int pg_mode(const char *mode) {
         rc = tg_pg_commit(pg, err, sizeof(err));
     PQfinish(pg);
     return rc ? fail("pg", err) : 0;
+}
+
+/* Results tg_pg_copy left unread (it must leave none); bounded, since a
+ * connection stuck in COPY would return a COPY result again and again. */
+static int unread_results(PGconn *pg) {
+    int n = 0;
+    PGresult *res;
+    while (n < 10 && (res = PQgetResult(pg)) != NULL) {
+        fprintf(stderr, "unread: %s %s", PQresStatus(PQresultStatus(res)),
+                PQresultErrorMessage(res));
+        PQclear(res);
+        n++;
+    }
+    return n;
+}
+
+/* A COPY of rows_before good rows, one bad row (three columns for two) when
+ * bad_row, and as many good rows again: 1 MiB chunks, so the send goes on
+ * after the server has met the error. */
+static int copy_large(PGconn *pg, const char *table, int rows_before, int bad_row, char *err,
+                      size_t len) {
+    tg_buf_t b;
+    tg_buf_init(&b);
+    int rc = TG_OK;
+    for (int i = 0; i < 2 * rows_before && !rc; i++) {
+        if (i == rows_before && bad_row)
+            rc = tg_buf_appendf(&b, "bad-%d\tname\textra column\n", i);
+        if (!rc)
+            rc = tg_buf_appendf(&b, "row-%d\tsome name long enough to fill the chunks\n", i);
+    }
+    char sql[128];
+    snprintf(sql, sizeof(sql), "COPY %s (id, name) FROM STDIN", table);
+    if (rc)
+        rc = tg_fail(rc, err, len, "out of memory");
+    else
+        rc = tg_pg_copy(pg, sql, b.data, b.len, err, len);
+    tg_buf_free(&b);
+    return rc;
+}
+
+static int copy_mode(const char *mode) {
+    char err[512];
+    PGconn *pg = tg_pg_connect(getenv("DATABASE_URL"), 5, err, sizeof(err));
+    if (!pg)
+        return fail("connect", err);
+    /* A row trigger that ends its own backend: the server goes away in the
+     * middle of the COPY, as on a restart or an administrator's kill. */
+    static const char *setup[] = {
+        "CREATE TABLE IF NOT EXISTS probe_copy (id text PRIMARY KEY, name text)",
+        "CREATE TABLE IF NOT EXISTS probe_killer (id text, name text)",
+        "CREATE OR REPLACE FUNCTION probe_kill() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$",
+        "CREATE OR REPLACE TRIGGER probe_kill BEFORE INSERT ON probe_killer FOR EACH ROW "
+        "EXECUTE FUNCTION probe_kill()",
+    };
+    int rc = TG_OK;
+    for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]) && !rc; i++)
+        rc = tg_pg_exec(pg, setup[i], 0, NULL, NULL, err, sizeof(err));
+    if (rc) {
+        PQfinish(pg);
+        return fail("setup", err);
+    }
+    int killed = !strcmp(mode, "copy-killed");
+    rc = copy_large(pg, killed ? "probe_killer" : "probe_copy", 100000, !killed, err, sizeof(err));
+    printf("copy: %s: %s\n", tg_err_name(rc), rc ? err : "ok");
+    int unread = unread_results(pg);
+    printf("unread results: %d\n", unread);
+    int ok = rc != TG_OK && !unread; /* the COPY fails, and cleanly */
+    if (!killed) { /* the connection is idle again and serves the next statement */
+        PGresult *res = NULL;
+        int again =
+            tg_pg_exec(pg, "SELECT count(*) FROM probe_copy", 0, NULL, &res, err, sizeof(err));
+        printf("next statement: %s\n", again ? err : PQgetvalue(res, 0, 0));
+        PQclear(res);
+        ok = ok && !again;
+    }
+    PQfinish(pg);
+    return ok ? 0 : 1;
 }
 
 static int redis_pipe(int n) {
@@ -117,13 +200,33 @@ static int redis_error(void) {
     return rc == TG_ERR_REDIS && strstr(err, "WRONGTYPE") && alive ? 0 : 1;
 }
 
+static int redis_whoami(void) {
+    char err[512];
+    redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 2, err, sizeof(err));
+    if (!c)
+        return fail("connect", err);
+    const char *argv[] = {"ACL", "WHOAMI"};
+    redisReply *r = NULL;
+    int rc = tg_redis_cmd(c, &r, err, sizeof(err), 2, argv, NULL);
+    if (!rc)
+        printf("whoami: %s\n", r->type == REDIS_REPLY_STRING ? r->str : "?");
+    freeReplyObject(r);
+    redisFree(c);
+    return rc ? fail("ACL WHOAMI", err) : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strncmp(argv[1], "pg-", 3))
         return pg_mode(argv[1]);
+    if (argc == 2 && (!strcmp(argv[1], "copy-bad-row") || !strcmp(argv[1], "copy-killed")))
+        return copy_mode(argv[1]);
     if (argc == 3 && !strcmp(argv[1], "redis-pipe"))
         return redis_pipe(atoi(argv[2]));
     if (argc == 2 && !strcmp(argv[1], "redis-error"))
         return redis_error();
-    fprintf(stderr, "usage: storage_probe pg-rollback|pg-commit|redis-pipe N|redis-error\n");
+    if (argc == 2 && !strcmp(argv[1], "redis-whoami"))
+        return redis_whoami();
+    fprintf(stderr, "usage: storage_probe pg-rollback|pg-commit|copy-bad-row|copy-killed|"
+                    "redis-pipe N|redis-error|redis-whoami\n");
     return 2;
 }

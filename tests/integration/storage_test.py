@@ -1,15 +1,19 @@
 """libcommon's storage helpers against the real PostgreSQL and Redis: a
-failed transaction leaves no rows, COPY escapes survive, pipelined Redis
-writes read back, and an error reply in a pipeline is reported."""
+failed transaction leaves no rows, COPY escapes survive, a failed COPY
+reports its real error and leaves no result unread, pipelined Redis writes
+read back, an error reply in a pipeline is reported, and REDIS_URL's ACL
+user and percent-encoded password reach Redis as written."""
 import os
 import subprocess
+from urllib.parse import quote
 
-from conftest import BUILD_DIR
+from conftest import BUILD_DIR, STACK
 
 
-def probe(stack, *args):
+def probe(stack, *args, env=None):
     return subprocess.run([os.path.join(BUILD_DIR, "tests", "storage_probe"), *args],
-                          env=stack.env, capture_output=True, text=True, timeout=60)
+                          env=dict(stack.env, **(env or {})), capture_output=True, text=True,
+                          timeout=60)
 
 
 def test_failed_transaction_leaves_no_rows(stack):
@@ -28,6 +32,26 @@ def test_copy_commits_rows_with_escapes_intact(stack):
         "SELECT name = E'a\\tname with\\\\escapes' FROM probe WHERE id = 'probe-999'") == "t"
 
 
+def test_copy_with_a_bad_row_reports_it_and_leaves_the_connection_usable(stack):
+    out = probe(stack, "copy-bad-row")
+    assert out.returncode == 0, out.stderr + out.stdout
+    assert "copy: invalid: postgres: COPY probe_copy (id, name) FROM STDIN: ERROR:  extra data " \
+        "after last expected column" in out.stdout, out.stdout
+    assert "unread results: 0" in out.stdout
+    assert "next statement: 0" in out.stdout  # nothing of the failed COPY was kept
+
+
+def test_copy_cut_off_by_the_server_reports_why_and_reads_every_result(stack):
+    """The backend dies while the client is still sending: tg_pg_copy ends
+    the COPY once, reports the server's own reason and leaves nothing
+    unread (before, it ended it twice and left a result behind)."""
+    out = probe(stack, "copy-killed")
+    assert "unread results: 0" in out.stdout, out.stderr + out.stdout
+    assert "copy: unavailable: postgres: COPY probe_killer (id, name) FROM STDIN: FATAL:  " \
+        "terminating connection due to administrator command" in out.stdout, out.stdout
+    assert out.returncode == 0, out.stderr + out.stdout
+
+
 def test_redis_pipelined_writes_read_back(stack):
     out = probe(stack, "redis-pipe", "5000")
     assert out.returncode == 0, out.stderr + out.stdout
@@ -39,3 +63,23 @@ def test_redis_error_reply_in_pipeline_is_reported(stack):
     out = probe(stack, "redis-error")
     assert out.returncode == 0, out.stderr + out.stdout
     assert "WRONGTYPE" in out.stdout
+
+
+def test_redis_url_acl_user_and_percent_encoded_password(stack):
+    """An ACL user whose password holds '@', '%' and ':' (written %40, %25,
+    %3A in REDIS_URL) connects as that user; a wrong password is refused
+    with a message that holds no password."""
+    user, password = f"probe-{stack.tag}", "p@ss%w:rd/9"
+    hostport = STACK["REDIS_URL"].split("//", 1)[1].split("/")[0]
+    stack.redis_cli("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*", "+@all")
+    try:
+        url = f"redis://{user}:{quote(password, safe='')}@{hostport}/{stack.redis_db}"
+        out = probe(stack, "redis-whoami", env={"REDIS_URL": url})
+        assert out.returncode == 0, out.stderr + out.stdout
+        assert f"whoami: {user}" in out.stdout, out.stdout
+        wrong = f"redis://{user}:{quote('not-' + password, safe='')}@{hostport}/0"
+        out = probe(stack, "redis-whoami", env={"REDIS_URL": wrong})
+        assert out.returncode == 1 and "WRONGPASS" in out.stderr, out.stderr + out.stdout
+        assert password not in out.stderr and quote(password, safe="") not in out.stderr
+    finally:
+        stack.redis_cli("ACL", "DELUSER", user)

@@ -126,9 +126,13 @@ CONTROL API (POST /_control with a JSON object; GET /_control = state)
     Keys can be combined in one request. The reply (and GET) is
     {"mode":..., "fault":{...}, "overrides":[...], "data":DIR,
      "data_version":N, "settings":{...}, "counters":{"Stops":N, "Routes":N,
-     "Flights":N, "$metadata":N}, "total":N, "faults_served":N}
+     "Flights":N, "$metadata":N}, "total":N, "faults_served":N,
+     "authorization":{"requests":N, "schemes":[...]}}
     Counters count every request addressed to that set (any page, any
-    outcome), keyed by the contract name even in 1C naming.
+    outcome), keyed by the contract name even in 1C naming. "authorization"
+    counts the requests (other than /healthz and /_control) that carried an
+    Authorization header, and lists its schemes ("Basic", "Bearer"), so a
+    test can tell whether credentials reached this server.
 
 Every request is logged on one line to stderr (suppressed by --quiet).
 """
@@ -332,6 +336,7 @@ class State:
         self.counters = {k: 0 for k in CONTRACT_SETS + ("$metadata",)}
         self.total = 0
         self.faults_served = 0
+        self.auth_requests, self.auth_schemes = 0, set()
         self.warm()
 
     def warm(self):
@@ -362,13 +367,20 @@ class State:
                     "overrides": sorted(self.overrides), "data": self.data_dir,
                     "data_version": self.data_ver, "settings": dict(self.settings),
                     "counters": dict(self.counters), "total": self.total,
-                    "faults_served": self.faults_served}
+                    "faults_served": self.faults_served,
+                    "authorization": {"requests": self.auth_requests,
+                                      "schemes": sorted(self.auth_schemes)}}
 
     def count(self, set_name):
         with self.lock:
             self.total += 1
             if set_name in self.counters:
                 self.counters[set_name] += 1
+
+    def note_authorization(self, header):
+        with self.lock:
+            self.auth_requests += 1
+            self.auth_schemes.add(header.split(" ", 1)[0])
 
     def take_fault(self, set_name):
         """Return a copy of the fault to apply to this request, or None."""
@@ -455,9 +467,11 @@ class State:
                     self.data_ver += 1
                 self.counters = {k: 0 for k in self.counters}
                 self.total = self.faults_served = 0
+                self.auth_requests, self.auth_schemes = 0, set()
             if req.get("reset_counters"):
                 self.counters = {k: 0 for k in self.counters}
                 self.total = self.faults_served = 0
+                self.auth_requests, self.auth_schemes = 0, set()
             if new_data is not None:
                 self.data_dir, self.data = new_data
                 self.data_ver += 1
@@ -699,6 +713,8 @@ class Handler(BaseHTTPRequestHandler):
                     cs = None
         if cs is not None:
             st.count(cs)
+        if self.headers.get("Authorization"):
+            st.note_authorization(self.headers["Authorization"])
         self._check_auth()
         for k, v in query:
             if k == "$format" and v.lower() not in ("json", "application/json"):

@@ -22,7 +22,7 @@ static gb_graph_t *ring(void) {
 /* Validates g (indexing it first) and frees it; r is the caller's. */
 static void validate(gb_graph_t *g, gb_report_t *r) {
     CHECK(gb_graph_index(g) == TG_OK);
-    gb_validate(g, r);
+    CHECK(gb_validate(g, r) == TG_OK);
     gb_graph_free(g);
 }
 

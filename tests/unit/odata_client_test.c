@@ -20,6 +20,15 @@ static void test_urls(void) {
     u = odata_set_url("http://h:1/odata/", &m, ODATA_ROUTES, 1000);
     CHECK_STR(u, "http://h:1/odata/Routes?$orderby=Id&$top=500&$skip=1000");
     free(u);
+    /* Reserved characters of a name are escaped, the unreserved ones kept. */
+    char odd[] = "Stops & Co/a~b.c_d-e?%";
+    char *set = m.ent[ODATA_STOPS].entity_set;
+    m.ent[ODATA_STOPS].entity_set = odd;
+    u = odata_set_url("http://h:1/odata", &m, ODATA_STOPS, 0);
+    CHECK_STR(u,
+              "http://h:1/odata/Stops%20%26%20Co%2Fa~b.c_d-e%3F%25?$orderby=Id&$top=500&$skip=0");
+    free(u);
+    m.ent[ODATA_STOPS].entity_set = set;
     odata_mapping_free(&m);
 
     char path[512];

@@ -79,7 +79,8 @@ static void test_convert(void) {
     free(v.text);
     cJSON_Delete(item);
     item = cJSON_Parse("12.5");
-    CHECK(odata_value_convert(item, ODATA_INTEGER, 0, &v, why, sizeof(why)) == -1 && v.bad);
+    CHECK(odata_value_convert(item, ODATA_INTEGER, 0, &v, why, sizeof(why)) == TG_ERR_INVALID &&
+          v.bad);
     cJSON_Delete(item);
     item = cJSON_Parse("12345");
     CHECK(odata_value_convert(item, ODATA_STRING, 0, &v, why, sizeof(why)) == 0);
@@ -90,7 +91,7 @@ static void test_convert(void) {
     CHECK(odata_value_convert(item, ODATA_NUMBER, 0, &v, why, sizeof(why)) == 0 && !v.text);
     cJSON_Delete(item);
     item = cJSON_CreateString("\xff\xfe");
-    CHECK(odata_value_convert(item, ODATA_STRING, 0, &v, why, sizeof(why)) == -1);
+    CHECK(odata_value_convert(item, ODATA_STRING, 0, &v, why, sizeof(why)) == TG_ERR_INVALID);
     CHECK(strstr(why, "UTF-8") != NULL);
     cJSON_Delete(item);
 }

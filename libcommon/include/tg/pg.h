@@ -24,7 +24,9 @@ int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;
 void tg_pg_rollback(PGconn *conn);
 
 /* Runs copy_sql ("COPY t (a,b) FROM STDIN") and sends len bytes of text
- * COPY data. On failure the caller must roll back the transaction. */
+ * COPY data. Every result is read before it returns; on failure errstr has
+ * the server's reason (a bad row, a terminated backend) or, when the server
+ * gave none, libpq's, and the caller must roll back the transaction. */
 int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *errstr,
                size_t errlen) TG_WARN_UNUSED;
 

@@ -7,9 +7,26 @@
 #include <hiredis/hiredis.h>
 #include "tg/error.h"
 
-/* Connects to url (redis://[:password@]host[:port][/db]), retrying until
- * timeout_s passes; authenticates and selects the db. The caller frees the
- * context with redisFree(). */
+/* REDIS_URL taken apart: redis://[[user]:password@]host[:port][/db], user
+ * and password percent-decoded (a '@' in a password is written %40). */
+typedef struct {
+    char *host;     /* without the brackets of an IPv6 literal */
+    int port;       /* 6379 when absent */
+    char *user;     /* NULL when absent: AUTH with the password alone */
+    char *password; /* NULL when absent: no AUTH */
+    int db;         /* 0 when absent */
+} tg_redis_url_t;
+
+/* Parses url into u with libcurl's URL parser. On success the caller frees
+ * u with tg_redis_url_free(); on failure u holds nothing and errstr says
+ * what is wrong without repeating the URL (it may hold a password). */
+int tg_redis_url_parse(const char *url, tg_redis_url_t *u, char *errstr,
+                       size_t errlen) TG_WARN_UNUSED;
+void tg_redis_url_free(tg_redis_url_t *u);
+
+/* Connects to url (see tg_redis_url_t), retrying until timeout_s passes;
+ * authenticates (AUTH [user] password) and selects the db. The caller frees
+ * the context with redisFree(). */
 redisContext *tg_redis_connect(const char *url, int timeout_s, char *errstr, size_t errlen);
 
 /* Runs one command given as argv; the caller frees *out (if out) with
