@@ -188,7 +188,8 @@ static int kafka_start(worker_t *w, char *err, size_t errlen) {
              def->worker_id);
     tg_topic(&w->cfg, def->input_topic, w->input_topic, sizeof w->input_topic);
     const char *topics[] = {w->input_topic};
-    w->consumer = tg_consumer_new(&w->cfg, group, topics, 1, err, errlen);
+    const tg_consumer_opts_t opts = {.group_id = group, .topics = topics, .ntopics = 1};
+    w->consumer = tg_consumer_new(&w->cfg, &opts, err, errlen);
     if (!w->consumer) {
         return TG_ERR_KAFKA;
     }

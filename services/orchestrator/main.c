@@ -69,7 +69,12 @@ static int kafka_start(orch_loop_t *o, char *err, size_t errlen) {
         return tg_fail(TG_ERR_UNAVAILABLE, err, errlen, "KAFKA_BROKERS: no broker answered at %s",
                        conf.cfg.kafka_brokers);
     }
-    o->tracking = tg_consumer_new(&conf.cfg, conf.group, topics, 5, err, errlen);
+    const tg_consumer_opts_t opts = {.group_id = conf.group,
+                                     .topics = topics,
+                                     .ntopics = 5,
+                                     .on_rebalance = holds_rebalance,
+                                     .arg = &tracking_holds};
+    o->tracking = tg_consumer_new(&conf.cfg, &opts, err, errlen);
     o->delay = o->tracking ? delay_new(&conf, err, errlen) : NULL;
     return o->delay ? TG_OK : TG_ERR_KAFKA;
 }

@@ -331,7 +331,6 @@ int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t 
 orch_delay_t *delay_new(orch_conf_t *conf, char *errstr, size_t errlen);
 /* Resumes partitions that became due and handles at most one message. */
 void delay_poll(orch_loop_t *o, int timeout_ms);
-rd_kafka_t *delay_handle(orch_delay_t *d);
 void delay_destroy(orch_delay_t *d);
 
 /* A message read back from a topic (the dead-letter topic, for replay). */
@@ -371,6 +370,12 @@ const hold_t *holds_find(const holds_t *h, const char *topic, int32_t partition)
 /* Removes and copies into out the first hold due at now; 0 when none. */
 int holds_take_due(holds_t *h, int64_t now_ms, hold_t *out);
 void holds_clear(holds_t *h);
+/* Removes the hold of this partition, if any. */
+void holds_forget(holds_t *h, const char *topic, int32_t partition);
+/* The consumers' rebalance hook (tg_rebalance_fn, arg is the holds_t):
+ * revoked and newly assigned partitions have no hold. */
+void holds_rebalance(void *arg, rd_kafka_t *rk, int assigned,
+                     const rd_kafka_topic_partition_list_t *parts);
 
 /* Pauses msg's partition and rewinds it to msg, to be read again at until. */
 int holds_pause(holds_t *h, rd_kafka_t *rk, const rd_kafka_message_t *msg, int64_t until);
