@@ -87,6 +87,7 @@ static int orchestrator_start(orch_loop_t *o, orch_api_t **api, char *err, size_
     }
     tg_log_init("orchestrator", conf.cfg.log_level);
     orch_workers_defaults(conf.workers);
+    orch_metrics_init(&conf);
     o->conf = &conf;
     o->svc = tg_service_start(&conf.cfg, ORCH_VERSION, err, errlen);
     if (!o->svc) {

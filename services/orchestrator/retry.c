@@ -148,8 +148,7 @@ int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t 
     if (rc != TG_OK) {
         return rc;
     }
-    tg_metric_add("tg_dead_letters_total", "Inputs given up and sent to the dead-letter topic", "",
-                  1);
+    tg_metric_add(ORCH_M_DEAD_LETTERS, "", 1);
     /* "Give up, alert admin": this line, the metric above and the webhook. */
     tg_error("ALERT: %s gave up after %d attempt(s), input sent to the dead-letter topic: %s",
              f->worker->id, f->attempt, f->error);

@@ -505,3 +505,43 @@ def test_restarted_member_does_not_rebalance_the_group(stack):
     wait_step(stack, trig["runId"], "odata-sync-worker", "running", 1)
     time.sleep(5)
     assert "is rebalancing" not in first.logs()[seen:]
+
+
+def metrics_text(svc):
+    with urllib.request.urlopen(svc.url("/metrics"), timeout=5) as r:
+        return r.read().decode()
+
+
+def test_metrics_from_start_up_and_per_request_and_partition(stack):
+    svc = start(stack, KAFKA_CONF_STATISTICS_INTERVAL_MS="500")
+    text = metrics_text(svc)
+    # Counters exist at zero before anything happened: the first dead
+    # letter or retry is an increase that rate() and alerts can see.
+    assert "\ntg_dead_letters_total 0\n" in text
+    for worker in ("odata-sync-worker", "virtual-entities-generator", "graph-builder"):
+        assert f'\ntg_retries_total{{worker="{worker}"}} 0\n' in text
+    assert '\ntg_runs_total{status="failed"} 0\n' in text
+    info = [l for l in text.splitlines() if l.startswith("tg_build_info{")]
+    assert len(info) == 1 and 'service="orchestrator"' in info[0] and 'version="1.0.0"' in info[0]
+    assert info[0].endswith(" 1") and 'revision="' in info[0]
+
+    # Requests by route (the handler's pattern, never the path) and status.
+    status, _, _ = call(svc, "GET", "/api/v1/runs/no-such-run")
+    assert status == 404
+    call(svc, "GET", "/healthz")
+    call(svc, "GET", "/no/such/path")
+    text = metrics_text(svc)
+    assert '\ntg_http_requests_total{route="/api/v1/runs",status="404"} 1\n' in text
+    assert 'tg_http_requests_total{route="/healthz",status="200"}' in text
+    assert 'tg_http_requests_total{route="other",status="404"} 1\n' in text
+    assert 'no-such-run' not in text
+    assert 'tg_http_request_duration_seconds_count{route="/api/v1/runs"} 1\n' in text
+    assert 'tg_http_request_duration_seconds_bucket{route="/healthz",le="+Inf"}' in text
+
+    # Consumer lag of each partition the tracking consumer reads, once an
+    # offset of it was committed.
+    trig = envelope("pipeline.trigger", {"force": False})
+    stack.produce("pipeline.trigger", trig)
+    wait_step(stack, trig["runId"], "odata-sync-worker", "running", 1)
+    lag = f'tg_consumer_lag{{topic="{stack.topic("pipeline.trigger")}",partition="0"}} 0\n'
+    wait_for(lambda: lag in metrics_text(svc), 20, what=lag)
