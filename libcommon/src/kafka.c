@@ -12,10 +12,12 @@
 
 #include "tg/envelope.h"
 #include "tg/log.h"
+#include "tg/metrics.h"
 
 extern char **environ;
 
 #define ENV_PREFIX "KAFKA_CONF_"
+#define TG_LAG_LABELS_LEN 320
 
 /* First member of both handles (their librdkafka opaque): once closing is
  * set, errors of a handle being torn down are not logged, so a program's
@@ -33,6 +35,8 @@ struct tg_producer_s {
 struct tg_consumer_s {
     handle_state_t hs;
     rd_kafka_t *rk;
+    tg_rebalance_fn on_rebalance; /* may be NULL */
+    void *arg;
 };
 
 /* The state of one send, shared with its delivery report. Heap-allocated:
@@ -282,9 +286,113 @@ void tg_producer_destroy(tg_producer_t *p, int timeout_ms) {
 
 /* ---- consumer ---------------------------------------------------------- */
 
-tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
-                               const char *const *topics, size_t ntopics, char *errstr,
-                               size_t errlen) {
+#define STATS_INTERVAL_MS "10000" /* consumer lag refresh; scrapes are rarer */
+#define LAG_METRIC "tg_consumer_lag"
+#define LAG_HELP "Messages between the committed offset and the end of the partition"
+
+const char *tg_kafka_instance_id(void) {
+    const char *pod = tg_env_str("POD_NAME", NULL);
+    return pod ? pod : tg_env_str("HOSTNAME", NULL);
+}
+
+static void lag_labels(char *out, size_t len, const char *topic, int32_t partition) {
+    snprintf(out, len, "topic=\"%s\",partition=\"%d\"", topic, (int)partition);
+}
+
+/* librdkafka's statistics (every statistics.interval.ms, from the poll):
+ * the lag of every partition this consumer fetches. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const cJSON *topics = cJSON_GetObjectItemCaseSensitive(root, "topics"), *t, *p;
+    char labels[TG_LAG_LABELS_LEN];
+    cJSON_ArrayForEach(t, topics) {
+        cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(t, "partitions")) {
+            const cJSON *lag = cJSON_GetObjectItemCaseSensitive(p, "consumer_lag");
+            int32_t partition = (int32_t)atoi(p->string);
+            if (partition < 0 || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "desired")) ||
+                !cJSON_IsNumber(lag) || lag->valuedouble < 0) {
+                continue; /* not ours, or nothing committed yet */
+            }
+            lag_labels(labels, sizeof labels, t->string, partition);
+            tg_metric_set(LAG_METRIC, LAG_HELP, labels, lag->valuedouble);
+        }
+    }
+    cJSON_Delete(root);
+    return 0; /* librdkafka frees json */
+}
+
+static void lag_forget(const rd_kafka_topic_partition_list_t *parts) {
+    char labels[TG_LAG_LABELS_LEN];
+    for (int i = 0; i < parts->cnt; i++) {
+        lag_labels(labels, sizeof labels, parts->elems[i].topic, parts->elems[i].partition);
+        tg_metric_remove(LAG_METRIC, labels); /* another member reports it now */
+    }
+}
+
+static void rebalance_fail(rd_kafka_t *rk, const char *what, const char *why) {
+    tg_error("kafka %s: cannot %s partitions: %s", rd_kafka_name(rk), what, why);
+}
+
+/* Applies a change of assignment: incrementally under the cooperative
+ * protocol, whole otherwise (an eager strategy set by
+ * KAFKA_CONF_PARTITION_ASSIGNMENT_STRATEGY). */
+static void assignment_apply(rd_kafka_t *rk, int assign, rd_kafka_topic_partition_list_t *parts) {
+    const char *what = assign ? "assign" : "unassign";
+    if (!strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE")) {
+        rd_kafka_error_t *error = assign ? rd_kafka_incremental_assign(rk, parts)
+                                         : rd_kafka_incremental_unassign(rk, parts);
+        if (error) {
+            rebalance_fail(rk, what, rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        }
+        return;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_assign(rk, assign ? parts : NULL);
+    if (err) {
+        rebalance_fail(rk, what, rd_kafka_err2str(err));
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+    tg_consumer_t *c = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assignment_apply(rk, 1, parts);
+        /* librdkafka keeps a partition's pause flag across revoke and
+         * re-assign; the caller's table of holds was told of the revoke, so
+         * nobody would ever resume it. */
+        rd_kafka_resp_err_t rerr = rd_kafka_resume_partitions(rk, parts);
+        if (rerr) {
+            rebalance_fail(rk, "resume", rd_kafka_err2str(rerr));
+        }
+        if (parts->cnt > 0) { /* the cooperative protocol also reports empty changes */
+            tg_info("kafka %s: %d partition(s) assigned", rd_kafka_name(rk), parts->cnt);
+        }
+        if (c->on_rebalance) {
+            c->on_rebalance(c->arg, rk, 1, parts);
+        }
+        return;
+    }
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        tg_warn("kafka %s: rebalance failed: %s", rd_kafka_name(rk), rd_kafka_err2str(err));
+    }
+    /* The caller forgets the partitions first: after the unassign their
+     * messages are another member's. */
+    if (c->on_rebalance) {
+        c->on_rebalance(c->arg, rk, 0, parts);
+    }
+    lag_forget(parts);
+    if (parts->cnt > 0) {
+        tg_info("kafka %s: %d partition(s) %s", rd_kafka_name(rk), parts->cnt,
+                rd_kafka_assignment_lost(rk) ? "lost" : "revoked");
+    }
+    assignment_apply(rk, 0, parts);
+}
+
+/* Group settings: cooperative-sticky, static membership from the pod name. */
+static rd_kafka_conf_t *consumer_conf(tg_consumer_t *c, const tg_config_t *cfg,
+                                      const char *group_id, char *errstr, size_t errlen) {
+    const char *instance = tg_kafka_instance_id();
     /* max.poll.interval.ms: a step may run 10 minutes between two polls. */
     const char *const defaults[] = {"group.id",
                                     group_id,
@@ -298,9 +406,41 @@ tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
                                     "10000",
                                     "max.poll.interval.ms",
                                     "900000",
+                                    "partition.assignment.strategy",
+                                    "cooperative-sticky",
+                                    "statistics.interval.ms",
+                                    STATS_INTERVAL_MS,
+                                    instance ? "group.instance.id" : NULL,
+                                    instance,
                                     NULL};
+    rd_kafka_conf_t *conf = conf_new(cfg, defaults, errstr, errlen);
+    if (conf) {
+        rd_kafka_conf_set_opaque(conf, c);
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+        rd_kafka_conf_set_stats_cb(conf, on_stats);
+    }
+    return conf;
+}
+
+static int consumer_subscribe(tg_consumer_t *c, const tg_consumer_opts_t *opts, char *errstr,
+                              size_t errlen) {
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)opts->ntopics);
+    for (size_t i = 0; i < opts->ntopics; i++) {
+        rd_kafka_topic_partition_list_add(list, opts->topics[i], RD_KAFKA_PARTITION_UA);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (err) {
+        return tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: cannot subscribe to %s: %s",
+                       opts->ntopics ? opts->topics[0] : "(no topic)", rd_kafka_err2str(err));
+    }
+    return TG_OK;
+}
+
+tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const tg_consumer_opts_t *opts, char *errstr,
+                               size_t errlen) {
     tg_consumer_t *c = calloc(1, sizeof *c);
-    rd_kafka_conf_t *conf = c ? conf_new(cfg, defaults, errstr, errlen) : NULL;
+    rd_kafka_conf_t *conf = c ? consumer_conf(c, cfg, opts->group_id, errstr, errlen) : NULL;
     if (!conf) {
         if (!c) {
             tg_fail(TG_ERR_NOMEM, errstr, errlen, "kafka: out of memory");
@@ -309,7 +449,8 @@ tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
         return NULL;
     }
     atomic_init(&c->hs.closing, 0);
-    rd_kafka_conf_set_opaque(conf, c);
+    c->on_rebalance = opts->on_rebalance;
+    c->arg = opts->arg;
     char rderr[512];
     c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
     if (!c->rk) {
@@ -319,17 +460,9 @@ tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
         return NULL;
     }
     rd_kafka_poll_set_consumer(c->rk);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new((int)ntopics);
-    for (size_t i = 0; i < ntopics; i++) {
-        rd_kafka_topic_partition_list_add(list, topics[i], RD_KAFKA_PARTITION_UA);
-    }
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(c->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err) {
+    if (consumer_subscribe(c, opts, errstr, errlen) != TG_OK) {
         rd_kafka_destroy(c->rk);
         free(c);
-        tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: cannot subscribe to %s: %s",
-                ntopics ? topics[0] : "(no topic)", rd_kafka_err2str(err));
         return NULL;
     }
     return c;

@@ -10,7 +10,7 @@
 
 #include "tg/log.h"
 
-#define MAX_SERIES 256
+#define MAX_SERIES TG_METRICS_MAX_SERIES
 #define LABELS_LEN 256
 
 enum { KIND_COUNTER, KIND_GAUGE, KIND_HISTOGRAM };
@@ -95,6 +95,20 @@ void tg_metric_set(const char *name, const char *help, const char *labels, doubl
 
 void tg_metric_observe(const char *name, const char *help, const char *labels, double seconds) {
     update(name, help, labels, KIND_HISTOGRAM, seconds);
+}
+
+void tg_metric_remove(const char *name, const char *labels) {
+    pthread_mutex_lock(&lock);
+    for (size_t i = 0; i < nseries; i++) {
+        if (strcmp(table[i].name, name) == 0 &&
+            strcmp(table[i].labels, labels ? labels : "") == 0) {
+            /* Keep the order: series of one name are rendered together. */
+            memmove(&table[i], &table[i + 1], (nseries - i - 1) * sizeof table[0]);
+            nseries--;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&lock);
 }
 
 /* Shortest decimal that reads back as v. */

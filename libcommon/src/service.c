@@ -1,5 +1,6 @@
 /* The process around a service: the shutdown flag, and the civetweb server
- * answering GET /healthz, /readyz and /metrics for Kubernetes and Prometheus. */
+ * answering GET /healthz, /readyz and /metrics for Kubernetes and Prometheus,
+ * counting every request by route and status. */
 #include "tg/service.h"
 
 #include <pthread.h>
@@ -8,10 +9,19 @@
 #include <string.h>
 
 #include "tg/buf.h"
+#include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
 
 #define MAX_DEPS 8
+#define MAX_ROUTES 32
+#define ROUTE_OTHER "other" /* no handler: the path itself could be anything */
+#define M_REQUESTS "tg_http_requests_total", "HTTP requests answered, by route and status"
+#define M_REQUEST_SECONDS "tg_http_request_duration_seconds", "HTTP request duration, by route"
+
+#ifndef TG_REVISION
+#define TG_REVISION "unknown"
+#endif
 
 volatile sig_atomic_t tg_shutdown_requested = 0;
 
@@ -21,6 +31,14 @@ typedef struct {
     char detail[512];
 } dep_t;
 
+/* A handler registered through tg_service_route: its pattern names the
+ * route in the request metrics (a path may hold ids: unbounded labels). */
+typedef struct {
+    char pattern[128];
+    mg_request_handler handler;
+    void *data;
+} route_t;
+
 struct tg_service_s {
     struct mg_context *http;
     char service[64];
@@ -28,7 +46,14 @@ struct tg_service_s {
     pthread_mutex_t lock; /* guards deps: set by the loop, read by HTTP threads */
     dep_t deps[MAX_DEPS];
     int ndeps;
+    route_t routes[MAX_ROUTES];
+    int nroutes;
 };
+
+/* civetweb serves a request on one thread from begin_request to
+ * end_request, so the request's start and route live in that thread. */
+static __thread int64_t request_started_ms;
+static __thread const char *request_route;
 
 /* ---- signals ----------------------------------------------------------- */
 
@@ -162,6 +187,45 @@ static int on_metrics(struct mg_connection *conn, void *data) {
     return 200;
 }
 
+/* ---- request metrics --------------------------------------------------- */
+
+static int on_begin_request(struct mg_connection *conn) {
+    request_started_ms = tg_mono_ms();
+    request_route = NULL;
+    return 0; /* civetweb goes on to the handler */
+}
+
+static void on_end_request(const struct mg_connection *conn, int status) {
+    char labels[192];
+    const char *route = request_route ? request_route : ROUTE_OTHER;
+    snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", route, status);
+    tg_metric_add(M_REQUESTS, labels, 1);
+    snprintf(labels, sizeof labels, "route=\"%s\"", route);
+    tg_metric_observe(M_REQUEST_SECONDS, labels,
+                      (double)(tg_mono_ms() - request_started_ms) / 1000.0);
+    request_route = NULL;
+}
+
+static int route_call(struct mg_connection *conn, void *data) {
+    const route_t *r = data;
+    request_route = r->pattern;
+    return r->handler(conn, r->data);
+}
+
+int tg_service_route(tg_service_t *svc, const char *pattern, mg_request_handler handler,
+                     void *data) {
+    if (!svc || !svc->http || svc->nroutes == MAX_ROUTES ||
+        strlen(pattern) >= sizeof svc->routes[0].pattern) {
+        return TG_ERR_INVALID;
+    }
+    route_t *r = &svc->routes[svc->nroutes++];
+    snprintf(r->pattern, sizeof r->pattern, "%s", pattern);
+    r->handler = handler;
+    r->data = data;
+    mg_set_request_handler(svc->http, pattern, route_call, r);
+    return TG_OK;
+}
+
 /* civetweb's own messages (e.g. bind failures) go to our log at debug: the
  * caller reports the failure in one line. */
 static int on_civetweb_log(const struct mg_connection *conn, const char *message) {
@@ -186,23 +250,28 @@ static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) 
     long n = strtol(tg_env_str("HTTP_THREADS", "8"), NULL, 10);
     snprintf(threads, sizeof threads, "%ld", n < 1 ? 8 : n > 1024 ? 1024 : n);
     const char *keep_alive = tg_env_str("HTTP_KEEP_ALIVE", "no");
-    const char *options[] = {"listening_ports",    ports,   "num_threads", threads,
-                             "request_timeout_ms", "10000", "enable_keep_alive",
-                             !strcmp(keep_alive, "yes") || !strcmp(keep_alive, "true") ? "yes" : "no",
+    const char *options[] = {"listening_ports", ports, "num_threads", threads, "request_timeout_ms",
+                             "10000", "enable_keep_alive",
+                             !strcmp(keep_alive, "yes") || !strcmp(keep_alive, "true") ? "yes"
+                                                                                       : "no",
                              /* headers and body are two writes: without this,
                               * Nagle and delayed ACKs add 40 ms on keep-alive */
                              "tcp_nodelay", "1", NULL};
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.log_message = on_civetweb_log;
+    callbacks.begin_request = on_begin_request;
+    callbacks.end_request = on_end_request;
     pthread_once(&civetweb_once, civetweb_init);
     svc->http = mg_start(&callbacks, NULL, options);
     if (!svc->http) {
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "HTTP_PORT: cannot listen on %d", port);
     }
-    mg_set_request_handler(svc->http, "/healthz", on_healthz, svc);
-    mg_set_request_handler(svc->http, "/readyz", on_readyz, svc);
-    mg_set_request_handler(svc->http, "/metrics", on_metrics, svc);
+    if (tg_service_route(svc, "/healthz", on_healthz, svc) != TG_OK ||
+        tg_service_route(svc, "/readyz", on_readyz, svc) != TG_OK ||
+        tg_service_route(svc, "/metrics", on_metrics, svc) != TG_OK) {
+        return tg_fail(TG_ERR_INVALID, errstr, errlen, "HTTP: cannot register the probes");
+    }
     return TG_OK;
 }
 
@@ -216,6 +285,10 @@ tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char
     pthread_mutex_init(&svc->lock, NULL);
     snprintf(svc->service, sizeof svc->service, "%s", cfg->service ? cfg->service : "");
     snprintf(svc->version, sizeof svc->version, "%s", version ? version : "");
+    char labels[192];
+    snprintf(labels, sizeof labels, "service=\"%s\",version=\"%s\",revision=\"%s\"", svc->service,
+             svc->version, TG_REVISION);
+    tg_metric_set("tg_build_info", "The running build: its version and source revision", labels, 1);
     if (cfg->http_port > 0 && http_start(svc, cfg->http_port, errstr, errlen) != TG_OK) {
         pthread_mutex_destroy(&svc->lock);
         free(svc);

@@ -26,6 +26,11 @@
  * curl's and PostgreSQL's timers fire a little before or after it. */
 #define DEADLINE_SLACK_MS 100
 #define TIMED_OUT "timed out after "
+/* Metric names and help, each a pair of arguments: one home for the update
+ * and for the zero every series starts at. */
+#define M_DEAD_LETTERS                                                                             \
+    "tg_worker_dead_letters_total", "Malformed events sent to the dead-letter topic"
+#define M_STEPS "tg_worker_steps_total", "Steps run, by outcome"
 
 typedef struct {
     const tg_worker_def_t *def;
@@ -188,7 +193,8 @@ static int kafka_start(worker_t *w, char *err, size_t errlen) {
              def->worker_id);
     tg_topic(&w->cfg, def->input_topic, w->input_topic, sizeof w->input_topic);
     const char *topics[] = {w->input_topic};
-    w->consumer = tg_consumer_new(&w->cfg, group, topics, 1, err, errlen);
+    const tg_consumer_opts_t opts = {.group_id = group, .topics = topics, .ntopics = 1};
+    w->consumer = tg_consumer_new(&w->cfg, &opts, err, errlen);
     if (!w->consumer) {
         return TG_ERR_KAFKA;
     }
@@ -215,6 +221,19 @@ static int databases_connect(worker_t *w, char *err, size_t errlen) {
     return TG_OK;
 }
 
+/* Every counter exists at zero from start-up: a first failure is an
+ * increase that rate() and alerts see. */
+static void metrics_init(worker_t *w) {
+    static const char *const outcomes[] = {"success",       "no_changes", "skipped",
+                                           TG_STEP_NOTHING, "failed",     "abandoned"};
+    char labels[256];
+    tg_metric_add(M_DEAD_LETTERS, w->labels, 0);
+    for (size_t i = 0; i < sizeof outcomes / sizeof outcomes[0]; i++) {
+        snprintf(labels, sizeof labels, "%s,status=\"%s\"", w->labels, outcomes[i]);
+        tg_metric_add(M_STEPS, labels, 0);
+    }
+}
+
 static int worker_start(worker_t *w, char *err, size_t errlen) {
     const tg_worker_def_t *def = w->def;
     int rc = tg_config_load(&w->cfg, def->worker_id, TG_NEED_KAFKA | def->needs, def->default_port,
@@ -228,6 +247,7 @@ static int worker_start(worker_t *w, char *err, size_t errlen) {
     w->ctx.cfg = &w->cfg;
     w->seed = (unsigned)tg_now_ms();
     snprintf(w->labels, sizeof w->labels, "worker=\"%s\"", def->worker_id);
+    metrics_init(w);
     w->svc = tg_service_start(&w->cfg, def->version, err, errlen);
     if (!w->svc) {
         return TG_ERR_CONFIG;
@@ -387,8 +407,7 @@ static void dead_letter(worker_t *w, const rd_kafka_message_t *msg, const char *
     char *key = msg->key ? strndup(msg->key, msg->key_len) : NULL;
     if (send_reliably(w, topic, key, msg->payload, msg->len, headers,
                       sizeof headers / sizeof headers[0]) == TG_OK) {
-        tg_metric_add("tg_worker_dead_letters_total",
-                      "Malformed events sent to the dead-letter topic", w->labels, 1);
+        tg_metric_add(M_DEAD_LETTERS, w->labels, 1);
         offset_store(w, msg);
     }
     free(key);
@@ -487,7 +506,7 @@ static void step_record(worker_t *w, const tg_step_result_t *res, int64_t ms) {
                                                         : "failed";
     char labels[256];
     snprintf(labels, sizeof labels, "%s,status=\"%s\"", w->labels, outcome);
-    tg_metric_add("tg_worker_steps_total", "Steps run, by outcome", labels, 1);
+    tg_metric_add(M_STEPS, labels, 1);
     tg_metric_observe("tg_worker_step_duration_seconds", "Duration of a step", w->labels,
                       (double)ms / 1000.0);
     if (res->err == TG_OK) {

@@ -64,7 +64,9 @@ static const char *method(struct mg_connection *conn) {
     return mg_get_request_info(conn)->request_method;
 }
 
-static int is(struct mg_connection *conn, const char *m) { return !strcmp(method(conn), m); }
+static int is(struct mg_connection *conn, const char *m) {
+    return !strcmp(method(conn), m);
+}
 
 /* ---- waiting for a run ------------------------------------------------- */
 
@@ -93,8 +95,8 @@ static int run_wait(orch_api_t *api, const char *run_id, long wait_s) {
 }
 
 /* 202 with the run's id and Location, or after ?wait its result. */
-static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *run_id,
-                     int created, long wait_s, const char *extra) {
+static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *run_id, int created,
+                     long wait_s, const char *extra) {
     char location[160], message[160], err[512];
     snprintf(location, sizeof location, "Location: /api/v1/runs/%s\r\n", run_id);
     int ended = wait_s > 0 && run_wait(api, run_id, wait_s);
@@ -121,8 +123,9 @@ static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *ru
         cJSON_AddStringToObject(body, "rerunFrom", extra);
     }
     if (wait_s > 0) {
-        snprintf(message, sizeof message, "The run is still %s after %ld s; follow it at /api/v1/runs/%s",
-                 run.status, wait_s, run_id);
+        snprintf(message, sizeof message,
+                 "The run is still %s after %ld s; follow it at /api/v1/runs/%s", run.status,
+                 wait_s, run_id);
         cJSON_AddStringToObject(body, "message", message);
     }
     return reply(conn, created || wait_s > 0 ? 202 : 200, body, location);
@@ -182,7 +185,8 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
     if (!api_authorized(conn, api->conf->cfg.api_token)) {
         return 401;
     }
-    if ((status = execute_params(conn, &force, &wait_s)) || (status = idempotency_key(conn, &key))) {
+    if ((status = execute_params(conn, &force, &wait_s)) ||
+        (status = idempotency_key(conn, &key))) {
         return status;
     }
     req_db_t db;
@@ -191,8 +195,8 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
     }
     orch_create_outcome_t outcome = RUN_CONFLICT;
     orch_start_t req = {"api", force, only, key, ORCH_SOURCE_DEFAULT};
-    int rc = orch_start_run(db.pg, api->producer, api->conf, &req, &outcome, run_id, err,
-                            sizeof err);
+    int rc =
+        orch_start_run(db.pg, api->producer, api->conf, &req, &outcome, run_id, err, sizeof err);
     db_close(&db);
     if (rc) {
         return reply_start_error(conn, rc, err);
@@ -456,7 +460,8 @@ static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *ru
     orch_reopen_t outcome;
     int rc = runs_reopen(db.pg, run_id, NULL, force, &outcome, worker, &input, err, sizeof err);
     if (rc || outcome != REOPEN_OK) {
-        status = rc ? reply_db_error(conn, err) : reply_reopen_refused(conn, db.pg, outcome, run_id);
+        status =
+            rc ? reply_db_error(conn, err) : reply_reopen_refused(conn, db.pg, outcome, run_id);
         db_close(&db);
         return status;
     }
@@ -502,8 +507,7 @@ static int on_runs(struct mg_connection *conn, void *data) {
     if (!api_authorized(conn, api->conf->cfg.api_token)) {
         return 401;
     }
-    return !strcmp(seg[1], "cancel") ? run_cancel(conn, api, seg[0])
-                                     : run_retry(conn, api, seg[0]);
+    return !strcmp(seg[1], "cancel") ? run_cancel(conn, api, seg[0]) : run_retry(conn, api, seg[0]);
 }
 
 /* ---- dead letters ------------------------------------------------------ */
@@ -554,8 +558,8 @@ static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, cha
         }
         free(input);
     }
-    const tg_header_t headers[] = {{"x-attempt", "1"}, {"x-replayed", "dead-letter"},
-                                   {"x-worker", "orchestrator"}};
+    const tg_header_t headers[] = {
+        {"x-attempt", "1"}, {"x-replayed", "dead-letter"}, {"x-worker", "orchestrator"}};
     int rc = tg_producer_send(api->producer, f->original_topic, f->key, value ? value : f->value,
                               value ? strlen(value) : f->len, headers, w ? 3 : 2,
                               ORCH_SEND_TIMEOUT_MS, err, errlen);
@@ -665,12 +669,25 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
     api_cache_init(&api->cache, conf->api_cache_ms);
     /* Exact paths win over prefixes in civetweb, so pipeline/status and
      * execute are never taken for a worker id. */
-    mg_set_request_handler(http, "/api/v1/workers/pipeline/status", on_pipeline_status, api);
-    mg_set_request_handler(http, "/api/v1/workers/execute", on_execute, api);
-    mg_set_request_handler(http, "/api/v1/workers", on_workers, api);
-    mg_set_request_handler(http, "/api/v1/runs", on_runs, api);
-    mg_set_request_handler(http, "/api/v1/dead-letters/replay", on_replay, api);
-    mg_set_request_handler(http, "/api/v1/openapi.json", on_openapi, api);
+    static const struct {
+        const char *pattern;
+        mg_request_handler handler;
+    } routes[] = {{"/api/v1/workers/pipeline/status", on_pipeline_status},
+                  {"/api/v1/workers/execute", on_execute},
+                  {"/api/v1/workers", on_workers},
+                  {"/api/v1/runs", on_runs},
+                  {"/api/v1/dead-letters/replay", on_replay},
+                  {"/api/v1/openapi.json", on_openapi}};
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (tg_service_route(svc, routes[i].pattern, routes[i].handler, api) != TG_OK) {
+            tg_fail(TG_ERR_CONFIG, errstr, errlen, "HTTP: cannot register %s", routes[i].pattern);
+            while (i-- > 0) { /* no handler may keep api once it is freed */
+                mg_set_request_handler(http, routes[i].pattern, NULL, NULL);
+            }
+            api_stop(api);
+            return NULL;
+        }
+    }
     return api;
 }
 

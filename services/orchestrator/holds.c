@@ -1,7 +1,7 @@
 /* Paused partitions: a message that must wait (a retry not yet due, or an
  * event PostgreSQL could not take) is rewound and its partition paused
  * until a wall-clock time, so the poll loop keeps polling and never sleeps.
- * The table is rebuilt empty on every rebalance. */
+ * A partition revoked from this consumer leaves the table (holds_rebalance). */
 #include <stdio.h>
 #include <string.h>
 
@@ -43,7 +43,28 @@ int holds_take_due(holds_t *h, int64_t now_ms, hold_t *out) {
     return 0;
 }
 
-void holds_clear(holds_t *h) { h->n = 0; }
+void holds_clear(holds_t *h) {
+    h->n = 0;
+}
+
+void holds_forget(holds_t *h, const char *topic, int32_t partition) {
+    hold_t *slot = (hold_t *)holds_find(h, topic, partition);
+    if (slot) {
+        *slot = h->items[--h->n];
+    }
+}
+
+/* A revoked partition's hold is stale: when the partition comes back it is
+ * read again from its committed offset, unpaused, and a hold left behind
+ * would make the loop skip its messages as "fetched before the pause". An
+ * assigned partition starts without a hold for the same reason. */
+void holds_rebalance(void *arg, rd_kafka_t *rk, int assigned,
+                     const rd_kafka_topic_partition_list_t *parts) {
+    holds_t *h = arg;
+    for (int i = 0; i < parts->cnt; i++) {
+        holds_forget(h, parts->elems[i].topic, parts->elems[i].partition);
+    }
+}
 
 static rd_kafka_topic_partition_list_t *one_partition(const char *topic, int32_t partition,
                                                       int64_t offset) {
@@ -66,8 +87,7 @@ int holds_pause(holds_t *h, rd_kafka_t *rk, const rd_kafka_message_t *msg, int64
     rd_kafka_topic_partition_list_destroy(list);
     if (err || serr) {
         tg_error("kafka: cannot pause %s [%d] at @%lld: %s", topic, (int)msg->partition,
-                 (long long)msg->offset,
-                 err ? rd_kafka_err2str(err) : rd_kafka_error_string(serr));
+                 (long long)msg->offset, err ? rd_kafka_err2str(err) : rd_kafka_error_string(serr));
         if (serr) {
             rd_kafka_error_destroy(serr);
         }
@@ -79,8 +99,7 @@ int holds_pause(holds_t *h, rd_kafka_t *rk, const rd_kafka_message_t *msg, int64
 void holds_resume_due(holds_t *h, rd_kafka_t *rk, int64_t now_ms) {
     hold_t due;
     while (holds_take_due(h, now_ms, &due)) {
-        rd_kafka_topic_partition_list_t *list =
-            one_partition(due.topic, due.partition, due.offset);
+        rd_kafka_topic_partition_list_t *list = one_partition(due.topic, due.partition, due.offset);
         rd_kafka_resp_err_t err = rd_kafka_resume_partitions(rk, list);
         rd_kafka_topic_partition_list_destroy(list);
         if (err) {

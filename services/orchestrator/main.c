@@ -69,7 +69,12 @@ static int kafka_start(orch_loop_t *o, char *err, size_t errlen) {
         return tg_fail(TG_ERR_UNAVAILABLE, err, errlen, "KAFKA_BROKERS: no broker answered at %s",
                        conf.cfg.kafka_brokers);
     }
-    o->tracking = tg_consumer_new(&conf.cfg, conf.group, topics, 5, err, errlen);
+    const tg_consumer_opts_t opts = {.group_id = conf.group,
+                                     .topics = topics,
+                                     .ntopics = 5,
+                                     .on_rebalance = holds_rebalance,
+                                     .arg = &tracking_holds};
+    o->tracking = tg_consumer_new(&conf.cfg, &opts, err, errlen);
     o->delay = o->tracking ? delay_new(&conf, err, errlen) : NULL;
     return o->delay ? TG_OK : TG_ERR_KAFKA;
 }
@@ -82,6 +87,7 @@ static int orchestrator_start(orch_loop_t *o, orch_api_t **api, char *err, size_
     }
     tg_log_init("orchestrator", conf.cfg.log_level);
     orch_workers_defaults(conf.workers);
+    orch_metrics_init(&conf);
     o->conf = &conf;
     o->svc = tg_service_start(&conf.cfg, ORCH_VERSION, err, errlen);
     if (!o->svc) {

@@ -17,7 +17,8 @@
 #define RETRY_LATER_MS 1000 /* a forward that failed is tried again after this */
 
 struct orch_delay_s {
-    rd_kafka_t *rk;
+    tg_consumer_t *consumer;
+    rd_kafka_t *rk; /* the consumer's handle, for pause and resume */
     holds_t holds;
     orch_conf_t *conf;
 };
@@ -61,10 +62,14 @@ int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_pla
     snprintf(error, sizeof error, "%s", f->error);
     utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
     const tg_header_t headers[] = {
-        {"x-original-topic", f->orig_topic}, {"x-original-partition", part},
-        {"x-original-offset", off},          {"x-attempt", attempt},
-        {"x-first-failure-at", first},       {"x-due-at", due},
-        {"x-last-error", error},             {"x-run-id", f->run_id},
+        {"x-original-topic", f->orig_topic},
+        {"x-original-partition", part},
+        {"x-original-offset", off},
+        {"x-attempt", attempt},
+        {"x-first-failure-at", first},
+        {"x-due-at", due},
+        {"x-last-error", error},
+        {"x-run-id", f->run_id},
     };
     const char *topic = orch_delay_topic(plan->delay_index);
     int rc = events_send(o->producer, o->conf, topic, f->source_id, value, strlen(value), headers,
@@ -79,7 +84,9 @@ int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_pla
 
 /* ---- giving up --------------------------------------------------------- */
 
-static size_t discard(void *ptr, size_t size, size_t n, void *arg) { return size * n; }
+static size_t discard(void *ptr, size_t size, size_t n, void *arg) {
+    return size * n;
+}
 
 /* POSTs the alert as JSON to ALERT_WEBHOOK_URL; a failure is only logged. */
 static void alert_webhook(const char *url, const orch_failure_t *f) {
@@ -107,7 +114,8 @@ static void alert_webhook(const char *url, const orch_failure_t *f) {
         long status = 0;
         curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
         if (cc != CURLE_OK || status >= 300) {
-            tg_warn("ALERT_WEBHOOK_URL: %s", cc != CURLE_OK ? curl_easy_strerror(cc) : "HTTP error");
+            tg_warn("ALERT_WEBHOOK_URL: %s",
+                    cc != CURLE_OK ? curl_easy_strerror(cc) : "HTTP error");
         }
         curl_slist_free_all(hdrs);
         curl_easy_cleanup(curl);
@@ -124,20 +132,23 @@ int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t 
     snprintf(error, sizeof error, "%s", f->error);
     utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
     const tg_header_t headers[] = {
-        {"x-error", error},           {"x-original-topic", f->orig_topic},
-        {"x-original-partition", part}, {"x-original-offset", off},
-        {"x-worker", f->worker->id},  {"x-failed-at", failed_at},
-        {"x-attempt", attempt},       {"x-run-id", f->run_id},
+        {"x-error", error},
+        {"x-original-topic", f->orig_topic},
+        {"x-original-partition", part},
+        {"x-original-offset", off},
+        {"x-worker", f->worker->id},
+        {"x-failed-at", failed_at},
+        {"x-attempt", attempt},
+        {"x-run-id", f->run_id},
     };
     const char *value = f->input_json ? f->input_json : "";
-    int rc = events_send(o->producer, o->conf, TG_TOPIC_DEAD_LETTER, f->source_id, value,
-                         strlen(value), headers, sizeof headers / sizeof headers[0], errstr,
-                         errlen);
+    int rc =
+        events_send(o->producer, o->conf, TG_TOPIC_DEAD_LETTER, f->source_id, value, strlen(value),
+                    headers, sizeof headers / sizeof headers[0], errstr, errlen);
     if (rc != TG_OK) {
         return rc;
     }
-    tg_metric_add("tg_dead_letters_total", "Inputs given up and sent to the dead-letter topic", "",
-                  1);
+    tg_metric_add(ORCH_M_DEAD_LETTERS, "", 1);
     /* "Give up, alert admin": this line, the metric above and the webhook. */
     tg_error("ALERT: %s gave up after %d attempt(s), input sent to the dead-letter topic: %s",
              f->worker->id, f->attempt, f->error);
@@ -149,62 +160,6 @@ int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t 
 
 /* ---- the delay consumer ------------------------------------------------ */
 
-/* Eager rebalancing revokes everything and assigns afresh, so the pause
- * table starts empty and every assigned partition starts unpaused. */
-static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
-    orch_delay_t *d = opaque;
-    holds_clear(&d->holds);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        rd_kafka_assign(rk, parts);
-        rd_kafka_resume_partitions(rk, parts);
-        tg_info("Delay consumer assigned %d partition(s)", parts->cnt);
-    } else {
-        rd_kafka_assign(rk, NULL);
-    }
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                    size_t errlen) {
-    char rderr[256];
-    if (rd_kafka_conf_set(conf, name, value, rderr, sizeof rderr) != RD_KAFKA_CONF_OK) {
-        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: %s: %s", name, rderr);
-    }
-    return TG_OK;
-}
-
-/* A consumer like tg_consumer_new's (at-least-once, offsets stored by us)
- * plus the rebalance callback the pause table needs. */
-static rd_kafka_t *delay_consumer(orch_delay_t *d, const char *group, char *errstr,
-                                  size_t errlen) {
-    static const char *const props[] = {
-        "enable.auto.commit", "true", "enable.auto.offset.store", "false",
-        "auto.offset.reset", "earliest", "partition.assignment.strategy", "range",
-        "session.timeout.ms", "10000", NULL};
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc = tg_kafka_conf_apply_env(conf, &d->conf->cfg, errstr, errlen);
-    for (int i = 0; props[i] && !rc; i += 2) {
-        rc = conf_set(conf, props[i], props[i + 1], errstr, errlen);
-    }
-    if (!rc) {
-        rc = conf_set(conf, "group.id", group, errstr, errlen);
-    }
-    if (rc) {
-        rd_kafka_conf_destroy(conf);
-        return NULL;
-    }
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_opaque(conf, d);
-    char rderr[256];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof rderr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: cannot create the delay consumer: %s",
-                rderr);
-    }
-    return rk;
-}
-
 orch_delay_t *delay_new(orch_conf_t *conf, char *errstr, size_t errlen) {
     orch_delay_t *d = calloc(1, sizeof *d);
     char group[ORCH_TOPIC_LEN + 16], t1[ORCH_TOPIC_LEN], t2[ORCH_TOPIC_LEN];
@@ -214,50 +169,34 @@ orch_delay_t *delay_new(orch_conf_t *conf, char *errstr, size_t errlen) {
     }
     d->conf = conf;
     snprintf(group, sizeof group, "%s-delay", conf->group);
-    d->rk = delay_consumer(d, group, errstr, errlen);
-    if (!d->rk) {
+    const char *topics[] = {tg_topic(&conf->cfg, TG_TOPIC_RETRY_1, t1, sizeof t1),
+                            tg_topic(&conf->cfg, TG_TOPIC_RETRY_2, t2, sizeof t2)};
+    const tg_consumer_opts_t opts = {.group_id = group,
+                                     .topics = topics,
+                                     .ntopics = 2,
+                                     .on_rebalance = holds_rebalance,
+                                     .arg = &d->holds};
+    d->consumer = tg_consumer_new(&conf->cfg, &opts, errstr, errlen);
+    if (!d->consumer) {
         free(d);
         return NULL;
     }
-    rd_kafka_poll_set_consumer(d->rk);
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(2);
-    rd_kafka_topic_partition_list_add(list, tg_topic(&conf->cfg, TG_TOPIC_RETRY_1, t1, sizeof t1),
-                                      RD_KAFKA_PARTITION_UA);
-    rd_kafka_topic_partition_list_add(list, tg_topic(&conf->cfg, TG_TOPIC_RETRY_2, t2, sizeof t2),
-                                      RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t err = rd_kafka_subscribe(d->rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err) {
-        tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: cannot subscribe to %s: %s", t1,
-                rd_kafka_err2str(err));
-        delay_destroy(d);
-        return NULL;
-    }
+    d->rk = tg_consumer_handle(d->consumer);
     return d;
 }
-
-rd_kafka_t *delay_handle(orch_delay_t *d) { return d->rk; }
 
 void delay_destroy(orch_delay_t *d) {
     if (!d) {
         return;
     }
-    if (d->rk) {
-        rd_kafka_consumer_close(d->rk);
-        rd_kafka_destroy(d->rk);
-    }
+    tg_consumer_destroy(d->consumer);
     free(d);
 }
 
-static void offset_store(rd_kafka_t *rk, const rd_kafka_message_t *msg) {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(msg->rkt), msg->partition)
-        ->offset = msg->offset + 1;
-    rd_kafka_resp_err_t err = rd_kafka_offsets_store(rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-    if (err) {
-        tg_warn("kafka: cannot store the delay offset @%lld: %s (it may be forwarded again)",
-                (long long)msg->offset, rd_kafka_err2str(err));
+static void offset_store(orch_delay_t *d, const rd_kafka_message_t *msg) {
+    char err[512];
+    if (tg_consumer_done(d->consumer, msg, err, sizeof err) != TG_OK) {
+        tg_warn("%s (the retry may be forwarded again)", err);
     }
 }
 
@@ -318,10 +257,11 @@ static void delay_message(orch_loop_t *o, const rd_kafka_message_t *msg) {
     int64_t now = tg_now_ms(), due_ms;
     int wanted;
     if (tg_message_header(msg, "x-original-topic", orig, sizeof orig) != TG_OK || !orig[0] ||
-        tg_message_header(msg, "x-due-at", due, sizeof due) != TG_OK || (due_ms = atoll(due)) <= 0) {
+        tg_message_header(msg, "x-due-at", due, sizeof due) != TG_OK ||
+        (due_ms = atoll(due)) <= 0) {
         tg_error("Delay message %s [%d] @%lld lacks x-original-topic or x-due-at: skipped",
                  rd_kafka_topic_name(msg->rkt), (int)msg->partition, (long long)msg->offset);
-        offset_store(d->rk, msg);
+        offset_store(d, msg);
         return;
     }
     if (now < due_ms) {
@@ -341,28 +281,33 @@ static void delay_message(orch_loop_t *o, const rd_kafka_message_t *msg) {
                               "How late delayed retries were forwarded", "", late);
             tg_info("Retry attempt %s forwarded to %s (%.3f s after due)", attempt, orig, late);
         }
-        offset_store(d->rk, msg); /* only after the forward was acknowledged */
+        offset_store(d, msg); /* only after the forward was acknowledged */
     }
 }
 
 void delay_poll(orch_loop_t *o, int timeout_ms) {
     orch_delay_t *d = o->delay;
     holds_resume_due(&d->holds, d->rk, tg_now_ms());
-    rd_kafka_message_t *msg = rd_kafka_consumer_poll(d->rk, timeout_ms);
+    rd_kafka_message_t *msg = tg_consumer_poll(d->consumer, timeout_ms);
     if (!msg) {
         return;
     }
-    if (msg->err) {
-        if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            tg_warn("kafka: delay consumer: %s", rd_kafka_message_errstr(msg));
-        }
-    } else if (!holds_find(&d->holds, rd_kafka_topic_name(msg->rkt), msg->partition)) {
+    if (!holds_find(&d->holds, rd_kafka_topic_name(msg->rkt), msg->partition)) {
         delay_message(o, msg);
     } /* else: fetched before the pause; it is read again on resume */
     rd_kafka_message_destroy(msg);
 }
 
 /* ---- reading a message back (replay) ----------------------------------- */
+
+static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
+                    size_t errlen) {
+    char rderr[256];
+    if (rd_kafka_conf_set(conf, name, value, rderr, sizeof rderr) != RD_KAFKA_CONF_OK) {
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: %s: %s", name, rderr);
+    }
+    return TG_OK;
+}
 
 void retry_fetched_free(orch_fetched_t *f) {
     free(f->key);

@@ -19,7 +19,9 @@
 #define LOCK_CLASS "29799"
 #define LOCK_OBJECT "1"
 
-static void ms_text(char *out, size_t len, int64_t v) { snprintf(out, len, "%lld", (long long)v); }
+static void ms_text(char *out, size_t len, int64_t v) {
+    snprintf(out, len, "%lld", (long long)v);
+}
 
 /* Holds the lock already, or takes it now; *leader tells which. Asking
  * pg_locks first keeps the lock's count at one however often this runs. */
@@ -116,7 +118,7 @@ static int tick_run(orch_loop_t *o, int64_t now_ms, char *err, size_t errlen) {
     if (!claimed) {
         return TG_OK;
     }
-    tg_metric_add("tg_schedule_ticks_total", "Schedule ticks claimed", "", 1);
+    tg_metric_add(ORCH_M_SCHEDULE_TICKS, "", 1);
     if (outcome == RUN_CONFLICT) {
         tg_info("Scheduled run skipped: run %s is still active", run_id);
     } else {

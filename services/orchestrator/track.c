@@ -43,13 +43,28 @@ static void run_end(orch_loop_t *o, const char *run_id, const char *status, cons
         return;
     }
     snprintf(labels, sizeof labels, "status=\"%s\"", status);
-    tg_metric_add("tg_runs_total", "Runs ended, by status", labels, 1);
+    tg_metric_add(ORCH_M_RUNS, labels, 1);
     if (!strcmp(status, "succeeded")) {
         tg_metric_set("tg_last_success_timestamp_seconds", "When the last run succeeded", "",
                       (double)tg_now_ms() / 1000.0);
         tg_info("Pipeline run succeeded: %s", message);
     } else {
         tg_warn("Pipeline run %s: %s", status, message);
+    }
+}
+
+void orch_metrics_init(const orch_conf_t *conf) {
+    static const char *const run_statuses[] = {"succeeded", "failed", "cancelled", "timed_out"};
+    char labels[64];
+    tg_metric_add(ORCH_M_DEAD_LETTERS, "", 0);
+    tg_metric_add(ORCH_M_SCHEDULE_TICKS, "", 0);
+    for (int i = 0; i < ORCH_NWORKERS; i++) {
+        snprintf(labels, sizeof labels, "worker=\"%s\"", conf->workers[i].id);
+        tg_metric_add(ORCH_M_RETRIES, labels, 0);
+    }
+    for (size_t i = 0; i < sizeof run_statuses / sizeof run_statuses[0]; i++) {
+        snprintf(labels, sizeof labels, "status=\"%s\"", run_statuses[i]);
+        tg_metric_add(ORCH_M_RUNS, labels, 0);
     }
 }
 
@@ -71,7 +86,8 @@ static int on_trigger(orch_loop_t *o, const tg_envelope_t *env, const char *json
     if (!rc) {
         rc = runs_get(o->pg, env->run_id, &run, err, sizeof err);
     }
-    if (!rc && is_active(&run) && (!run.only_worker[0] || !strcmp(run.only_worker, TG_WORKER_ODATA))) {
+    if (!rc && is_active(&run) &&
+        (!run.only_worker[0] || !strcmp(run.only_worker, TG_WORKER_ODATA))) {
         tg_info("Pipeline run started (%s): %s attempt %d", trigger, TG_WORKER_ODATA, env->attempt);
         rc = runs_step_start(o->pg, env->run_id, TG_WORKER_ODATA, env->attempt, json, err,
                              sizeof err);
@@ -83,8 +99,8 @@ static int on_trigger(orch_loop_t *o, const tg_envelope_t *env, const char *json
 }
 
 /* A retried or replayed input (it carries x-attempt): its worker is on it. */
-static int on_input(orch_loop_t *o, const orch_worker_t *w, const tg_envelope_t *env,
-                    int attempt, const char *json) {
+static int on_input(orch_loop_t *o, const orch_worker_t *w, const tg_envelope_t *env, int attempt,
+                    const char *json) {
     char err[512];
     orch_run_t run;
     int rc = run_ensure(o, env, "kafka", &run, err, sizeof err);
@@ -247,7 +263,7 @@ static int failure_handle(orch_loop_t *o, const orch_failure_t *f, const char *r
         return rc;
     }
     snprintf(labels, sizeof labels, "worker=\"%s\"", f->worker->id);
-    tg_metric_add("tg_retries_total", "Step retries scheduled", labels, 1);
+    tg_metric_add(ORCH_M_RETRIES, labels, 1);
     step_failed_record(o, f, retry_status, ms);
     return TG_OK;
 }
@@ -276,19 +292,24 @@ static int on_failed(orch_loop_t *o, const tg_envelope_t *env) {
     char *input = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(p, "input"));
     const char *error = tg_json_str(p, "error") ? tg_json_str(p, "error") : "unknown error";
     const char *in_topic = tg_json_str(p, "inputTopic");
-    orch_failure_t f = {
-        w, env->run_id, env->source_id,
-        input && strcmp(input, "null") ? input : step.last_input,
-        attempt, tg_json_bool(p, "retryable", 0), error,
-        in_topic ? in_topic : tg_topic(&o->conf->cfg, w->input_topic, topic, sizeof topic),
-        (int)tg_json_num(p, "inputPartition", -1), (int64_t)tg_json_num(p, "inputOffset", -1),
-        step.first_failed_ms};
+    orch_failure_t f = {w,
+                        env->run_id,
+                        env->source_id,
+                        input && strcmp(input, "null") ? input : step.last_input,
+                        attempt,
+                        tg_json_bool(p, "retryable", 0),
+                        error,
+                        in_topic ? in_topic
+                                 : tg_topic(&o->conf->cfg, w->input_topic, topic, sizeof topic),
+                        (int)tg_json_num(p, "inputPartition", -1),
+                        (int64_t)tg_json_num(p, "inputOffset", -1),
+                        step.first_failed_ms};
     /* Only a running (or not yet seen) step can fail; otherwise this is a
      * duplicate or a late report of an attempt already dealt with. */
     if (!is_active(&run) || env->attempt < step.attempts ||
         (step.exists && strcmp(step.status, "running") && strcmp(step.status, "queued"))) {
-        tg_info("%s failure (attempt %d) ignored: run %s, step %s", w->id, env->attempt,
-                run.status, step.exists ? step.status : "unknown");
+        tg_info("%s failure (attempt %d) ignored: run %s, step %s", w->id, env->attempt, run.status,
+                step.exists ? step.status : "unknown");
     } else if (!f.input_json) {
         tg_error("%s failed and its input is unknown: it cannot be retried", w->id);
         rc = give_up(o, &f, "failed", "failed", (int64_t)tg_json_num(p, "executionTimeMs", 0));
@@ -363,9 +384,17 @@ static void on_overdue(void *arg, const char *run_id, const char *source_id, int
     sweep_t *s = arg;
     char error[128], topic[ORCH_TOPIC_LEN];
     snprintf(error, sizeof error, "timed out: still running after %d s", s->w->timeout_s);
-    orch_failure_t f = {s->w, run_id, source_id, input_json, attempt < 1 ? 1 : attempt, 1, error,
+    orch_failure_t f = {s->w,
+                        run_id,
+                        source_id,
+                        input_json,
+                        attempt < 1 ? 1 : attempt,
+                        1,
+                        error,
                         tg_topic(&s->o->conf->cfg, s->w->input_topic, topic, sizeof topic),
-                        -1, -1, first_failed_ms};
+                        -1,
+                        -1,
+                        first_failed_ms};
     tg_log_set_run_id(run_id);
     tg_warn("%s attempt %d %s", s->w->id, f.attempt, error);
     if (!input_json) {

@@ -31,12 +31,15 @@ IMAGE = "transit-graph"
 SECRET_RE = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|^DATABASE_URL$|^REDIS_URL$")
 # KAFKA_CONF_<PROPERTY> is a passthrough to librdkafka: optional by design.
 PASSTHROUGH_PREFIXES = ("KAFKA_CONF_",)
+# Set by the container runtime itself (Docker and Kubernetes alike).
+PLATFORM_VARS = {"HOSTNAME"}
 # Fault injection for the integration tests: never part of a deployment.
 TEST_HOOK_RE = re.compile(r"FAIL_AFTER|FAULT|^TEST_")
 # pipeline-admin never listens, so its HTTP_PORT default (0) is right.
 # STEP_TIMEOUT_S is read by the worker loop (libcommon/src/worker.c), which
 # only the three workers run.
-NOT_NEEDED = {ADMIN: {"HTTP_PORT", "STEP_TIMEOUT_S"}, "orchestrator": {"STEP_TIMEOUT_S"}}
+# POD_NAME names a consumer's group membership: pipeline-admin never joins a group.
+NOT_NEEDED = {ADMIN: {"HTTP_PORT", "STEP_TIMEOUT_S", "POD_NAME"}, "orchestrator": {"STEP_TIMEOUT_S"}}
 # Names built as "PREFIX%d" are per worker, numbered 1..3 as in the spec.
 NUMBERED_RANGE = range(1, 4)
 
@@ -77,7 +80,8 @@ def env_vars_read(folder):
     for ident, path in indirect:
         if ident in defines:
             found.setdefault(defines[ident], path)
-    return {k: v for k, v in found.items() if not k.startswith(PASSTHROUGH_PREFIXES)}
+    return {k: v for k, v in found.items()
+            if not k.startswith(PASSTHROUGH_PREFIXES) and k not in PLATFORM_VARS}
 
 
 DEFAULT_PORT_RES = [

@@ -71,7 +71,7 @@ def scalar(database_url, sql):
 class Stack:
     """One test's isolated view of the stack."""
 
-    def __init__(self, topic_config=None):
+    def __init__(self, topic_config=None, partitions=1):
         tag = uuid.uuid4().hex[:8]
         self.tag = tag
         self.db_name = f"t_{tag}"
@@ -89,7 +89,7 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
             "TOPIC_PREFIX": self.topic_prefix,
-            "TOPIC_PARTITIONS": "1",
+            "TOPIC_PARTITIONS": str(partitions),
             "LOG_LEVEL": "debug",
             "CONNECT_TIMEOUT_S": "5",
         })
@@ -130,9 +130,11 @@ class Stack:
         return out.rstrip("\n")
 
     # Kafka, through kcat
-    def produce(self, base_topic, value, key="default", headers=None):
+    def produce(self, base_topic, value, key="default", headers=None, partition=None):
         cmd = ["kcat", "-P", "-b", STACK["KAFKA_BROKERS"], "-t", self.topic(base_topic),
                "-k", key]
+        if partition is not None:
+            cmd += ["-p", str(partition)]
         for name, val in (headers or {}).items():
             cmd += ["-H", f"{name}={val}"]
         data = value if isinstance(value, (bytes, str)) else json.dumps(value)
@@ -164,7 +166,12 @@ class Stack:
 
     # Services
     def start(self, name, env=None, port=None, wait_ready=True):
-        svc = Service(name, dict(self.env, **(env or {})), port or free_port())
+        # POD_NAME is the consumer's static group membership: a service
+        # started again in a test is the same member (as a restarted pod),
+        # two running side by side are two members.
+        running = sum(1 for s in self.services if s.name == name and s.proc.poll() is None)
+        env = dict({"POD_NAME": f"{name}-{running}"}, **(env or {}))
+        svc = Service(name, dict(self.env, **env), port or free_port())
         self.services.append(svc)
         if wait_ready:
             svc.wait_ready()

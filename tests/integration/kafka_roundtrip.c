@@ -106,7 +106,8 @@ static int consume(const char *topic, const char *group, int n, int crash_before
         return 2;
     }
     const char *topics[] = {topic};
-    tg_consumer_t *c = tg_consumer_new(&cfg, group, topics, 1, err, sizeof err);
+    const tg_consumer_opts_t opts = {.group_id = group, .topics = topics, .ntopics = 1};
+    tg_consumer_t *c = tg_consumer_new(&cfg, &opts, err, sizeof err);
     if (!c) {
         fprintf(stderr, "kafka_roundtrip: %s\n", err);
         return 2;

@@ -293,6 +293,13 @@ def test_worker_http_endpoints(worker):
     status, headers, body = w.get("/metrics")
     assert status == 200
     assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    # Before any event: the worker's counters at zero, its build, and the
+    # probes just answered counted by route and status.
+    text = body.decode() if isinstance(body, bytes) else body
+    assert '\ntg_worker_dead_letters_total{worker="roundtrip-worker"} 0\n' in text
+    assert '\ntg_worker_steps_total{worker="roundtrip-worker",status="failed"} 0\n' in text
+    assert 'tg_build_info{service="roundtrip-worker",version="0.0.1",revision="' in text
+    assert 'tg_http_requests_total{route="/readyz",status="200"} ' in text
     status, headers, body = w.get("/healthz", method="POST")
     assert status == 405
     assert headers["Allow"] == "GET"

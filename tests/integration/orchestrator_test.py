@@ -430,3 +430,118 @@ def test_retry_survives_restart(stack):
     second = messages(stack, "pipeline.trigger", 2, run_id, timeout=20)[1]
     assert second["ts"] >= due and second["json"]["attempt"] == 2
     wait_step(stack, run_id, "odata-sync-worker", "running", 2)
+
+
+# A run whose row PostgreSQL refuses while its id is in test_fault: the
+# tracking consumer holds (pauses) the event's partition until it can.
+FAULT_SQL = """
+CREATE TABLE test_fault (run_id text PRIMARY KEY);
+CREATE FUNCTION test_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM test_fault WHERE run_id = NEW.run_id) THEN
+    RAISE EXCEPTION 'test fault for run %', NEW.run_id;
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER test_fault BEFORE INSERT OR UPDATE ON runs
+  FOR EACH ROW EXECUTE FUNCTION test_fault();
+"""
+
+
+def test_held_events_survive_rebalances():
+    """Two events held after a PostgreSQL error, one on each partition of the
+    trigger topic; a second orchestrator joins the group and leaves again, so
+    partitions move away and come back while their events are held; events
+    behind them are tracked meanwhile. Once PostgreSQL takes them, every one
+    is tracked: a revoked partition's hold must not outlive the revoke."""
+    from conftest import Stack
+    stack = Stack(partitions=2)
+    try:
+        stack.sql(FAULT_SQL)
+        held = [f"held-{stack.tag}-{p}" for p in (0, 1)]
+        after = [f"after-{stack.tag}-{p}" for p in (0, 1)]
+        stack.sql("INSERT INTO test_fault VALUES " + ",".join(f"('{r}')" for r in held))
+        first = start(stack)
+        for p, run_id in enumerate(held):
+            stack.produce("pipeline.trigger", envelope("pipeline.trigger", {"force": False},
+                                                       run_id=run_id, source_id=f"s{p}"),
+                          key=f"s{p}", partition=p)
+        for run_id in held:
+            wait_for(lambda: f"test fault for run {run_id}" in first.logs(), 20,
+                     what=f"{run_id} refused by PostgreSQL")
+        second = start(stack)
+        # The join moves partitions in the background (the first member
+        # learns of it at its next heartbeat): give the group time to settle.
+        time.sleep(8)
+        for p, run_id in enumerate(after):
+            stack.produce("pipeline.trigger", envelope("pipeline.trigger", {"force": False},
+                                                       run_id=run_id, source_id=f"a{p}"),
+                          key=f"a{p}", partition=p)
+        time.sleep(3)
+        second.stop()
+        time.sleep(12)  # a static member's partitions return after session.timeout.ms
+        stack.sql("DELETE FROM test_fault")
+        for run_id in held + after:
+            wait_step(stack, run_id, "odata-sync-worker", "running", 1, timeout=30)
+    finally:
+        stack.close()
+
+
+def test_restarted_member_does_not_rebalance_the_group(stack):
+    """A rolling restart: the second of two orchestrators stops and comes
+    back under the same pod name. Static membership gives it its partitions
+    again without a rebalance, so the first never stops consuming (with
+    dynamic membership and eager assignment, its leave and its join each
+    revoke every partition of the group)."""
+    debug = {"KAFKA_CONF_DEBUG": "cgrp"}
+    first = start(stack, **debug)
+    second = start(stack, **debug)
+    time.sleep(8)  # both members' first rebalance settles
+    seen = len(first.logs())
+    second.stop()
+    second = stack.start("orchestrator", dict(FAST, POD_NAME="orchestrator-1", **debug))
+    trig = envelope("pipeline.trigger", {"force": False})
+    stack.produce("pipeline.trigger", trig)
+    wait_step(stack, trig["runId"], "odata-sync-worker", "running", 1)
+    time.sleep(5)
+    assert "is rebalancing" not in first.logs()[seen:]
+
+
+def metrics_text(svc):
+    with urllib.request.urlopen(svc.url("/metrics"), timeout=5) as r:
+        return r.read().decode()
+
+
+def test_metrics_from_start_up_and_per_request_and_partition(stack):
+    svc = start(stack, KAFKA_CONF_STATISTICS_INTERVAL_MS="500")
+    text = metrics_text(svc)
+    # Counters exist at zero before anything happened: the first dead
+    # letter or retry is an increase that rate() and alerts can see.
+    assert "\ntg_dead_letters_total 0\n" in text
+    for worker in ("odata-sync-worker", "virtual-entities-generator", "graph-builder"):
+        assert f'\ntg_retries_total{{worker="{worker}"}} 0\n' in text
+    assert '\ntg_runs_total{status="failed"} 0\n' in text
+    info = [l for l in text.splitlines() if l.startswith("tg_build_info{")]
+    assert len(info) == 1 and 'service="orchestrator"' in info[0] and 'version="1.0.0"' in info[0]
+    assert info[0].endswith(" 1") and 'revision="' in info[0]
+
+    # Requests by route (the handler's pattern, never the path) and status.
+    status, _, _ = call(svc, "GET", "/api/v1/runs/no-such-run")
+    assert status == 404
+    call(svc, "GET", "/healthz")
+    call(svc, "GET", "/no/such/path")
+    text = metrics_text(svc)
+    assert '\ntg_http_requests_total{route="/api/v1/runs",status="404"} 1\n' in text
+    assert 'tg_http_requests_total{route="/healthz",status="200"}' in text
+    assert 'tg_http_requests_total{route="other",status="404"} 1\n' in text
+    assert 'no-such-run' not in text
+    assert 'tg_http_request_duration_seconds_count{route="/api/v1/runs"} 1\n' in text
+    assert 'tg_http_request_duration_seconds_bucket{route="/healthz",le="+Inf"}' in text
+
+    # Consumer lag of each partition the tracking consumer reads, once an
+    # offset of it was committed.
+    trig = envelope("pipeline.trigger", {"force": False})
+    stack.produce("pipeline.trigger", trig)
+    wait_step(stack, trig["runId"], "odata-sync-worker", "running", 1)
+    lag = f'tg_consumer_lag{{topic="{stack.topic("pipeline.trigger")}",partition="0"}} 0\n'
+    wait_for(lambda: lag in metrics_text(svc), 20, what=lag)

@@ -49,13 +49,21 @@ int main(void) {
 
     /* A full table drops new series instead of growing without bound. */
     char labels[32];
-    for (int i = 0; i < 300; i++) {
+    for (int i = 0; i < TG_METRICS_MAX_SERIES + 50; i++) {
         snprintf(labels, sizeof labels, "i=\"%d\"", i);
         tg_metric_add("tg_many_total", "Many", labels, 1);
     }
     tg_buf_init(&b);
     CHECK(tg_metrics_render(&b) == TG_OK);
-    CHECK(count_of(b.data, "tg_many_total{") == 256 - 4);
+    CHECK(count_of(b.data, "tg_many_total{") == TG_METRICS_MAX_SERIES - 4);
+    tg_buf_free(&b);
+
+    /* A removed series (a partition gone to another consumer) is not shown. */
+    tg_metric_remove("tg_many_total", "i=\"7\"");
+    tg_buf_init(&b);
+    CHECK(tg_metrics_render(&b) == TG_OK);
+    CHECK(strstr(b.data, "tg_many_total{i=\"7\"}") == NULL);
+    CHECK(strstr(b.data, "tg_many_total{i=\"8\"} 1\n") != NULL);
     tg_buf_free(&b);
     TG_TEST_END();
 }

@@ -9,9 +9,9 @@
 #ifndef TG_KAFKA_H
 #define TG_KAFKA_H
 
-#include <librdkafka/rdkafka.h>
 #include "tg/config.h"
 #include "tg/error.h"
+#include <librdkafka/rdkafka.h>
 
 typedef struct tg_producer_s tg_producer_t;
 typedef struct tg_consumer_s tg_consumer_t;
@@ -37,11 +37,40 @@ int tg_producer_send(tg_producer_t *p, const char *topic, const char *key, const
  * Logs a warning naming how many messages were left undelivered. */
 void tg_producer_destroy(tg_producer_t *p, int timeout_ms);
 
-/* Creates a consumer in group_id subscribed to ntopics topics, with
- * auto.offset.reset=earliest, enable.auto.offset.store=false. */
-tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const char *group_id,
-                               const char *const *topics, size_t ntopics, char *errstr,
+/* Called from tg_consumer_poll when the group gives this consumer partitions
+ * (assigned = 1) or takes them away (assigned = 0: revoked, or lost after a
+ * session timeout). With cooperative-sticky assignment parts holds only the
+ * partitions that changed; the others stay assigned, with their pause state
+ * and position. parts belongs to the consumer and is valid during the call
+ * only. A partition assigned anew is never paused, whatever happened to it
+ * before it was revoked, so a caller's table of paused partitions must forget
+ * revoked ones here. */
+typedef void (*tg_rebalance_fn)(void *arg, rd_kafka_t *rk, int assigned,
+                                const rd_kafka_topic_partition_list_t *parts);
+
+typedef struct {
+    const char *group_id;
+    const char *const *topics;
+    size_t ntopics;
+    tg_rebalance_fn on_rebalance; /* may be NULL */
+    void *arg;                    /* passed to on_rebalance */
+} tg_consumer_opts_t;
+
+/* Creates a consumer in opts->group_id subscribed to opts->topics, with
+ * auto.offset.reset=earliest, enable.auto.offset.store=false, cooperative-
+ * sticky assignment (a member joining or leaving moves only the partitions
+ * that must move) and, when POD_NAME or else HOSTNAME is set, static
+ * membership (group.instance.id = that name): a restarted pod that comes
+ * back within session.timeout.ms gets its partitions again without a
+ * rebalance. Consumer lag per partition is published as the gauge
+ * tg_consumer_lag{topic,partition} from librdkafka's statistics.
+ * Nothing in opts is retained but arg. */
+tg_consumer_t *tg_consumer_new(const tg_config_t *cfg, const tg_consumer_opts_t *opts, char *errstr,
                                size_t errlen);
+
+/* The group.instance.id a consumer gets from the environment: POD_NAME, else
+ * HOSTNAME, else NULL (dynamic membership). */
+const char *tg_kafka_instance_id(void);
 
 /* Polls for one message. Returns NULL on timeout; partition EOFs and
  * transient errors are logged and give NULL. The caller destroys the
@@ -52,7 +81,7 @@ rd_kafka_message_t *tg_consumer_poll(tg_consumer_t *c, int timeout_ms);
 int tg_consumer_done(tg_consumer_t *c, const rd_kafka_message_t *msg, char *errstr,
                      size_t errlen) TG_WARN_UNUSED;
 
-/* The underlying handle, for pause/resume/assignment in the delay consumer. */
+/* The underlying handle, for pause, resume and seek. */
 rd_kafka_t *tg_consumer_handle(tg_consumer_t *c);
 
 /* Commits stored offsets, leaves the group and destroys the consumer. */

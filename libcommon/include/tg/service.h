@@ -5,11 +5,11 @@
 #ifndef TG_SERVICE_H
 #define TG_SERVICE_H
 
-#include <signal.h>
-#include <civetweb.h>
-#include <cjson/cJSON.h>
 #include "tg/config.h"
 #include "tg/error.h"
+#include <civetweb.h>
+#include <cjson/cJSON.h>
+#include <signal.h>
 
 /* Set to 1 by SIGTERM/SIGINT; loops poll it with a short timeout. */
 extern volatile sig_atomic_t tg_shutdown_requested;
@@ -31,6 +31,14 @@ void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char 
 
 /* The civetweb context, for services that add their own handlers. */
 struct mg_context *tg_service_http(tg_service_t *svc);
+
+/* Registers handler for pattern (mg_set_request_handler's rules) and counts
+ * its requests as tg_http_requests_total{route=pattern,status} with their
+ * duration in tg_http_request_duration_seconds{route}; requests no handler
+ * took count as route "other". Returns TG_OK, or TG_ERR_INVALID when svc
+ * does not listen or has no room for another route. */
+int tg_service_route(tg_service_t *svc, const char *pattern, mg_request_handler handler,
+                     void *data) TG_WARN_UNUSED;
 
 /* Stops the HTTP server and frees svc (NULL is fine). */
 void tg_service_stop(tg_service_t *svc);
