@@ -388,11 +388,13 @@ static int graph_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
                          errlen);
     if (rc == TG_OK)
         rc = tg_env_long("GRAPH_KEEP_VERSIONS", 3, 1, 100, &set->keep_versions, errstr, errlen);
+#ifdef TG_FAULT_HOOKS /* test builds only (CMake option TG_FAULT_HOOKS; off in the image) */
     if (rc == TG_OK)
         rc = tg_env_long("GRAPH_FAIL_AFTER_KEYS", 0, 0, 1L << 30, &set->fail_after_keys, errstr,
                          errlen);
     if (rc == TG_OK && set->fail_after_keys)
         tg_warn("GRAPH_FAIL_AFTER_KEYS=%ld: test-only fault injection is on", set->fail_after_keys);
+#endif
     return rc;
 }
 

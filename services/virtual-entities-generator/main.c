@@ -45,8 +45,7 @@ static int config_read(virtual_config_t *c, char *errstr, size_t errlen) {
         rc = tg_env_long("VIRTUAL_HORIZON_DAYS", VIRTUAL_FLIGHT_DAYS, 1, 3660, &days, errstr,
                          errlen);
     c->horizon_days = (int)days;
-    if (!rc)
-        rc = tg_env_bool("VIRTUAL_FAIL_AFTER_ROUTES", 0, &c->fail_after_routes, errstr, errlen);
+
     return rc;
 }
 
@@ -74,8 +73,6 @@ static int init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
         fini(ctx); /* the loop calls fini only after a successful init */
         return rc;
     }
-    if (st->cfg.fail_after_routes)
-        tg_warn("VIRTUAL_FAIL_AFTER_ROUTES is set: every generation will fail (test only)");
     tg_info("Cities directory %s: %zu cities; mode %s, hub %s, %g km/h, fare %.2f RUB, %s", path,
             st->cities.count, st->cfg.mode == VIRTUAL_MODE_HUB ? "hub" : "direct", st->cfg.hub_city,
             st->cfg.speed_kmh, st->cfg.fare_rub, st->cfg.transport_type);

@@ -209,8 +209,7 @@ static int update_stats(PGconn *pg, const char *dv, const virtual_outcome_t *out
                       6, params, NULL, errstr, errlen);
 }
 
-/* COPYs the plan; the fault injection sits between routes and flights so a
- * test can prove that a half-written generation leaves nothing behind. */
+/* COPYs the plan: stops, routes, then flights, in the caller's transaction. */
 static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
                      const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
                      char *errstr, size_t errlen) {
@@ -219,9 +218,6 @@ static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
     if (!rc)
         rc = copy_routes(pg, dv, plan, cfg, errstr, errlen);
     int64_t t1 = tg_mono_ms();
-    if (!rc && cfg->fail_after_routes)
-        rc = tg_fail(TG_ERR_DB, errstr, errlen,
-                     "injected failure after the virtual routes COPY (VIRTUAL_FAIL_AFTER_ROUTES)");
     if (!rc)
         rc = copy_flights(pg, dv, plan, first_day, cfg->horizon_days, errstr, errlen);
     tg_info("COPY took %lld ms for stops and routes, %lld ms for flights", (long long)(t1 - t0),

@@ -65,7 +65,6 @@ typedef struct {
     double fare_rub;
     const char *transport_type;
     int horizon_days;      /* virtual flights cover today and the days after: 365 */
-    int fail_after_routes; /* test-only fault injection */
 } virtual_config_t;
 
 /* A real stop of the dataset (input to the plan). */

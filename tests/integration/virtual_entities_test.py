@@ -210,14 +210,20 @@ def test_later_dataset_with_real_stops_retires_the_virtual_stop(stack, tmp_path)
     assert virtual_counts(stack, second) == (2, 4, 2920)
 
 
-def test_injected_failure_leaves_nothing_and_reports_step_failed(stack, tmp_path):
+def test_failure_after_the_routes_leaves_nothing_and_reports_step_failed(stack, tmp_path):
     version = add_dataset(stack, REAL_STOPS)
-    start(stack, tmp_path, VIRTUAL_FAIL_AFTER_ROUTES="1")
+    # From outside: PostgreSQL refuses the first virtual flight, after the
+    # stops and routes of the generation are written.
+    stack.sql("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+              "$$ BEGIN RAISE EXCEPTION 'no virtual flights today'; END $$")
+    stack.sql("CREATE TRIGGER refuse BEFORE INSERT ON flights FOR EACH ROW "
+              "WHEN (NEW.is_virtual) EXECUTE FUNCTION refuse()")
+    start(stack, tmp_path)
     odata_done(stack, version)
     [failed] = completions(stack, 1, topic=STEP_FAILED)
     p = failed["payload"]
     assert p["workerId"] == SERVICE and p["retryable"] is True
-    assert "VIRTUAL_FAIL_AFTER_ROUTES" in p["error"]
+    assert "no virtual flights today" in p["error"]
     assert p["input"]["datasetVersion"] == version
     assert virtual_counts(stack, version) == (0, 0, 0)
     assert stack.scalar(f"SELECT stats ? 'virtualStops' FROM datasets WHERE version = "

@@ -16,7 +16,7 @@ static virtual_cities_t cities(const char *csv) {
     return c;
 }
 
-static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB, "Якутск", 60, 1000, "BUS", VIRTUAL_FLIGHT_DAYS, 0};
+static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB, "Якутск", 60, 1000, "BUS", VIRTUAL_FLIGHT_DAYS};
 
 static const virtual_route_t *route(const virtual_plan_t *p, const char *id) {
     for (size_t i = 0; i < p->nroutes; i++)
