@@ -2,8 +2,10 @@
  * method, 405 otherwise. Handlers run on civetweb's threads, so each takes a
  * connection from the API's own pool and sends through the API's own
  * producer; nothing is shared with the main loop. Execution goes through
- * Kafka: a POST answers 202 with the run id, or with ?wait=N the run's result
- * once it ended. */
+ * Kafka: a POST waits for the run's result (EXECUTE_WAIT_S, or ?wait=N) and
+ * answers with the specification's body, or 202 with the run id when the
+ * client prefers not to wait (Prefer: respond-async) or the run outlives
+ * the wait. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +18,16 @@
 
 #define WAIT_MAX_S 3600
 #define WAIT_POLL_MS 100
+/* A waiting execute holds a civetweb thread; half of them stay free for
+ * everything else (a client past the bound gets 202 at once). */
+#define WAITERS_MAX (API_POOL_SIZE / 2)
 
 struct orch_api_s {
     orch_conf_t *conf;
     tg_producer_t *producer;
     api_pool_t pool;
     api_cache_t cache;
+    int waiters; /* executes waiting for their run (atomic) */
 };
 
 /* One request's database connection. */
@@ -64,7 +70,9 @@ static const char *method(struct mg_connection *conn) {
     return mg_get_request_info(conn)->request_method;
 }
 
-static int is(struct mg_connection *conn, const char *m) { return !strcmp(method(conn), m); }
+static int is(struct mg_connection *conn, const char *m) {
+    return !strcmp(method(conn), m);
+}
 
 /* ---- waiting for a run ------------------------------------------------- */
 
@@ -92,12 +100,38 @@ static int run_wait(orch_api_t *api, const char *run_id, long wait_s) {
     return 0;
 }
 
-/* 202 with the run's id and Location, or after ?wait its result. */
-static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *run_id,
-                     int created, long wait_s, const char *extra) {
-    char location[160], message[160], err[512];
-    snprintf(location, sizeof location, "Location: /api/v1/runs/%s\r\n", run_id);
-    int ended = wait_s > 0 && run_wait(api, run_id, wait_s);
+/* How an execute answers: wait up to wait_s for the run's result;
+ * async_applied when the client's Prefer: respond-async was honoured. */
+typedef struct {
+    long wait_s;
+    int async_applied;
+} run_wait_t;
+
+/* Waits when a waiter slot is free; 0 when the bound is reached. */
+static int wait_slot_take(orch_api_t *api) {
+    if (__atomic_add_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST) <= WAITERS_MAX) {
+        return 1;
+    }
+    __atomic_sub_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void wait_slot_put(orch_api_t *api) {
+    __atomic_sub_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The run's result once it ended within the wait, else 202 (or 200 for a
+ * known run asked without waiting) with its id, status and Location. */
+static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *run_id, int created,
+                     const run_wait_t *rw, const char *extra) {
+    char headers[240], message[240], err[512];
+    snprintf(headers, sizeof headers, "Location: /api/v1/runs/%s\r\n%s", run_id,
+             rw->async_applied ? "Preference-Applied: respond-async\r\n" : "");
+    int waited = rw->wait_s > 0 && wait_slot_take(api);
+    int ended = waited && run_wait(api, run_id, rw->wait_s);
+    if (waited) {
+        wait_slot_put(api);
+    }
     req_db_t db;
     if (!db_open(conn, api, &db)) {
         return 503;
@@ -111,7 +145,7 @@ static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *ru
     }
     if (body) {
         /* The run ended: 200 either way, success tells how it went. */
-        return reply(conn, 200, body, location);
+        return reply(conn, 200, body, headers);
     }
     body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "success");
@@ -120,18 +154,43 @@ static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *ru
     if (extra) {
         cJSON_AddStringToObject(body, "rerunFrom", extra);
     }
-    if (wait_s > 0) {
-        snprintf(message, sizeof message, "The run is still %s after %ld s; follow it at /api/v1/runs/%s",
-                 run.status, wait_s, run_id);
+    if (rw->wait_s > 0) {
+        if (waited) {
+            snprintf(message, sizeof message,
+                     "The run is still %s after %ld s; follow it at /api/v1/runs/%s", run.status,
+                     rw->wait_s, run_id);
+        } else {
+            snprintf(message, sizeof message,
+                     "%d clients are already waiting for runs; follow this one at /api/v1/runs/%s",
+                     WAITERS_MAX, run_id);
+        }
+        cJSON_AddStringToObject(body, "message", message);
+    } else {
+        snprintf(message, sizeof message, "The run is %s; follow it at /api/v1/runs/%s", run.status,
+                 run_id);
         cJSON_AddStringToObject(body, "message", message);
     }
-    return reply(conn, created || wait_s > 0 ? 202 : 200, body, location);
+    return reply(conn, created || rw->wait_s > 0 ? 202 : 200, body, headers);
 }
 
 /* ---- execute ----------------------------------------------------------- */
 
-/* force and wait from the query string or the JSON body. */
-static int execute_params(struct mg_connection *conn, int *force, long *wait_s) {
+/* Whether the Prefer header (RFC 7240) holds the respond-async token. */
+static int prefers_async(struct mg_connection *conn) {
+    const char *prefer = mg_get_header(conn, "Prefer");
+    for (const char *p = prefer; p && (p = strstr(p, "respond-async")) != NULL; p++) {
+        char before = p == prefer ? ',' : p[-1], after = p[sizeof "respond-async" - 1];
+        if (strchr(", \t;", before) && (after == '\0' || strchr(", \t;", after))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* force from the query string or the JSON body; how long to wait from
+ * ?wait, else Prefer: respond-async (no wait), else default_wait_s. */
+static int execute_params(struct mg_connection *conn, long default_wait_s, int *force,
+                          run_wait_t *rw) {
     cJSON *body = NULL;
     int status = api_body_json(conn, &body);
     if (status) {
@@ -145,11 +204,16 @@ static int execute_params(struct mg_connection *conn, int *force, long *wait_s) 
         api_error(conn, 400, "bad_request", "force must be true or false", NULL);
         return 400;
     }
-    if (api_query_long(conn, "wait", 0, 0, WAIT_MAX_S, wait_s) < 0) {
+    int async = prefers_async(conn);
+    int has_wait =
+        api_query_long(conn, "wait", async ? 0 : default_wait_s, 0, WAIT_MAX_S, &rw->wait_s);
+    if (has_wait < 0) {
         api_error(conn, 400, "bad_request", "wait must be a number of seconds from 0 to 3600",
                   NULL);
         return 400;
     }
+    /* An explicit ?wait is the more specific request: it wins over Prefer. */
+    rw->async_applied = async && !has_wait;
     return 0;
 }
 
@@ -163,10 +227,18 @@ static int idempotency_key(struct mg_connection *conn, const char **key) {
     return 0;
 }
 
+/* The specification's answer for a worker that won't start: "cannot run",
+ * with the reason. */
+static int reply_cannot_run(struct mg_connection *conn, const char *code, const char *reason) {
+    char message[600];
+    snprintf(message, sizeof message, "cannot run: %.580s", reason);
+    api_error(conn, 409, code, message, NULL);
+    return 409;
+}
+
 static int reply_start_error(struct mg_connection *conn, int rc, const char *err) {
     if (rc == TG_ERR_NOTFOUND) {
-        api_error(conn, 409, "no_dataset", err, NULL);
-        return 409;
+        return reply_cannot_run(conn, "no_dataset", err);
     }
     tg_error("API: cannot start a run: %s", err);
     api_error(conn, 503, "unavailable", err, NULL);
@@ -177,12 +249,13 @@ static int reply_start_error(struct mg_connection *conn, int rc, const char *err
 static int execute(struct mg_connection *conn, orch_api_t *api, const char *only) {
     char err[512], run_id[TG_ID_LEN], message[160];
     int force = 0, status;
-    long wait_s = 0;
+    run_wait_t rw;
     const char *key;
     if (!api_authorized(conn, api->conf->cfg.api_token)) {
         return 401;
     }
-    if ((status = execute_params(conn, &force, &wait_s)) || (status = idempotency_key(conn, &key))) {
+    if ((status = execute_params(conn, api->conf->execute_wait_s, &force, &rw)) ||
+        (status = idempotency_key(conn, &key))) {
         return status;
     }
     req_db_t db;
@@ -191,16 +264,15 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
     }
     orch_create_outcome_t outcome = RUN_CONFLICT;
     orch_start_t req = {"api", force, only, key, ORCH_SOURCE_DEFAULT};
-    int rc = orch_start_run(db.pg, api->producer, api->conf, &req, &outcome, run_id, err,
-                            sizeof err);
+    int rc =
+        orch_start_run(db.pg, api->producer, api->conf, &req, &outcome, run_id, err, sizeof err);
     db_close(&db);
     if (rc) {
         return reply_start_error(conn, rc, err);
     }
     if (outcome == RUN_CONFLICT) {
         snprintf(message, sizeof message, "the pipeline is already running: run %s", run_id);
-        api_error(conn, 409, "pipeline_running", message, NULL);
-        return 409;
+        return reply_cannot_run(conn, "pipeline_running", message);
     }
     if (outcome == RUN_CREATED) {
         tg_log_set_run_id(run_id);
@@ -208,7 +280,7 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
                 force ? " (force)" : "");
         tg_log_set_run_id(NULL);
     }
-    return reply_run(conn, api, run_id, outcome == RUN_CREATED, wait_s, NULL);
+    return reply_run(conn, api, run_id, outcome == RUN_CREATED, &rw, NULL);
 }
 
 /* ---- /api/v1/workers ... ----------------------------------------------- */
@@ -445,8 +517,9 @@ static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *ru
     char err[512], worker[48];
     char *input = NULL;
     int force, status, changed;
-    long wait_s;
-    if ((status = execute_params(conn, &force, &wait_s))) {
+    run_wait_t rw;
+    /* A rerun is not in the specification: it answers 202 unless ?wait. */
+    if ((status = execute_params(conn, 0, &force, &rw))) {
         return status;
     }
     req_db_t db;
@@ -456,7 +529,8 @@ static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *ru
     orch_reopen_t outcome;
     int rc = runs_reopen(db.pg, run_id, NULL, force, &outcome, worker, &input, err, sizeof err);
     if (rc || outcome != REOPEN_OK) {
-        status = rc ? reply_db_error(conn, err) : reply_reopen_refused(conn, db.pg, outcome, run_id);
+        status =
+            rc ? reply_db_error(conn, err) : reply_reopen_refused(conn, db.pg, outcome, run_id);
         db_close(&db);
         return status;
     }
@@ -474,7 +548,7 @@ static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *ru
     tg_log_set_run_id(run_id);
     tg_info("Run rerun from %s by request", worker);
     tg_log_set_run_id(NULL);
-    return reply_run(conn, api, run_id, 1, wait_s, worker);
+    return reply_run(conn, api, run_id, 1, &rw, worker);
 }
 
 /* /api/v1/runs, /api/v1/runs/:id, /api/v1/runs/:id/cancel, .../retry */
@@ -502,8 +576,7 @@ static int on_runs(struct mg_connection *conn, void *data) {
     if (!api_authorized(conn, api->conf->cfg.api_token)) {
         return 401;
     }
-    return !strcmp(seg[1], "cancel") ? run_cancel(conn, api, seg[0])
-                                     : run_retry(conn, api, seg[0]);
+    return !strcmp(seg[1], "cancel") ? run_cancel(conn, api, seg[0]) : run_retry(conn, api, seg[0]);
 }
 
 /* ---- dead letters ------------------------------------------------------ */
@@ -554,8 +627,8 @@ static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, cha
         }
         free(input);
     }
-    const tg_header_t headers[] = {{"x-attempt", "1"}, {"x-replayed", "dead-letter"},
-                                   {"x-worker", "orchestrator"}};
+    const tg_header_t headers[] = {
+        {"x-attempt", "1"}, {"x-replayed", "dead-letter"}, {"x-worker", "orchestrator"}};
     int rc = tg_producer_send(api->producer, f->original_topic, f->key, value ? value : f->value,
                               value ? strlen(value) : f->len, headers, w ? 3 : 2,
                               ORCH_SEND_TIMEOUT_MS, err, errlen);

@@ -5,14 +5,15 @@
 #ifndef ORCHESTRATOR_H
 #define ORCHESTRATOR_H
 
-#include <stdint.h>
-#include <cjson/cJSON.h>
-#include <libpq-fe.h>
+#include "retention.h"
 #include "tg/config.h"
 #include "tg/envelope.h"
 #include "tg/kafka.h"
+#include "tg/redis.h"
 #include "tg/service.h"
-#include "retention.h"
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+#include <stdint.h>
 
 #define ORCH_VERSION "1.0.0"
 #define ORCH_DEFAULT_PORT 3000
@@ -26,14 +27,14 @@
 /* ---- configuration and pipeline rules (plan.c) ------------------------- */
 
 typedef struct {
-    const char *id;           /* TG_WORKER_* */
+    const char *id; /* TG_WORKER_* */
     char name[64];
     char version[16];
-    int position;             /* 1..3 */
-    int critical;             /* a failure for good stops the run */
+    int position; /* 1..3 */
+    int critical; /* a failure for good stops the run */
     int max_attempts;
     int timeout_s;
-    const char *input_topic;  /* base topic of its input */
+    const char *input_topic; /* base topic of its input */
     const char *input_schema;
 } orch_worker_t;
 
@@ -42,13 +43,14 @@ typedef struct {
     orch_worker_t workers[ORCH_NWORKERS];
     int64_t delays_ms[ORCH_MAX_DELAYS]; /* RETRY_DELAYS_S */
     int ndelays;
-    long schedule_interval_s;           /* 0 = no schedule */
-    long schedule_check_ms;             /* how often the leader looks at the schedule */
-    long sweep_interval_s;              /* how often timeouts are checked */
-    const char *alert_webhook;          /* ALERT_WEBHOOK_URL, may be NULL */
-    long api_cache_ms;                  /* API_CACHE_MS: read cache lifetime, 0 = off */
-    char group[ORCH_TOPIC_LEN];         /* <prefix>orchestrator */
-    retention_conf_t retention;         /* what retention keeps (retention.h) */
+    long schedule_interval_s;   /* 0 = no schedule */
+    long schedule_check_ms;     /* how often the leader looks at the schedule */
+    long sweep_interval_s;      /* how often timeouts are checked */
+    const char *alert_webhook;  /* ALERT_WEBHOOK_URL, may be NULL */
+    long api_cache_ms;          /* API_CACHE_MS: read cache lifetime, 0 = off */
+    long execute_wait_s;        /* EXECUTE_WAIT_S: how long an execute waits by default */
+    char group[ORCH_TOPIC_LEN]; /* <prefix>orchestrator */
+    retention_conf_t retention; /* what retention keeps (retention.h) */
 } orch_conf_t;
 
 /* Fills the workers with the specification's values (timeouts 10, 5 and 10
@@ -71,14 +73,14 @@ const orch_worker_t *orch_worker_next(const orch_conf_t *conf, const orch_worker
 
 /* What to do after attempt `attempt` of a step failed. */
 typedef struct {
-    int retry;          /* 1: send to a delay topic; 0: give up */
+    int retry; /* 1: send to a delay topic; 0: give up */
     int next_attempt;
-    int delay_index;    /* which delay topic */
+    int delay_index; /* which delay topic */
     int64_t delay_ms;
 } orch_retry_plan_t;
 
-void orch_retry_plan(const orch_conf_t *conf, const orch_worker_t *w, int attempt,
-                     int retryable, orch_retry_plan_t *plan);
+void orch_retry_plan(const orch_conf_t *conf, const orch_worker_t *w, int attempt, int retryable,
+                     orch_retry_plan_t *plan);
 
 /* Base name of the delay topic for delay_index. */
 const char *orch_delay_topic(int delay_index);
@@ -167,14 +169,14 @@ int runs_step_get(PGconn *pg, const char *run_id, const char *worker, orch_step_
  * first_failed_ms is recorded unless an earlier failure was. Returns
  * TG_ERR_NOTFOUND when it already ended or moved past attempt. */
 int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const char *status,
-                     int attempt, int64_t execution_ms, const char *error,
-                     int64_t first_failed_ms, char *errstr, size_t errlen);
+                     int attempt, int64_t execution_ms, const char *error, int64_t first_failed_ms,
+                     char *errstr, size_t errlen);
 
 /* Ends an active run; *changed is 1 when it was active. dataset_version 0
  * and graph_version NULL keep what is recorded. */
 int runs_finish(PGconn *pg, const char *run_id, const char *status, const char *message,
-                int64_t dataset_version, const char *graph_version, int *changed,
-                char *errstr, size_t errlen);
+                int64_t dataset_version, const char *graph_version, int *changed, char *errstr,
+                size_t errlen);
 
 int runs_set_dataset(PGconn *pg, const char *run_id, int64_t dataset_version, char *errstr,
                      size_t errlen);
@@ -190,8 +192,8 @@ int runs_latest_dataset(PGconn *pg, const char *source_id, int64_t *version, cha
 /* Cancels an active run and its open steps. *outcome: 0 cancelled,
  * TG_ERR_NOTFOUND no such run, TG_ERR_INVALID the run already ended
  * (status copied into status_out). */
-int runs_cancel(PGconn *pg, const char *run_id, int *outcome, char *status_out,
-                size_t statuslen, char *errstr, size_t errlen);
+int runs_cancel(PGconn *pg, const char *run_id, int *outcome, char *status_out, size_t statuslen,
+                char *errstr, size_t errlen);
 
 /* Reopens an ended run at its first failed, timed-out or cancelled step
  * (or at worker_hint's step): the run becomes running (trigger retry), that
@@ -210,10 +212,17 @@ int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int for
 
 /* Calls fn for each running step of worker past timeout_s (of an active
  * run): run id, source id, attempt, last input JSON (or NULL), first failure. */
-typedef void (*runs_timeout_fn)(void *arg, const char *run_id, const char *source_id,
-                                int attempt, const char *input_json, int64_t first_failed_ms);
+typedef void (*runs_timeout_fn)(void *arg, const char *run_id, const char *source_id, int attempt,
+                                const char *input_json, int64_t first_failed_ms);
 int runs_overdue(PGconn *pg, const char *worker, int timeout_s, runs_timeout_fn fn, void *arg,
                  char *errstr, size_t errlen);
+
+/* Opens a transaction that makes version the active graph (the others
+ * retired) and records it as a run (trigger rollback, only graph-builder,
+ * message "rolled back to ..."); run_id gets the new run's id. The caller
+ * commits once graph:version is switched, or rolls back. */
+int runs_record_rollback(PGconn *pg, const char *version, int64_t dataset_version,
+                         char run_id[TG_ID_LEN], char *errstr, size_t errlen);
 
 /* ---- read models for the API (views.c) --------------------------------- */
 
@@ -234,13 +243,46 @@ cJSON *views_run(PGconn *pg, const char *run_id, int *notfound, char *errstr, si
 cJSON *views_execute_result(PGconn *pg, const char *run_id, int *succeeded, char *errstr,
                             size_t errlen);
 
+/* ---- graph versions (graphs.c) ----------------------------------------- */
+
+/* A connection to REDIS_URL, or NULL with errstr (also when it is unset).
+ * The caller frees it with redisFree(). */
+redisContext *graphs_redis(const orch_conf_t *conf, char *errstr, size_t errlen);
+
+/* GET /api/v1/graphs: graphs rows newest first, each with active and
+ * keysPresent from Redis (null without it). Caller deletes; NULL with errstr
+ * when PostgreSQL failed. */
+cJSON *graphs_list(PGconn *pg, const orch_conf_t *conf, long limit, long offset, char *errstr,
+                   size_t errlen);
+
+typedef struct {
+    char run_id[TG_ID_LEN];     /* the run that records the rollback */
+    char previous[128];         /* what graph:version named before */
+    char active_run[TG_ID_LEN]; /* set when refused because a run is active */
+} graphs_activation_t;
+
+/* Switches graph:version to a kept version after checking its keys in the
+ * same Lua script, recording it in graphs and as a run. TG_ERR_NOTFOUND: no
+ * such version; TG_ERR_INVALID: not published, or a run is active;
+ * TG_ERR_CONFIG: REDIS_URL unset; TG_ERR_REDIS: keys missing or Redis down. */
+int graphs_activate(PGconn *pg, const orch_conf_t *conf, const char *version,
+                    graphs_activation_t *out, char *errstr, size_t errlen);
+
+/* ---- dead letters (deadletters.c) -------------------------------------- */
+
+/* GET /api/v1/dead-letters: the dead-letter topic's messages, newest first,
+ * each with partition, offset, timestamp, key, headers, error and value.
+ * Reads at most offset + limit messages per partition. Caller deletes. */
+cJSON *deadletters_list(const orch_conf_t *conf, long limit, long offset, char *errstr,
+                        size_t errlen);
+
 /* ---- events the orchestrator produces (events.c) ----------------------- */
 
 /* Sends one message to base_topic (prefixed here) keyed by key, with an
  * x-worker: orchestrator header plus extra headers. */
-int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic,
-                const char *key, const char *value, size_t len, const tg_header_t *extra,
-                size_t nextra, char *errstr, size_t errlen);
+int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic, const char *key,
+                const char *value, size_t len, const tg_header_t *extra, size_t nextra,
+                char *errstr, size_t errlen);
 
 /* Builds the input event that starts `worker` for a new run: a trigger for
  * worker 1, an odata-sync.completed or virtual-entities.completed of
@@ -269,9 +311,9 @@ typedef struct {
     const char *source_id;
 } orch_start_t;
 
-int orch_start_run(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf,
-                   const orch_start_t *req, orch_create_outcome_t *outcome,
-                   char run_id[TG_ID_LEN], char *errstr, size_t errlen);
+int orch_start_run(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf, const orch_start_t *req,
+                   orch_create_outcome_t *outcome, char run_id[TG_ID_LEN], char *errstr,
+                   size_t errlen);
 
 /* ---- the main loop's context ------------------------------------------- */
 
@@ -285,8 +327,8 @@ typedef struct {
     tg_consumer_t *tracking;
     orch_delay_t *delay;
     int64_t next_schedule_ms, next_sweep_ms, next_deps_ms;
-    int schedule_leader;     /* this orchestrator holds the schedule's lock */
-    time_t next_retention;   /* wall clock of the next retention pass (0: not yet set) */
+    int schedule_leader;   /* this orchestrator holds the schedule's lock */
+    time_t next_retention; /* wall clock of the next retention pass (0: not yet set) */
 } orch_loop_t;
 
 /* ---- tracking (track.c) ------------------------------------------------ */
@@ -311,13 +353,13 @@ typedef struct {
     const orch_worker_t *worker;
     const char *run_id;
     const char *source_id;
-    const char *input_json;   /* the failed step's input */
-    int attempt;              /* the attempt that failed */
+    const char *input_json; /* the failed step's input */
+    int attempt;            /* the attempt that failed */
     int retryable;
     const char *error;
-    const char *orig_topic;   /* full name of the input's topic */
-    int orig_partition;       /* -1 when unknown */
-    int64_t orig_offset;      /* -1 when unknown */
+    const char *orig_topic; /* full name of the input's topic */
+    int orig_partition;     /* -1 when unknown */
+    int64_t orig_offset;    /* -1 when unknown */
     int64_t first_failed_ms;
 } orch_failure_t;
 
@@ -336,7 +378,7 @@ void delay_destroy(orch_delay_t *d);
 
 /* A message read back from a topic (the dead-letter topic, for replay). */
 typedef struct {
-    char *key;   /* may be NULL */
+    char *key; /* may be NULL */
     char *value;
     size_t len;
     char original_topic[ORCH_TOPIC_LEN]; /* its x-original-topic header, or "" */
@@ -355,8 +397,8 @@ void retry_fetched_free(orch_fetched_t *f);
 typedef struct {
     char topic[ORCH_TOPIC_LEN];
     int32_t partition;
-    int64_t offset;      /* where to resume reading */
-    int64_t until_ms;    /* wall clock */
+    int64_t offset;   /* where to resume reading */
+    int64_t until_ms; /* wall clock */
 } hold_t;
 
 typedef struct {
