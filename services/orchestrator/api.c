@@ -698,6 +698,130 @@ static int on_replay(struct mg_connection *conn, void *data) {
     return has_run > 0 ? run_retry(conn, api, run_id) : replay_offset(conn, api);
 }
 
+/* GET /api/v1/dead-letters?limit&offset: newest first. */
+static int on_dead_letters(struct mg_connection *conn, void *data) {
+    orch_api_t *api = data;
+    char err[512];
+    long limit, offset;
+    if (!exact(conn, "/api/v1/dead-letters")) {
+        return 404;
+    }
+    if (!is(conn, "GET")) {
+        return api_method_not_allowed(conn, "GET");
+    }
+    if (api_query_long(conn, "limit", 20, 1, 100, &limit) < 0 ||
+        api_query_long(conn, "offset", 0, 0, 900, &offset) < 0) {
+        api_error(conn, 400, "bad_request", "limit must be 1-100 and offset 0-900", NULL);
+        return 400;
+    }
+    cJSON *body = deadletters_list(api->conf, limit, offset, err, sizeof err);
+    if (!body) {
+        tg_error("API: dead letters: %s", err);
+        api_error(conn, 503, "unavailable", err, NULL);
+        return 503;
+    }
+    return reply(conn, 200, body, NULL);
+}
+
+/* ---- graph versions ---------------------------------------------------- */
+
+static int graphs_get(struct mg_connection *conn, orch_api_t *api) {
+    char err[512];
+    long limit, offset;
+    if (api_query_long(conn, "limit", 20, 1, 100, &limit) < 0 ||
+        api_query_long(conn, "offset", 0, 0, 100000000, &offset) < 0) {
+        api_error(conn, 400, "bad_request", "limit must be 1-100 and offset 0 or more", NULL);
+        return 400;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    cJSON *body = graphs_list(db.pg, api->conf, limit, offset, err, sizeof err);
+    db_close(&db);
+    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+}
+
+static int reply_activate_error(struct mg_connection *conn, int rc, const char *err) {
+    switch (rc) {
+    case TG_ERR_NOTFOUND:
+        api_error(conn, 404, "not_found", err, NULL);
+        return 404;
+    case TG_ERR_INVALID:
+        return reply_cannot_run(conn, "conflict", err);
+    case TG_ERR_CONFIG:
+        api_error(conn, 503, "redis_not_configured", err, NULL);
+        return 503;
+    case TG_ERR_UNAVAILABLE:
+        api_error(conn, 503, "redis_unavailable", err, NULL);
+        return 503;
+    case TG_ERR_REDIS:
+        /* Keys missing or Redis down: the graph stays as it was. */
+        api_error(conn, 409, "graph_not_intact", err, NULL);
+        return 409;
+    default:
+        return reply_db_error(conn, err);
+    }
+}
+
+/* POST /api/v1/graphs/:version/activate: roll back to a kept version. */
+static int graph_activate(struct mg_connection *conn, orch_api_t *api, const char *version) {
+    char err[512], message[256];
+    if (!api_authorized(conn, api->conf->cfg.api_token)) {
+        return 401;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    graphs_activation_t a;
+    int rc = graphs_activate(db.pg, api->conf, version, &a, err, sizeof err);
+    db_close(&db);
+    if (rc) {
+        return reply_activate_error(conn, rc, err);
+    }
+    tg_log_set_run_id(a.run_id);
+    tg_info("graph:version rolled back from %s to %s by request",
+            a.previous[0] ? a.previous : "(none)", version);
+    tg_log_set_run_id(NULL);
+    snprintf(message, sizeof message, "rolled back to %s (from %s)", version,
+             a.previous[0] ? a.previous : "none");
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "success");
+    cJSON_AddStringToObject(body, "message", message);
+    cJSON_AddStringToObject(body, "version", version);
+    cJSON_AddStringToObject(body, "previousVersion", a.previous);
+    cJSON_AddStringToObject(body, "runId", a.run_id);
+    return reply(conn, 200, body, NULL);
+}
+
+/* /api/v1/graphs, /api/v1/graphs/:version/activate */
+static int on_graphs(struct mg_connection *conn, void *data) {
+    orch_api_t *api = data;
+    char seg[3][64];
+    int n = orch_path_segments(mg_get_request_info(conn)->local_uri, "/api/v1/graphs", seg, 3);
+    if (n == 0) {
+        return is(conn, "GET") ? graphs_get(conn, api) : api_method_not_allowed(conn, "GET");
+    }
+    if (n != 2 || strcmp(seg[1], "activate")) {
+        return unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+    }
+    if (!orch_id_valid(seg[0])) {
+        api_error(conn, 400, "bad_request",
+                  "a graph version has 1-63 characters of A-Z a-z 0-9 . _ : -", NULL);
+        return 400;
+    }
+    return is(conn, "POST") ? graph_activate(conn, api, seg[0])
+                            : api_method_not_allowed(conn, "POST");
+}
+
+/* Everything no other handler took: the API's JSON 404, not civetweb's
+ * plain text. */
+static int on_unknown(struct mg_connection *conn, void *data) {
+    (void)data;
+    return unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+}
+
 /* ---- the OpenAPI document ---------------------------------------------- */
 
 static int on_openapi(struct mg_connection *conn, void *data) {
@@ -744,6 +868,11 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
     mg_set_request_handler(http, "/api/v1/runs", on_runs, api);
     mg_set_request_handler(http, "/api/v1/dead-letters/replay", on_replay, api);
     mg_set_request_handler(http, "/api/v1/openapi.json", on_openapi, api);
+    mg_set_request_handler(http, "/api/v1/dead-letters", on_dead_letters, api);
+    mg_set_request_handler(http, "/api/v1/graphs", on_graphs, api);
+    /* A pattern, registered last: civetweb tries exact and prefix matches
+     * of every handler first, so this only gets what nothing else took. */
+    mg_set_request_handler(http, "**", on_unknown, api);
     return api;
 }
 

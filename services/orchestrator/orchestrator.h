@@ -48,6 +48,7 @@ typedef struct {
     long sweep_interval_s;      /* how often timeouts are checked */
     const char *alert_webhook;  /* ALERT_WEBHOOK_URL, may be NULL */
     long api_cache_ms;          /* API_CACHE_MS: read cache lifetime, 0 = off */
+    const char *redis_url;      /* REDIS_URL: optional, for graph versions and rollback */
     long execute_wait_s;        /* EXECUTE_WAIT_S: how long an execute waits by default */
     char group[ORCH_TOPIC_LEN]; /* <prefix>orchestrator */
     retention_conf_t retention; /* what retention keeps (retention.h) */
@@ -264,7 +265,8 @@ typedef struct {
 /* Switches graph:version to a kept version after checking its keys in the
  * same Lua script, recording it in graphs and as a run. TG_ERR_NOTFOUND: no
  * such version; TG_ERR_INVALID: not published, or a run is active;
- * TG_ERR_CONFIG: REDIS_URL unset; TG_ERR_REDIS: keys missing or Redis down. */
+ * TG_ERR_CONFIG: REDIS_URL unset; TG_ERR_UNAVAILABLE: Redis unreachable;
+ * TG_ERR_REDIS: the script refused (keys missing). */
 int graphs_activate(PGconn *pg, const orch_conf_t *conf, const char *version,
                     graphs_activation_t *out, char *errstr, size_t errlen);
 

@@ -70,6 +70,9 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
         rc = retention_conf_load(&conf->retention, errstr, errlen);
     }
     conf->alert_webhook = tg_env_str("ALERT_WEBHOOK_URL", NULL);
+    /* Optional: the orchestrator runs without Redis; only the graph
+     * endpoints need it (tg_config_load reads it only where required). */
+    conf->redis_url = tg_env_str("REDIS_URL", NULL);
     snprintf(conf->group, sizeof conf->group, "%sorchestrator",
              conf->cfg.topic_prefix ? conf->cfg.topic_prefix : "");
     return rc;
