@@ -131,3 +131,66 @@ def test_dead_letters_and_unknown_paths(stack):
         op = doc["paths"][path][method]
         assert op["operationId"] and op["tags"], (path, op)
 
+
+def test_pipelinectl_against_the_stack(stack, orch):
+    rc, out, err = ctl(orch)
+    assert rc == 2 and "usage" in err
+    assert ctl(orch, "graph", "rollback")[0] == 2
+    assert ctl(orch, "trigger", "--bogus")[0] == 2
+
+    # trigger --wait: the specification's result, exit 0 when it succeeded.
+    rc, out, err = ctl(orch, "trigger", "--wait")
+    assert rc == 0, (out, err)
+    assert "Pipeline executed successfully" in out and "graph-builder" in out
+    first = ctl_json(orch, "runs", "--limit", "1")["runs"][0]
+    assert first["status"] == "succeeded" and first["trigger"] == "api"
+
+    # trigger without --wait: 202 at once, the run id printed; --only, --force.
+    started = ctl_json(orch, "trigger", "--only", "graph-builder", "--force")
+    assert started["status"] in ("queued", "running") and started["runId"]
+    # A second trigger while it runs is refused: exit 1 and the reason.
+    rc, out, err = ctl(orch, "trigger")
+    if rc == 1:
+        assert "cannot run" in err
+    # run ID: waits for the forced single-worker run to end, then exits 0.
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        run = ctl_json(orch, "run", started["runId"])["run"]
+        if run["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.5)
+    assert run["status"] == "succeeded" and run["onlyWorker"] == "graph-builder", run
+    rc, out, err = ctl(orch, "run", started["runId"])
+    assert rc == 0 and "graph-builder" in out and started["runId"] in out
+    assert ctl(orch, "run", "no-such-run")[0] == 1
+
+    rc, out, err = ctl(orch, "runs")
+    assert rc == 0 and out.startswith("RUN") and started["runId"] in out
+
+    # graphs: two versions, the newer active (*); rollback to the older.
+    graphs = ctl_json(orch, "graphs")["graphs"]
+    assert len(graphs) == 2, graphs
+    newer, older = graphs[0]["version"], graphs[1]["version"]
+    rc, out, err = ctl(orch, "graphs")
+    assert rc == 0 and f"* {newer}" in out and older in out
+    rc, out, err = ctl(orch, "graph", "rollback", older)
+    assert rc == 0 and f"rolled back to {older}" in out, (out, err)
+    assert stack.redis_cli("GET", "graph:version") == older
+    # A reader following graph:version finds that version's keys.
+    assert int(stack.redis_cli("SCARD", f"graph:{older}:nodes")) == graphs[1]["nodeCount"]
+    node = stack.redis_cli("SRANDMEMBER", f"graph:{older}:nodes")
+    assert stack.redis_cli("EXISTS", f"graph:{older}:node:{node}") == "1"
+    rc, out, err = ctl(orch, "graph", "rollback", "graph-v1")
+    assert rc == 1 and "404" in err
+    rc, out, err = ctl(orch, "graph", "rollback", older, token="wrong")
+    assert rc == 1 and "401" in err
+
+    # dead-letters: what the topic holds, with the error.
+    stack.produce("pipeline.dead-letter", {"broken": True},
+                  headers={"x-original-topic": stack.topic("pipeline.trigger"),
+                           "x-error": "envelope: schema: missing", "x-worker": "odata-sync-worker"})
+    rc, out, err = ctl(orch, "dead-letters")
+    assert rc == 0 and "envelope: schema: missing" in out and "odata-sync-worker" in out
+    body = ctl_json(orch, "dead-letters", "--limit", "5")
+    assert body["total"] == 1 and body["deadLetters"][0]["headers"]["x-worker"] == \
+        "odata-sync-worker"
