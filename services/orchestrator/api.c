@@ -2,8 +2,10 @@
  * method, 405 otherwise. Handlers run on civetweb's threads, so each takes a
  * connection from the API's own pool and sends through the API's own
  * producer; nothing is shared with the main loop. Execution goes through
- * Kafka: a POST answers 202 with the run id, or with ?wait=N the run's result
- * once it ended. */
+ * Kafka: a POST waits for the run's result (EXECUTE_WAIT_S, or ?wait=N) and
+ * answers with the specification's body, or 202 with the run id when the
+ * client prefers not to wait (Prefer: respond-async) or the run outlives
+ * the wait. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,12 +18,16 @@
 
 #define WAIT_MAX_S 3600
 #define WAIT_POLL_MS 100
+/* A waiting execute holds a civetweb thread; half of them stay free for
+ * everything else (a client past the bound gets 202 at once). */
+#define WAITERS_MAX (API_POOL_SIZE / 2)
 
 struct orch_api_s {
     orch_conf_t *conf;
     tg_producer_t *producer;
     api_pool_t pool;
     api_cache_t cache;
+    int waiters; /* executes waiting for their run (atomic) */
 };
 
 /* One request's database connection. */
@@ -94,12 +100,38 @@ static int run_wait(orch_api_t *api, const char *run_id, long wait_s) {
     return 0;
 }
 
-/* 202 with the run's id and Location, or after ?wait its result. */
+/* How an execute answers: wait up to wait_s for the run's result;
+ * async_applied when the client's Prefer: respond-async was honoured. */
+typedef struct {
+    long wait_s;
+    int async_applied;
+} run_wait_t;
+
+/* Waits when a waiter slot is free; 0 when the bound is reached. */
+static int wait_slot_take(orch_api_t *api) {
+    if (__atomic_add_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST) <= WAITERS_MAX) {
+        return 1;
+    }
+    __atomic_sub_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST);
+    return 0;
+}
+
+static void wait_slot_put(orch_api_t *api) {
+    __atomic_sub_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The run's result once it ended within the wait, else 202 (or 200 for a
+ * known run asked without waiting) with its id, status and Location. */
 static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *run_id, int created,
-                     long wait_s, const char *extra) {
-    char location[160], message[160], err[512];
-    snprintf(location, sizeof location, "Location: /api/v1/runs/%s\r\n", run_id);
-    int ended = wait_s > 0 && run_wait(api, run_id, wait_s);
+                     const run_wait_t *rw, const char *extra) {
+    char headers[240], message[240], err[512];
+    snprintf(headers, sizeof headers, "Location: /api/v1/runs/%s\r\n%s", run_id,
+             rw->async_applied ? "Preference-Applied: respond-async\r\n" : "");
+    int waited = rw->wait_s > 0 && wait_slot_take(api);
+    int ended = waited && run_wait(api, run_id, rw->wait_s);
+    if (waited) {
+        wait_slot_put(api);
+    }
     req_db_t db;
     if (!db_open(conn, api, &db)) {
         return 503;
@@ -113,7 +145,7 @@ static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *ru
     }
     if (body) {
         /* The run ended: 200 either way, success tells how it went. */
-        return reply(conn, 200, body, location);
+        return reply(conn, 200, body, headers);
     }
     body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "success");
@@ -122,19 +154,43 @@ static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *ru
     if (extra) {
         cJSON_AddStringToObject(body, "rerunFrom", extra);
     }
-    if (wait_s > 0) {
-        snprintf(message, sizeof message,
-                 "The run is still %s after %ld s; follow it at /api/v1/runs/%s", run.status,
-                 wait_s, run_id);
+    if (rw->wait_s > 0) {
+        if (waited) {
+            snprintf(message, sizeof message,
+                     "The run is still %s after %ld s; follow it at /api/v1/runs/%s", run.status,
+                     rw->wait_s, run_id);
+        } else {
+            snprintf(message, sizeof message,
+                     "%d clients are already waiting for runs; follow this one at /api/v1/runs/%s",
+                     WAITERS_MAX, run_id);
+        }
+        cJSON_AddStringToObject(body, "message", message);
+    } else {
+        snprintf(message, sizeof message, "The run is %s; follow it at /api/v1/runs/%s", run.status,
+                 run_id);
         cJSON_AddStringToObject(body, "message", message);
     }
-    return reply(conn, created || wait_s > 0 ? 202 : 200, body, location);
+    return reply(conn, created || rw->wait_s > 0 ? 202 : 200, body, headers);
 }
 
 /* ---- execute ----------------------------------------------------------- */
 
-/* force and wait from the query string or the JSON body. */
-static int execute_params(struct mg_connection *conn, int *force, long *wait_s) {
+/* Whether the Prefer header (RFC 7240) holds the respond-async token. */
+static int prefers_async(struct mg_connection *conn) {
+    const char *prefer = mg_get_header(conn, "Prefer");
+    for (const char *p = prefer; p && (p = strstr(p, "respond-async")) != NULL; p++) {
+        char before = p == prefer ? ',' : p[-1], after = p[sizeof "respond-async" - 1];
+        if (strchr(", \t;", before) && (after == '\0' || strchr(", \t;", after))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* force from the query string or the JSON body; how long to wait from
+ * ?wait, else Prefer: respond-async (no wait), else default_wait_s. */
+static int execute_params(struct mg_connection *conn, long default_wait_s, int *force,
+                          run_wait_t *rw) {
     cJSON *body = NULL;
     int status = api_body_json(conn, &body);
     if (status) {
@@ -148,11 +204,16 @@ static int execute_params(struct mg_connection *conn, int *force, long *wait_s) 
         api_error(conn, 400, "bad_request", "force must be true or false", NULL);
         return 400;
     }
-    if (api_query_long(conn, "wait", 0, 0, WAIT_MAX_S, wait_s) < 0) {
+    int async = prefers_async(conn);
+    int has_wait =
+        api_query_long(conn, "wait", async ? 0 : default_wait_s, 0, WAIT_MAX_S, &rw->wait_s);
+    if (has_wait < 0) {
         api_error(conn, 400, "bad_request", "wait must be a number of seconds from 0 to 3600",
                   NULL);
         return 400;
     }
+    /* An explicit ?wait is the more specific request: it wins over Prefer. */
+    rw->async_applied = async && !has_wait;
     return 0;
 }
 
@@ -166,10 +227,18 @@ static int idempotency_key(struct mg_connection *conn, const char **key) {
     return 0;
 }
 
+/* The specification's answer for a worker that won't start: "cannot run",
+ * with the reason. */
+static int reply_cannot_run(struct mg_connection *conn, const char *code, const char *reason) {
+    char message[600];
+    snprintf(message, sizeof message, "cannot run: %.580s", reason);
+    api_error(conn, 409, code, message, NULL);
+    return 409;
+}
+
 static int reply_start_error(struct mg_connection *conn, int rc, const char *err) {
     if (rc == TG_ERR_NOTFOUND) {
-        api_error(conn, 409, "no_dataset", err, NULL);
-        return 409;
+        return reply_cannot_run(conn, "no_dataset", err);
     }
     tg_error("API: cannot start a run: %s", err);
     api_error(conn, 503, "unavailable", err, NULL);
@@ -180,12 +249,12 @@ static int reply_start_error(struct mg_connection *conn, int rc, const char *err
 static int execute(struct mg_connection *conn, orch_api_t *api, const char *only) {
     char err[512], run_id[TG_ID_LEN], message[160];
     int force = 0, status;
-    long wait_s = 0;
+    run_wait_t rw;
     const char *key;
     if (!api_authorized(conn, api->conf->cfg.api_token)) {
         return 401;
     }
-    if ((status = execute_params(conn, &force, &wait_s)) ||
+    if ((status = execute_params(conn, api->conf->execute_wait_s, &force, &rw)) ||
         (status = idempotency_key(conn, &key))) {
         return status;
     }
@@ -203,8 +272,7 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
     }
     if (outcome == RUN_CONFLICT) {
         snprintf(message, sizeof message, "the pipeline is already running: run %s", run_id);
-        api_error(conn, 409, "pipeline_running", message, NULL);
-        return 409;
+        return reply_cannot_run(conn, "pipeline_running", message);
     }
     if (outcome == RUN_CREATED) {
         tg_log_set_run_id(run_id);
@@ -212,7 +280,7 @@ static int execute(struct mg_connection *conn, orch_api_t *api, const char *only
                 force ? " (force)" : "");
         tg_log_set_run_id(NULL);
     }
-    return reply_run(conn, api, run_id, outcome == RUN_CREATED, wait_s, NULL);
+    return reply_run(conn, api, run_id, outcome == RUN_CREATED, &rw, NULL);
 }
 
 /* ---- /api/v1/workers ... ----------------------------------------------- */
@@ -449,8 +517,9 @@ static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *ru
     char err[512], worker[48];
     char *input = NULL;
     int force, status, changed;
-    long wait_s;
-    if ((status = execute_params(conn, &force, &wait_s))) {
+    run_wait_t rw;
+    /* A rerun is not in the specification: it answers 202 unless ?wait. */
+    if ((status = execute_params(conn, 0, &force, &rw))) {
         return status;
     }
     req_db_t db;
@@ -479,7 +548,7 @@ static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *ru
     tg_log_set_run_id(run_id);
     tg_info("Run rerun from %s by request", worker);
     tg_log_set_run_id(NULL);
-    return reply_run(conn, api, run_id, 1, wait_s, worker);
+    return reply_run(conn, api, run_id, 1, &rw, worker);
 }
 
 /* /api/v1/runs, /api/v1/runs/:id, /api/v1/runs/:id/cancel, .../retry */
@@ -629,6 +698,130 @@ static int on_replay(struct mg_connection *conn, void *data) {
     return has_run > 0 ? run_retry(conn, api, run_id) : replay_offset(conn, api);
 }
 
+/* GET /api/v1/dead-letters?limit&offset: newest first. */
+static int on_dead_letters(struct mg_connection *conn, void *data) {
+    orch_api_t *api = data;
+    char err[512];
+    long limit, offset;
+    if (!exact(conn, "/api/v1/dead-letters")) {
+        return 404;
+    }
+    if (!is(conn, "GET")) {
+        return api_method_not_allowed(conn, "GET");
+    }
+    if (api_query_long(conn, "limit", 20, 1, 100, &limit) < 0 ||
+        api_query_long(conn, "offset", 0, 0, 900, &offset) < 0) {
+        api_error(conn, 400, "bad_request", "limit must be 1-100 and offset 0-900", NULL);
+        return 400;
+    }
+    cJSON *body = deadletters_list(api->conf, limit, offset, err, sizeof err);
+    if (!body) {
+        tg_error("API: dead letters: %s", err);
+        api_error(conn, 503, "unavailable", err, NULL);
+        return 503;
+    }
+    return reply(conn, 200, body, NULL);
+}
+
+/* ---- graph versions ---------------------------------------------------- */
+
+static int graphs_get(struct mg_connection *conn, orch_api_t *api) {
+    char err[512];
+    long limit, offset;
+    if (api_query_long(conn, "limit", 20, 1, 100, &limit) < 0 ||
+        api_query_long(conn, "offset", 0, 0, 100000000, &offset) < 0) {
+        api_error(conn, 400, "bad_request", "limit must be 1-100 and offset 0 or more", NULL);
+        return 400;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    cJSON *body = graphs_list(db.pg, api->conf, limit, offset, err, sizeof err);
+    db_close(&db);
+    return body ? reply(conn, 200, body, NULL) : reply_db_error(conn, err);
+}
+
+static int reply_activate_error(struct mg_connection *conn, int rc, const char *err) {
+    switch (rc) {
+    case TG_ERR_NOTFOUND:
+        api_error(conn, 404, "not_found", err, NULL);
+        return 404;
+    case TG_ERR_INVALID:
+        return reply_cannot_run(conn, "conflict", err);
+    case TG_ERR_CONFIG:
+        api_error(conn, 503, "redis_not_configured", err, NULL);
+        return 503;
+    case TG_ERR_UNAVAILABLE:
+        api_error(conn, 503, "redis_unavailable", err, NULL);
+        return 503;
+    case TG_ERR_REDIS:
+        /* Keys missing or Redis down: the graph stays as it was. */
+        api_error(conn, 409, "graph_not_intact", err, NULL);
+        return 409;
+    default:
+        return reply_db_error(conn, err);
+    }
+}
+
+/* POST /api/v1/graphs/:version/activate: roll back to a kept version. */
+static int graph_activate(struct mg_connection *conn, orch_api_t *api, const char *version) {
+    char err[512], message[256];
+    if (!api_authorized(conn, api->conf->cfg.api_token)) {
+        return 401;
+    }
+    req_db_t db;
+    if (!db_open(conn, api, &db)) {
+        return 503;
+    }
+    graphs_activation_t a;
+    int rc = graphs_activate(db.pg, api->conf, version, &a, err, sizeof err);
+    db_close(&db);
+    if (rc) {
+        return reply_activate_error(conn, rc, err);
+    }
+    tg_log_set_run_id(a.run_id);
+    tg_info("graph:version rolled back from %s to %s by request",
+            a.previous[0] ? a.previous : "(none)", version);
+    tg_log_set_run_id(NULL);
+    snprintf(message, sizeof message, "rolled back to %s (from %s)", version,
+             a.previous[0] ? a.previous : "none");
+    cJSON *body = cJSON_CreateObject();
+    cJSON_AddTrueToObject(body, "success");
+    cJSON_AddStringToObject(body, "message", message);
+    cJSON_AddStringToObject(body, "version", version);
+    cJSON_AddStringToObject(body, "previousVersion", a.previous);
+    cJSON_AddStringToObject(body, "runId", a.run_id);
+    return reply(conn, 200, body, NULL);
+}
+
+/* /api/v1/graphs, /api/v1/graphs/:version/activate */
+static int on_graphs(struct mg_connection *conn, void *data) {
+    orch_api_t *api = data;
+    char seg[3][64];
+    int n = orch_path_segments(mg_get_request_info(conn)->local_uri, "/api/v1/graphs", seg, 3);
+    if (n == 0) {
+        return is(conn, "GET") ? graphs_get(conn, api) : api_method_not_allowed(conn, "GET");
+    }
+    if (n != 2 || strcmp(seg[1], "activate")) {
+        return unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+    }
+    if (!orch_id_valid(seg[0])) {
+        api_error(conn, 400, "bad_request",
+                  "a graph version has 1-63 characters of A-Z a-z 0-9 . _ : -", NULL);
+        return 400;
+    }
+    return is(conn, "POST") ? graph_activate(conn, api, seg[0])
+                            : api_method_not_allowed(conn, "POST");
+}
+
+/* Everything no other handler took: the API's JSON 404, not civetweb's
+ * plain text. */
+static int on_unknown(struct mg_connection *conn, void *data) {
+    (void)data;
+    return unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+}
+
 /* ---- the OpenAPI document ---------------------------------------------- */
 
 static int on_openapi(struct mg_connection *conn, void *data) {
@@ -677,7 +870,9 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
                   {"/api/v1/workers", on_workers},
                   {"/api/v1/runs", on_runs},
                   {"/api/v1/dead-letters/replay", on_replay},
-                  {"/api/v1/openapi.json", on_openapi}};
+                  {"/api/v1/openapi.json", on_openapi},
+                  {"/api/v1/dead-letters", on_dead_letters},
+                  {"/api/v1/graphs", on_graphs}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (tg_service_route(svc, routes[i].pattern, routes[i].handler, api) != TG_OK) {
             tg_fail(TG_ERR_CONFIG, errstr, errlen, "HTTP: cannot register %s", routes[i].pattern);
@@ -688,6 +883,9 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
             return NULL;
         }
     }
+    /* A pattern, registered last: civetweb tries exact and prefix matches
+     * of every handler first, so this only gets what nothing else took. */
+    mg_set_request_handler(http, "**", on_unknown, api);
     return api;
 }
 

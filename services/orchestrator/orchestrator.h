@@ -9,6 +9,7 @@
 #include "tg/config.h"
 #include "tg/envelope.h"
 #include "tg/kafka.h"
+#include "tg/redis.h"
 #include "tg/service.h"
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
@@ -47,6 +48,8 @@ typedef struct {
     long sweep_interval_s;      /* how often timeouts are checked */
     const char *alert_webhook;  /* ALERT_WEBHOOK_URL, may be NULL */
     long api_cache_ms;          /* API_CACHE_MS: read cache lifetime, 0 = off */
+    const char *redis_url;      /* REDIS_URL: optional, for graph versions and rollback */
+    long execute_wait_s;        /* EXECUTE_WAIT_S: how long an execute waits by default */
     char group[ORCH_TOPIC_LEN]; /* <prefix>orchestrator */
     retention_conf_t retention; /* what retention keeps (retention.h) */
 } orch_conf_t;
@@ -215,6 +218,13 @@ typedef void (*runs_timeout_fn)(void *arg, const char *run_id, const char *sourc
 int runs_overdue(PGconn *pg, const char *worker, int timeout_s, runs_timeout_fn fn, void *arg,
                  char *errstr, size_t errlen);
 
+/* Opens a transaction that makes version the active graph (the others
+ * retired) and records it as a run (trigger rollback, only graph-builder,
+ * message "rolled back to ..."); run_id gets the new run's id. The caller
+ * commits once graph:version is switched, or rolls back. */
+int runs_record_rollback(PGconn *pg, const char *version, int64_t dataset_version,
+                         char run_id[TG_ID_LEN], char *errstr, size_t errlen);
+
 /* ---- read models for the API (views.c) --------------------------------- */
 
 /* Each returns a new cJSON (caller deletes) or NULL with errstr set. */
@@ -233,6 +243,40 @@ cJSON *views_run(PGconn *pg, const char *run_id, int *notfound, char *errstr, si
  * the run succeeded. */
 cJSON *views_execute_result(PGconn *pg, const char *run_id, int *succeeded, char *errstr,
                             size_t errlen);
+
+/* ---- graph versions (graphs.c) ----------------------------------------- */
+
+/* A connection to REDIS_URL, or NULL with errstr (also when it is unset).
+ * The caller frees it with redisFree(). */
+redisContext *graphs_redis(const orch_conf_t *conf, char *errstr, size_t errlen);
+
+/* GET /api/v1/graphs: graphs rows newest first, each with active and
+ * keysPresent from Redis (null without it). Caller deletes; NULL with errstr
+ * when PostgreSQL failed. */
+cJSON *graphs_list(PGconn *pg, const orch_conf_t *conf, long limit, long offset, char *errstr,
+                   size_t errlen);
+
+typedef struct {
+    char run_id[TG_ID_LEN];     /* the run that records the rollback */
+    char previous[128];         /* what graph:version named before */
+    char active_run[TG_ID_LEN]; /* set when refused because a run is active */
+} graphs_activation_t;
+
+/* Switches graph:version to a kept version after checking its keys in the
+ * same Lua script, recording it in graphs and as a run. TG_ERR_NOTFOUND: no
+ * such version; TG_ERR_INVALID: not published, or a run is active;
+ * TG_ERR_CONFIG: REDIS_URL unset; TG_ERR_UNAVAILABLE: Redis unreachable;
+ * TG_ERR_REDIS: the script refused (keys missing). */
+int graphs_activate(PGconn *pg, const orch_conf_t *conf, const char *version,
+                    graphs_activation_t *out, char *errstr, size_t errlen);
+
+/* ---- dead letters (deadletters.c) -------------------------------------- */
+
+/* GET /api/v1/dead-letters: the dead-letter topic's messages, newest first,
+ * each with partition, offset, timestamp, key, headers, error and value.
+ * Reads at most offset + limit messages per partition. Caller deletes. */
+cJSON *deadletters_list(const orch_conf_t *conf, long limit, long offset, char *errstr,
+                        size_t errlen);
 
 /* ---- events the orchestrator produces (events.c) ----------------------- */
 

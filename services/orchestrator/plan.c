@@ -14,12 +14,12 @@ void orch_workers_defaults(orch_worker_t workers[ORCH_NWORKERS]) {
         const char *id, *name, *topic, *schema;
         int critical, attempts, timeout_s;
     } spec[ORCH_NWORKERS] = {
-        {TG_WORKER_ODATA, "OData Synchronization Worker", TG_TOPIC_TRIGGER, TG_SCHEMA_TRIGGER,
-         1, 3, 600},
+        {TG_WORKER_ODATA, "OData Synchronization Worker", TG_TOPIC_TRIGGER, TG_SCHEMA_TRIGGER, 1, 3,
+         600},
         {TG_WORKER_VIRTUAL, "Virtual Entities Generator Worker", TG_TOPIC_ODATA_DONE,
          TG_SCHEMA_ODATA_DONE, 0, 2, 300},
-        {TG_WORKER_GRAPH, "Graph Builder Worker", TG_TOPIC_VIRTUAL_DONE,
-         TG_SCHEMA_VIRTUAL_DONE, 1, 2, 600},
+        {TG_WORKER_GRAPH, "Graph Builder Worker", TG_TOPIC_VIRTUAL_DONE, TG_SCHEMA_VIRTUAL_DONE, 1,
+         2, 600},
     };
     for (int i = 0; i < ORCH_NWORKERS; i++) {
         orch_worker_t *w = &workers[i];
@@ -56,6 +56,9 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
     if (!rc) {
         rc = tg_env_long("API_CACHE_MS", 500, 0, 60000, &conf->api_cache_ms, errstr, errlen);
     }
+    if (!rc) {
+        rc = tg_env_long("EXECUTE_WAIT_S", 60, 0, 3600, &conf->execute_wait_s, errstr, errlen);
+    }
     for (int i = 0; i < ORCH_NWORKERS && !rc; i++) {
         char name[32];
         long v;
@@ -67,6 +70,9 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
         rc = retention_conf_load(&conf->retention, errstr, errlen);
     }
     conf->alert_webhook = tg_env_str("ALERT_WEBHOOK_URL", NULL);
+    /* Optional: the orchestrator runs without Redis; only the graph
+     * endpoints need it (tg_config_load reads it only where required). */
+    conf->redis_url = tg_env_str("REDIS_URL", NULL);
     snprintf(conf->group, sizeof conf->group, "%sorchestrator",
              conf->cfg.topic_prefix ? conf->cfg.topic_prefix : "");
     return rc;
@@ -96,8 +102,8 @@ const orch_worker_t *orch_worker_next(const orch_conf_t *conf, const orch_worker
 
 /* Attempt n+1 waits for the n-th delay (the last one repeats when a worker
  * allows more attempts than there are delay topics). */
-void orch_retry_plan(const orch_conf_t *conf, const orch_worker_t *w, int attempt,
-                     int retryable, orch_retry_plan_t *plan) {
+void orch_retry_plan(const orch_conf_t *conf, const orch_worker_t *w, int attempt, int retryable,
+                     orch_retry_plan_t *plan) {
     memset(plan, 0, sizeof *plan);
     if (!retryable || attempt < 1 || attempt >= w->max_attempts || conf->ndelays < 1) {
         return;
@@ -135,7 +141,7 @@ int orch_run_status_valid(const char *s) {
 }
 
 int orch_trigger_valid(const char *s) {
-    static const char *const all[] = {"schedule", "api", "kafka", "retry", NULL};
+    static const char *const all[] = {"schedule", "api", "kafka", "retry", "rollback", NULL};
     return in_list(s, all);
 }
 

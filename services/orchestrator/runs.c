@@ -10,11 +10,15 @@
 
 #define ACTIVE "('queued', 'running')"
 
-static void num(char *out, size_t len, long long v) { snprintf(out, len, "%lld", v); }
+static void num(char *out, size_t len, long long v) {
+    snprintf(out, len, "%lld", v);
+}
 
 static uint64_t generation;
 
-uint64_t runs_generation(void) { return __atomic_load_n(&generation, __ATOMIC_ACQUIRE); }
+uint64_t runs_generation(void) {
+    return __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+}
 
 /* Called after each write (successful or not: a stale cache costs more than
  * a needless refill). */
@@ -125,9 +129,9 @@ static int run_by_key(PGconn *pg, const char *key, char out[TG_ID_LEN], char *er
  * while no run of the source is active (the partial unique index settles
  * races between concurrent requests). */
 static PGresult *insert_run(PGconn *pg, const orch_new_run_t *nr) {
-    const char *params[] = {nr->run_id,          nr->source_id,      nr->trigger,
-                            nr->force ? "true" : "false", nr->only_worker,
-                            nr->idempotency_key, nr->first_worker,   nr->input_json};
+    const char *params[] = {
+        nr->run_id,      nr->source_id,       nr->trigger,      nr->force ? "true" : "false",
+        nr->only_worker, nr->idempotency_key, nr->first_worker, nr->input_json};
     return PQexecParams(
         pg,
         "WITH run AS (INSERT INTO runs (run_id, source_id, trigger, status, force, only_worker, "
@@ -172,14 +176,14 @@ int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *out
     }
     PQclear(res);
     return bumped(*outcome == RUN_CONFLICT
-                       ? runs_active(pg, nr->source_id, other_run_id, errstr, errlen)
-                       : TG_OK);
+                      ? runs_active(pg, nr->source_id, other_run_id, errstr, errlen)
+                      : TG_OK);
 }
 
 /* ---- tracking ---------------------------------------------------------- */
 
-static PGresult *track_insert(PGconn *pg, const tg_envelope_t *env, const char *trigger,
-                              int force, const char *only_worker) {
+static PGresult *track_insert(PGconn *pg, const tg_envelope_t *env, const char *trigger, int force,
+                              const char *only_worker) {
     const char *params[] = {env->run_id, env->source_id, trigger, force ? "true" : "false",
                             only_worker};
     return PQexecParams(pg,
@@ -251,8 +255,8 @@ int runs_step_done(PGconn *pg, const char *run_id, const char *worker, const cha
 }
 
 int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const char *status,
-                     int attempt, int64_t execution_ms, const char *error,
-                     int64_t first_failed_ms, char *errstr, size_t errlen) {
+                     int attempt, int64_t execution_ms, const char *error, int64_t first_failed_ms,
+                     char *errstr, size_t errlen) {
     char a[16], ms[32], first[32];
     num(a, sizeof a, attempt < 1 ? 1 : attempt);
     num(ms, sizeof ms, execution_ms);
@@ -307,28 +311,27 @@ int runs_set_dataset(PGconn *pg, const char *run_id, int64_t dataset_version, ch
     char dv[32];
     num(dv, sizeof dv, dataset_version);
     const char *params[] = {run_id, dv};
-    return bumped(tg_pg_exec(pg, "UPDATE runs SET dataset_version = $2::bigint WHERE run_id = $1", 2,
-                      params, NULL, errstr, errlen));
+    return bumped(tg_pg_exec(pg, "UPDATE runs SET dataset_version = $2::bigint WHERE run_id = $1",
+                             2, params, NULL, errstr, errlen));
 }
 
 /* ---- operator actions -------------------------------------------------- */
 
-int runs_cancel(PGconn *pg, const char *run_id, int *outcome, char *status_out,
-                size_t statuslen, char *errstr, size_t errlen) {
+int runs_cancel(PGconn *pg, const char *run_id, int *outcome, char *status_out, size_t statuslen,
+                char *errstr, size_t errlen) {
     const char *params[] = {run_id};
     PGresult *res;
     /* The final SELECT sees the run as it was before this statement. */
-    int rc = tg_pg_exec(
-        pg,
-        "WITH run AS (UPDATE runs SET status = 'cancelled', finished_at = now(), "
-        "message = 'Cancelled by request' WHERE run_id = $1 AND status IN " ACTIVE
-        " RETURNING run_id), "
-        "steps AS (UPDATE run_steps SET status = 'cancelled', finished_at = now() "
-        "WHERE run_id IN (SELECT run_id FROM run) "
-        "AND status IN ('queued', 'running', 'retrying', 'timed_out') RETURNING 1) "
-        "SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM steps), "
-        "(SELECT status FROM runs WHERE run_id = $1)",
-        1, params, &res, errstr, errlen);
+    int rc = tg_pg_exec(pg,
+                        "WITH run AS (UPDATE runs SET status = 'cancelled', finished_at = now(), "
+                        "message = 'Cancelled by request' WHERE run_id = $1 AND status IN " ACTIVE
+                        " RETURNING run_id), "
+                        "steps AS (UPDATE run_steps SET status = 'cancelled', finished_at = now() "
+                        "WHERE run_id IN (SELECT run_id FROM run) "
+                        "AND status IN ('queued', 'running', 'retrying', 'timed_out') RETURNING 1) "
+                        "SELECT (SELECT count(*) FROM run), (SELECT count(*) FROM steps), "
+                        "(SELECT status FROM runs WHERE run_id = $1)",
+                        1, params, &res, errstr, errlen);
     if (rc) {
         return bumped(rc);
     }
@@ -395,7 +398,8 @@ int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int for
         return bumped(rc);
     }
     if ((rc = rerun_step(pg, run_id, worker_hint, worker_out, &position, input_json, errstr,
-                         errlen)) != TG_OK || !worker_out[0]) {
+                         errlen)) != TG_OK ||
+        !worker_out[0]) {
         *outcome = REOPEN_NOTHING;
         return bumped(rc);
     }
@@ -424,14 +428,13 @@ int runs_overdue(PGconn *pg, const char *worker, int timeout_s, runs_timeout_fn 
     num(t, sizeof t, timeout_s);
     const char *params[] = {worker, t};
     PGresult *res;
-    int rc = tg_pg_exec(
-        pg,
-        "SELECT s.run_id, r.source_id, s.attempts, s.last_input::text, "
-        "(extract(epoch FROM COALESCE(s.first_failed_at, now())) * 1000)::bigint "
-        "FROM run_steps s JOIN runs r USING (run_id) WHERE r.status = 'running' "
-        "AND s.worker_id = $1 AND s.status = 'running' "
-        "AND s.started_at < now() - make_interval(secs => $2::int) LIMIT 100",
-        2, params, &res, errstr, errlen);
+    int rc = tg_pg_exec(pg,
+                        "SELECT s.run_id, r.source_id, s.attempts, s.last_input::text, "
+                        "(extract(epoch FROM COALESCE(s.first_failed_at, now())) * 1000)::bigint "
+                        "FROM run_steps s JOIN runs r USING (run_id) WHERE r.status = 'running' "
+                        "AND s.worker_id = $1 AND s.status = 'running' "
+                        "AND s.started_at < now() - make_interval(secs => $2::int) LIMIT 100",
+                        2, params, &res, errstr, errlen);
     if (rc) {
         return rc;
     }
@@ -441,4 +444,48 @@ int runs_overdue(PGconn *pg, const char *worker, int timeout_s, runs_timeout_fn 
     }
     PQclear(res);
     return TG_OK;
+}
+
+int runs_record_rollback(PGconn *pg, const char *version, int64_t dataset_version,
+                         char run_id[TG_ID_LEN], char *errstr, size_t errlen) {
+    char dv[32], message[160];
+    tg_uuid(run_id);
+    num(dv, sizeof dv, dataset_version);
+    const char *params[] = {version, run_id, dv, message};
+    int rc = tg_pg_begin(pg, errstr, errlen);
+    PGresult *res = NULL;
+    /* The message names the version it replaced: read before retiring it. */
+    if (!rc) {
+        rc = tg_pg_exec(pg,
+                        "SELECT COALESCE(string_agg(version, ', '), 'none') FROM graphs "
+                        "WHERE status = 'active' AND version <> $1",
+                        1, params, &res, errstr, errlen);
+    }
+    if (!rc) {
+        snprintf(message, sizeof message, "rolled back to %s (from %s)", version,
+                 PQgetvalue(res, 0, 0));
+        PQclear(res);
+        rc = tg_pg_exec(pg,
+                        "UPDATE graphs SET status = 'retired' WHERE status = 'active' "
+                        "AND version <> $1",
+                        1, params, NULL, errstr, errlen);
+    }
+    if (!rc) {
+        rc = tg_pg_exec(pg,
+                        "UPDATE graphs SET status = 'active', activated_at = now() "
+                        "WHERE version = $1",
+                        1, params, NULL, errstr, errlen);
+    }
+    if (!rc) {
+        rc = tg_pg_exec(pg,
+                        "INSERT INTO runs (run_id, trigger, status, only_worker, message, "
+                        "dataset_version, graph_version, started_at, finished_at) "
+                        "VALUES ($2, 'rollback', 'succeeded', 'graph-builder', $4, $3::bigint, "
+                        "$1, now(), now())",
+                        4, params, NULL, errstr, errlen);
+    }
+    if (rc) {
+        tg_pg_rollback(pg);
+    }
+    return bumped(rc);
 }

@@ -57,10 +57,15 @@ def wait_step(stack, run_id, worker, status, attempts=None, timeout=20):
     wait_for(ok, timeout, what=f"{worker} {status}/{attempts}: {step(stack, run_id, worker)}")
 
 
-def execute(svc, path="/api/v1/workers/execute", **kw):
-    status, body, hdrs = call(svc, "POST", path, **kw)
+ASYNC = {"Prefer": "respond-async"}
+
+
+def execute(svc, path="/api/v1/workers/execute", headers=None, **kw):
+    """Starts a run without waiting for it (the workers are played by the test)."""
+    status, body, hdrs = call(svc, "POST", path, headers=dict(ASYNC, **(headers or {})), **kw)
     assert status == 202, body
     assert hdrs["Location"] == f"/api/v1/runs/{body['runId']}"
+    assert hdrs["Preference-Applied"] == "respond-async"
     return body["runId"]
 
 
@@ -269,21 +274,21 @@ def test_worker2_failure_still_builds_graph(stack):
 def test_ten_concurrent_posts_give_one_run_and_idempotency(stack):
     svc = start(stack)
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(lambda _: call(svc, "POST", "/api/v1/workers/execute"),
-                                range(10)))
+        answers = list(pool.map(
+            lambda _: call(svc, "POST", "/api/v1/workers/execute", headers=ASYNC), range(10)))
     ok = [b for s, b, _ in answers if s == 202]
     refused = [b for s, b, _ in answers if s == 409]
     assert len(ok) == 1 and len(refused) == 9, [s for s, _, _ in answers]
     run_id = ok[0]["runId"]
     assert all(run_id in b["error"]["message"] and b["error"]["code"] == "pipeline_running"
-               for b in refused)
+               and b["error"]["message"].startswith("cannot run: ") for b in refused)
     assert stack.count("runs") == 1
     status, body, _ = call(svc, "POST", f"/api/v1/runs/{run_id}/cancel")
     assert status == 200 and body["status"] == "cancelled"
 
     key = {"Idempotency-Key": "nightly-2026-01-01"}
     first = execute(svc, headers=key)
-    status, again, _ = call(svc, "POST", "/api/v1/workers/execute", headers=key)
+    status, again, _ = call(svc, "POST", "/api/v1/workers/execute", headers=dict(ASYNC, **key))
     assert status == 200 and again["runId"] == first
     assert stack.count("runs") == 2
 
@@ -347,6 +352,74 @@ def test_single_worker_run(stack):
     assert body["result"]["workerId"] == "graph-builder"
     assert body["result"]["message"] == "Graph built successfully: 2000 nodes, 15000 edges"
     assert stack.count("run_steps", f"run_id = '{run_id}'") == 1
+
+
+def test_execute_as_the_specification_shows(stack):
+    """A client written from the specification's examples: both execute
+    endpoints without query parameters answer with its body once the run ended."""
+    svc = start(stack)
+    results = {}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(lambda: results.setdefault(
+            "full", call(svc, "POST", "/api/v1/workers/execute")))
+        run_id = messages(stack, "pipeline.trigger", 1)[0]["json"]["runId"]
+        wait_step(stack, run_id, "odata-sync-worker", "running", 1)
+        completed(stack, "odata-sync.completed", run_id, "odata-sync-worker")
+        wait_step(stack, run_id, "virtual-entities-generator", "running", 1)
+        completed(stack, "virtual-entities.completed", run_id, "virtual-entities-generator")
+        wait_step(stack, run_id, "graph-builder", "running", 1)
+        completed(stack, "graph.completed", run_id, "graph-builder",
+                  message="Graph built successfully: 2 nodes, 1 edges")
+        fut.result(timeout=50)
+    status, body, _ = results["full"]
+    assert status == 200, body
+    assert {"success", "message", "totalExecutionTimeMs", "workersExecuted",
+            "workerResults"} <= set(body), body
+    assert body["success"] is True and body["message"] == "Pipeline executed successfully"
+    assert body["workersExecuted"] == 3 and isinstance(body["totalExecutionTimeMs"], int)
+    for r in body["workerResults"]:
+        assert {"success", "workerId", "executionTimeMs", "message"} <= set(r), r
+
+    # A single-worker run starts from the newest dataset.
+    stack.sql("INSERT INTO datasets (data_hash) VALUES (repeat('a', 64)) RETURNING version")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(lambda: results.setdefault(
+            "one", call(svc, "POST", "/api/v1/workers/graph-builder/execute")))
+        start_ev = messages(stack, "pipeline.virtual-entities.completed", 2)[-1]["json"]
+        one_id = start_ev["runId"]
+        assert one_id != run_id and start_ev["payload"]["only"] == "graph-builder"
+        wait_step(stack, one_id, "graph-builder", "running", 1)
+        completed(stack, "graph.completed", one_id, "graph-builder",
+                  message="Graph built successfully: 2000 nodes, 15000 edges")
+        fut.result(timeout=50)
+    status, body, _ = results["one"]
+    assert status == 200, body
+    assert body["success"] is True
+    assert body["message"] == "Worker graph-builder executed successfully"
+    assert body["result"]["success"] is True and body["result"]["workerId"] == "graph-builder"
+    assert body["result"]["message"] == "Graph built successfully: 2000 nodes, 15000 edges"
+    assert {"executionTimeMs", "dataProcessed"} <= set(body["result"])
+
+
+def test_execute_async_and_outliving_the_wait(stack):
+    svc = start(stack, EXECUTE_WAIT_S="1")
+    t0 = time.monotonic()
+    status, body, hdrs = call(svc, "POST", "/api/v1/workers/execute",
+                              headers={"Prefer": "respond-async, wait=100"})
+    assert status == 202 and time.monotonic() - t0 < 1, body
+    assert hdrs["Preference-Applied"] == "respond-async"
+    assert hdrs["Location"] == f"/api/v1/runs/{body['runId']}"
+    call(svc, "POST", f"/api/v1/runs/{body['runId']}/cancel")
+    # Nobody plays the workers: the run outlives EXECUTE_WAIT_S.
+    status, body, hdrs = call(svc, "POST", "/api/v1/workers/execute")
+    assert status == 202 and "still" in body["message"] and body["runId"] in body["message"]
+    assert "Preference-Applied" not in hdrs
+    # A worker that won't start says "cannot run" with the reason.
+    stack.sql("INSERT INTO datasets (data_hash) VALUES (repeat('a', 64)) RETURNING version")
+    status, refused, _ = call(svc, "POST", "/api/v1/workers/graph-builder/execute")
+    assert status == 409 and refused["success"] is False
+    assert refused["error"]["message"] == \
+        f"cannot run: the pipeline is already running: run {body['runId']}"
 
 
 def test_error_statuses(stack):

@@ -1,6 +1,7 @@
 """The whole pipeline with the four real services on the bundled sample data
 (deploy/sample-data/odata served by tests/odata/odata_server.py): through
-the REST API with ?wait and 202, through a trigger produced with kcat, worker
+the REST API as the specification shows it, with ?wait and with
+Prefer: respond-async, through a trigger produced with kcat, worker
 1 failing once and succeeding after its delay, and worker 2 failing for good
 with the graph still built."""
 import os
@@ -43,7 +44,8 @@ def test_pipeline_through_rest_with_wait_then_no_changes(stack, odata_server):
     assert hdrs["Location"] == f"/api/v1/runs/{body['runId']}"
     graph_version = assert_graph_published(stack, body["runId"])
 
-    status, again, _ = call(orch, "POST", "/api/v1/workers/execute?wait=60")
+    # As the specification shows it: no parameters, its body once the run ended.
+    status, again, _ = call(orch, "POST", "/api/v1/workers/execute")
     assert status == 200 and again["success"] is True, again
     assert "No changes" in again["message"] and again["workersExecuted"] == 1
     assert stack.redis_cli("GET", "graph:version") == graph_version
@@ -63,7 +65,8 @@ def test_pipeline_through_kcat_trigger_and_202(stack, odata_server):
 
     # 202 without waiting, then follow the run at its Location (force: the
     # data is unchanged, so only force makes the workers do the work again).
-    status, body, hdrs = call(orch, "POST", "/api/v1/workers/execute?force=true")
+    status, body, hdrs = call(orch, "POST", "/api/v1/workers/execute?force=true",
+                              headers={"Prefer": "respond-async"})
     assert status == 202 and body["status"] in ("queued", "running")
 
     def ended():

@@ -30,8 +30,10 @@ GETS = ["/api/v1/workers", "/api/v1/workers/graph-builder/status",
 
 @pytest.fixture
 def orch(stack):
+    # EXECUTE_WAIT_S: nobody plays the workers here, so an execute the
+    # fuzzer sends without ?wait must not hold its connection for a minute.
     return stack.start("orchestrator", {"API_TOKEN": TOKEN, "SCHEDULE_INTERVAL_S": "0",
-                                        "HTTP_THREADS": "16"})
+                                        "HTTP_THREADS": "16", "EXECUTE_WAIT_S": "2"})
 
 
 def request(port, method, path, body=b"", headers=(), timeout=30):
@@ -67,7 +69,7 @@ def test_mutating_endpoints_need_the_token(orch, stack):
         assert status == 200, path
     assert stack.count("runs") == 0
     status, _ = request(orch.port, "POST", "/api/v1/workers/execute", b"{}",
-                        (f"Authorization: Bearer {TOKEN}",))
+                        (f"Authorization: Bearer {TOKEN}", "Prefer: respond-async"))
     assert status == 202
     assert all(TOKEN.encode() not in b for b in bodies)
 

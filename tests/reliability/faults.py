@@ -360,7 +360,8 @@ class Pipeline:
     def execute(self, **query):
         qs = "&".join(f"{k}={v}" for k, v in query.items())
         status, body, _ = call(self.svc["orchestrator"], "POST",
-                               "/api/v1/workers/execute" + (f"?{qs}" if qs else ""))
+                               "/api/v1/workers/execute" + (f"?{qs}" if qs else ""),
+                               headers={"Prefer": "respond-async"})
         assert status in (200, 202), (status, body)
         return body["runId"]
 

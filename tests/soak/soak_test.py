@@ -246,7 +246,7 @@ class Soak:
 
     def start_through_api(self, day):
         req = urllib.request.Request(self.orch.url("/api/v1/workers/execute"), data=b"",
-                                     method="POST")
+                                     method="POST", headers={"Prefer": "respond-async"})
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 return json.loads(r.read())["runId"]
