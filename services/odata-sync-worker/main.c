@@ -20,6 +20,8 @@
 #include "tg/worker.h"
 #include "validate.h"
 
+#define M_RECORDS_SAVED "tg_odata_records_saved_total", "Records saved in new dataset versions"
+
 typedef struct {
     odata_mapping_t mapping;
     odata_client_t client;
@@ -271,8 +273,8 @@ static void sync_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_res
         !step_unchanged(&run, res) && !step_validate(&run, res) && !step_save(&run, res)) {
         step_backup(&run);
         result_fill(res, "success", &run.version);
-        tg_metric_add("odata_sync_records_saved_total", "Records saved in new dataset versions",
-                      "", (double)(run.version.stops + run.version.routes + run.version.flights));
+        tg_metric_add(M_RECORDS_SAVED, "",
+                      (double)(run.version.stops + run.version.routes + run.version.flights));
     }
     if (only && *only && res->details) /* travels along the run (proto/topics.md) */
         cJSON_AddStringToObject(res->details, "only", only);
@@ -319,6 +321,7 @@ static int client_config(sync_state_t *st, const tg_config_t *cfg, volatile int 
 }
 
 static int sync_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
+    tg_metric_add(M_RECORDS_SAVED, "", 0); /* at zero from start-up, like every counter */
     sync_state_t *st = calloc(1, sizeof(*st));
     if (!st)
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");

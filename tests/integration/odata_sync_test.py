@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -61,11 +62,20 @@ def s3_get(key):
     return out.stdout
 
 
+def records_saved(worker):
+    with urllib.request.urlopen(worker.url("/metrics"), timeout=5) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("tg_odata_records_saved_total "):
+                return float(line.split()[1])
+    return None
+
+
 def test_first_sync_no_change_changed_and_force(stack, odata_server):
     """Relative next links over several pages; then the same data (no
     changes), changed data (a new version) and force (a new version)."""
     srv = odata_server(SAMPLE, "--relative-links", "--page-size", "20", "--quiet")
     worker = start_worker(stack, srv)
+    assert records_saved(worker) == 0  # the counter exists from start-up
 
     first = trigger(stack)
     done = events(stack, DONE, 1)[0]
@@ -79,6 +89,7 @@ def test_first_sync_no_change_changed_and_force(stack, odata_server):
     assert table_counts(stack, 1) == (stops, routes, flights)
     assert stack.count("datasets") == 1
     assert stack.scalar("SELECT data_hash FROM datasets") == p["dataHash"]
+    assert records_saved(worker) == stops + routes + flights
     # Server paging really happened: two pages of stops, many of flights.
     counters = srv.control()["counters"]
     assert counters["Stops"] == 2 and counters["Flights"] == (flights + 19) // 20
