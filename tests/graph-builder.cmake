@@ -6,4 +6,4 @@ tg_integration_test(graph_builder_test)
 # Validation under refused allocations: malloc and calloc of the test and of
 # graph_builder_core go through the test's wrappers.
 tg_unit_test(graph_validate_nomem_test graph_builder_core)
-target_link_options(graph_validate_nomem_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc)
+tg_alloc_fail_test(graph_validate_nomem_test)

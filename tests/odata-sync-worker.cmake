@@ -8,5 +8,4 @@ tg_integration_test(odata_sync_test)
 # Refused allocations: malloc, calloc, realloc and strdup of the test and of
 # odata_sync_worker_core go through the test's wrappers.
 tg_unit_test(odata_nomem_test odata_sync_worker_core)
-target_link_options(odata_nomem_test PRIVATE -Wl,--wrap=malloc -Wl,--wrap=calloc
-                    -Wl,--wrap=realloc -Wl,--wrap=strdup)
+tg_alloc_fail_test(odata_nomem_test)

@@ -3,53 +3,15 @@
  * setting or a NULL value that would be saved as if the source had sent
  * none.
  *
- * Linked with -Wl,--wrap for malloc, calloc, realloc and strdup (see
- * tests/odata-sync-worker.cmake): calls from odata_sync_worker_core go
- * through the wrappers below, which refuse the chosen one while armed. */
+ * Allocations are refused through tests/unit/tg_alloc_fail.h. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mapping.h"
 #include "records.h"
+#include "tg_alloc_fail.h"
 #include "tg_test.h"
 #include "validate.h"
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t n, size_t size);
-void *__real_realloc(void *p, size_t size);
-char *__real_strdup(const char *s);
-
-static int armed;      /* count allocations only while armed */
-static long fail_at;   /* the allocation (1-based) to refuse */
-static long seen;      /* allocations counted so far */
-static int failed_one; /* fail_at was reached and refused */
-
-static int refuse(void) {
-    if (!armed || ++seen != fail_at)
-        return 0;
-    failed_one = 1;
-    return 1;
-}
-
-void *__wrap_malloc(size_t size) {
-    return refuse() ? NULL : __real_malloc(size);
-}
-void *__wrap_calloc(size_t n, size_t size) {
-    return refuse() ? NULL : __real_calloc(n, size);
-}
-void *__wrap_realloc(void *p, size_t size) {
-    return refuse() ? NULL : __real_realloc(p, size);
-}
-char *__wrap_strdup(const char *s) {
-    return refuse() ? NULL : __real_strdup(s);
-}
-
-static void arm(long at) {
-    fail_at = at;
-    seen = 0;
-    failed_one = 0;
-    armed = 1;
-}
 
 /* Every allocation of loading the 1C mapping (entity sets, fields, exclude
  * rule, query, name, the file's text) refused in turn. */
@@ -59,10 +21,9 @@ static void test_mapping(void) {
     int refused = 0;
     for (long at = 1; at < 1000; at++) {
         odata_mapping_t m;
-        arm(at);
+        tg_alloc_fail_arm(at);
         int rc = odata_mapping_load(path, &m, err, sizeof(err));
-        armed = 0;
-        if (!failed_one) {
+        if (!tg_alloc_fail_disarm()) {
             CHECK(rc == TG_OK);
             CHECK(m.name && m.query && m.ent[ODATA_STOPS].exclude_field);
             odata_mapping_free(&m);
@@ -94,9 +55,9 @@ static void test_values(void) {
         cJSON *item = cJSON_Parse(cases[i].json);
         odata_value_t v;
         char why[120];
-        arm(1);
+        tg_alloc_fail_arm(1);
         int rc = odata_value_convert(item, cases[i].type, 0, &v, why, sizeof(why));
-        armed = 0;
+        (void)tg_alloc_fail_disarm();
         if (rc != TG_ERR_NOMEM)
             fprintf(stderr, "value %s: %d, text %s\n", cases[i].json, rc, v.text ? v.text : "NULL");
         CHECK(rc == TG_ERR_NOMEM && !v.text && !v.bad);
@@ -121,10 +82,10 @@ static void test_map_row(void) {
         odata_report_t rep;
         memset(&ds, 0, sizeof(ds));
         memset(&rep, 0, sizeof(rep));
-        arm(at);
+        tg_alloc_fail_arm(at);
         int rc = odata_map_row(&m, ODATA_STOPS, row, 0, &ds, &rep);
-        armed = 0;
-        if (failed_one) {
+        int hit = tg_alloc_fail_disarm();
+        if (hit) {
             refused++;
             if (rc != TG_ERR_NOMEM)
                 fprintf(stderr, "row, allocation %ld refused: %d\n", at, rc);
@@ -135,7 +96,7 @@ static void test_map_row(void) {
                 CHECK(ds.t[ODATA_STOPS].rows[0].v[f].text != NULL);
         }
         odata_dataset_free(&ds);
-        if (!failed_one)
+        if (!hit)
             break;
     }
     CHECK(refused >= 6); /* the record, its values array and five texts */
