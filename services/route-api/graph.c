@@ -199,6 +199,23 @@ static int build_index(rg_graph_t *g, char *errstr, size_t errlen) {
     return TG_OK;
 }
 
+/* The in-edges of every node, the same counting sort by the other end. */
+static int build_reverse(rg_graph_t *g, char *errstr, size_t errlen) {
+    g->rfirst = calloc(g->nnodes + 1, sizeof *g->rfirst);
+    g->redges = malloc((g->nedges ? g->nedges : 1) * sizeof *g->redges);
+    if (!g->rfirst || !g->redges)
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "graph %s: out of memory", g->version);
+    for (size_t i = 0; i < g->nedges; i++)
+        g->rfirst[g->edges[i].to + 1]++;
+    for (size_t i = 0; i < g->nnodes; i++)
+        g->rfirst[i + 1] += g->rfirst[i];
+    for (size_t i = 0; i < g->nedges; i++)
+        g->redges[g->rfirst[g->edges[i].to]++] = (uint32_t)i;
+    memmove(g->rfirst + 1, g->rfirst, g->nnodes * sizeof *g->rfirst);
+    g->rfirst[0] = 0;
+    return TG_OK;
+}
+
 /* Counting sort of the edges by their source: node i's out-edges are
  * edges[first[i] .. first[i+1]). */
 static int build_adjacency(rg_graph_t *g, const raw_edge_t *raw, char *errstr, size_t errlen) {
@@ -239,7 +256,7 @@ static int build_adjacency(rg_graph_t *g, const raw_edge_t *raw, char *errstr, s
     }
     free(from);
     free(to);
-    return rc;
+    return rc == TG_OK ? build_reverse(g, errstr, errlen) : rc;
 }
 
 rg_graph_t *rg_builder_finish(rg_builder_t *b, const char *version, char *errstr, size_t errlen) {
@@ -274,6 +291,8 @@ void rg_graph_free(rg_graph_t *g) {
         return;
     free(g->nodes);
     free(g->first);
+    free(g->rfirst);
+    free(g->redges);
     free(g->edges);
     free(g->arena);
     free(g->index);

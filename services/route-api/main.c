@@ -39,7 +39,9 @@ static void redis_state(follower_t *f, int ok, const char *why) {
                   ok);
 }
 
-static void drop_redis(follower_t *f, const char *why) {
+static void drop_redis(follower_t *f, const char *reason) {
+    char why[256]; /* reason may be a context's errstr, freed below */
+    snprintf(why, sizeof why, "%s", reason);
     if (f->db || f->sub)
         tg_warn("Redis lost (%s): answering from %s", why, f->served[0] ? f->served : "nothing");
     redisFree(f->db);

@@ -1,5 +1,9 @@
 /* Fastest paths: Dijkstra with a binary heap, and Yen's k shortest loopless
- * paths on top of it. Several sources and targets (all stops of two cities)
+ * paths on top of it. Each search is an A* guided by the exact minutes from
+ * every stop to the destination (one backward Dijkstra per request): banning
+ * edges and nodes only lengthens paths, so the bound stays admissible and
+ * consistent, and Yen's many spur searches visit a few stops instead of the
+ * whole graph. Several sources and targets (all stops of two cities)
  * become one virtual source S and one virtual target T joined to them by
  * zero-minute edges, so Yen's algorithm runs unchanged between S and T. */
 #include "route_api.h"
@@ -19,6 +23,7 @@ typedef struct {
     int32_t *target_of; /* per stop: its index in targets, or -1 */
     uint8_t *is_source;
     double *dist;
+    double *to_target;   /* exact minutes to T without bans: the A* bound */
     uint32_t *prev_edge; /* the edge by which dist was reached */
     uint8_t *done, *banned_node, *banned_edge;
     struct heap_item {
@@ -102,10 +107,10 @@ static int relax(search_t *s, uint32_t u, uint32_t e) {
     if (s->banned_node[v] || s->done[v] || (u != s->S && v < s->S && s->is_source[v]))
         return TG_OK;
     double d = s->dist[u] + edge_cost(s, e);
-    if (d < s->dist[v]) {
+    if (d < s->dist[v] && isfinite(s->to_target[v])) { /* no way on to T: never worth it */
         s->dist[v] = d;
         s->prev_edge[v] = e;
-        return heap_push(s, d, v);
+        return heap_push(s, d + s->to_target[v], v);
     }
     return TG_OK;
 }
@@ -139,10 +144,12 @@ static int dijkstra(search_t *s, uint32_t from, apath_t *out) {
     s->dist[from] = 0;
     s->prev_edge[from] = RG_NONE;
     out->n = 0;
-    int rc = heap_push(s, 0, from);
+    if (!isfinite(s->to_target[from]))
+        return TG_OK;
+    int rc = heap_push(s, s->to_target[from], from);
     while (rc == TG_OK && s->heap_n) {
         struct heap_item it = heap_pop(s);
-        if (s->done[it.v] || it.d > s->dist[it.v])
+        if (s->done[it.v] || it.d > s->dist[it.v] + s->to_target[it.v])
             continue;
         s->done[it.v] = 1;
         if (it.v == s->T)
@@ -162,6 +169,43 @@ static int dijkstra(search_t *s, uint32_t from, apath_t *out) {
     for (uint32_t v = s->T; v != from; v = edge_from(s, s->prev_edge[v]))
         out->e[--n] = s->prev_edge[v];
     return TG_OK;
+}
+
+/* The A* bound: minutes from every stop to the nearest target, by a
+ * Dijkstra over the in-edges starting at every target. It ignores the rule
+ * that a route passes no second origin stop, which only makes it lower:
+ * still a bound. */
+static int backward(search_t *s) {
+    const rg_graph_t *g = s->g;
+    size_t n = g->nnodes;
+    for (size_t i = 0; i < n + 2; i++)
+        s->to_target[i] = INFINITY;
+    memset(s->done, 0, n + 2);
+    s->heap_n = 0;
+    int rc = TG_OK;
+    s->to_target[s->T] = 0;
+    for (size_t j = 0; j < s->ntgt && rc == TG_OK; j++) {
+        s->to_target[s->targets[j]] = 0;
+        rc = heap_push(s, 0, s->targets[j]);
+    }
+    while (rc == TG_OK && s->heap_n) {
+        struct heap_item it = heap_pop(s);
+        if (s->done[it.v] || it.d > s->to_target[it.v])
+            continue;
+        s->done[it.v] = 1;
+        for (uint32_t k = g->rfirst[it.v]; k < g->rfirst[it.v + 1] && rc == TG_OK; k++) {
+            const rg_edge_t *e = &g->edges[g->redges[k]];
+            double d = it.d + e->minutes;
+            if (d < s->to_target[e->from] && s->target_of[e->from] < 0) {
+                s->to_target[e->from] = d;
+                rc = heap_push(s, d, e->from);
+            }
+        }
+    }
+    for (size_t i = 0; i < s->nsrc; i++)
+        if (s->to_target[s->sources[i]] < s->to_target[s->S])
+            s->to_target[s->S] = s->to_target[s->sources[i]];
+    return rc;
 }
 
 /* ---- Yen's algorithm ---- */
@@ -300,12 +344,13 @@ static int search_init(search_t *s, const rg_graph_t *g, const uint32_t *sources
     size_t nn = g->nnodes + 2, ne = g->nedges + nsrc + ntgt;
     s->target_of = malloc(nn * sizeof *s->target_of);
     s->dist = malloc(nn * sizeof *s->dist);
+    s->to_target = malloc(nn * sizeof *s->to_target);
     s->prev_edge = malloc(nn * sizeof *s->prev_edge);
     s->done = malloc(nn);
     s->is_source = calloc(nn, 1);
     s->banned_node = calloc(nn, 1);
     s->banned_edge = calloc(ne, 1);
-    if (!s->target_of || !s->dist || !s->prev_edge || !s->done || !s->is_source ||
+    if (!s->target_of || !s->dist || !s->to_target || !s->prev_edge || !s->done || !s->is_source ||
         !s->banned_node || !s->banned_edge)
         return TG_ERR_NOMEM;
     memset(s->target_of, 0xff, nn * sizeof *s->target_of);
@@ -319,6 +364,7 @@ static int search_init(search_t *s, const rg_graph_t *g, const uint32_t *sources
 static void search_free(search_t *s) {
     free(s->target_of);
     free(s->dist);
+    free(s->to_target);
     free(s->prev_edge);
     free(s->done);
     free(s->is_source);
@@ -350,6 +396,8 @@ int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
     int nres = 0;
     int rc = res ? search_init(&s, g, sources, nsources, targets, ntargets) : TG_ERR_NOMEM;
     apath_t next = {0};
+    if (rc == TG_OK)
+        rc = backward(&s);
     if (rc == TG_OK)
         rc = dijkstra(&s, s.S, &next);
     while (rc == TG_OK && next.n) {

@@ -36,6 +36,8 @@ typedef struct rg_graph_s {
     rg_node_t *nodes;
     uint32_t *first;  /* nnodes + 1 offsets into edges: node i's out-edges */
     rg_edge_t *edges; /* sorted by from */
+    uint32_t *rfirst; /* nnodes + 1 offsets into redges: node i's in-edges */
+    uint32_t *redges; /* edge indexes sorted by to, for searches towards a stop */
     char *arena;      /* every string, NUL-terminated */
     size_t arena_len;
     uint32_t *index; /* open-addressing table of node indexes, by id */

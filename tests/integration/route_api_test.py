@@ -328,6 +328,7 @@ def test_redis_gone_keeps_answering(redis_only):
 
     def redis_down():
         s, body, _ = call(api, "GET", "/readyz")
+        assert body, (s, body)
         return s == 200 and body["dependencies"]["redis"] != "ok" and body
     ready = wait_for(redis_down, 10, interval=0.1, what="/readyz to report Redis down")
     assert version in ready["dependencies"]["redis"]
