@@ -426,6 +426,10 @@ int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
         rg_paths_free(res, nres);
         return tg_fail(rc, errstr, errlen, "routes: out of memory");
     }
+    if (nres == 0) {
+        free(res); /* no path: nothing for the caller to free */
+        res = NULL;
+    }
     *out = res;
     return nres;
 }

@@ -98,8 +98,8 @@ typedef struct {
  * ends at the first target it reaches and passes no source but its first
  * stop: between two cities, arriving at any stop of the destination is
  * arriving. sources and targets must not share a stop.
- * Returns how many were found (0: no path) or a negative tg_err_t.
- * The caller frees the paths with rg_paths_free(). */
+ * Returns how many were found (0: no path, *out NULL) or a negative
+ * tg_err_t. The caller frees the paths with rg_paths_free(). */
 int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
               const uint32_t *targets, size_t ntargets, int k, int max_transfers, rg_path_t **out,
               char *errstr, size_t errlen);
