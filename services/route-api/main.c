@@ -18,6 +18,7 @@
 
 #define SWITCH_CHANNEL "graph:switched" /* proto/redis-channels.md */
 #define RECONNECT_MS 1000
+#define ROUTE_API_PORT 8084 /* HTTP_PORT's default */
 
 typedef struct {
     const tg_config_t *cfg;
@@ -163,7 +164,7 @@ int main(void) {
     char err[512];
     tg_config_t cfg;
     tg_signals_install();
-    if (tg_config_load(&cfg, "route-api", TG_NEED_REDIS, 8084, err, sizeof err) != TG_OK) {
+    if (tg_config_load(&cfg, "route-api", TG_NEED_REDIS, ROUTE_API_PORT, err, sizeof err) != TG_OK) {
         fprintf(stderr, "route-api: %s\n", err);
         return 2;
     }

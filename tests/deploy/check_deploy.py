@@ -24,11 +24,9 @@ SERVICES = {
     "virtual-entities-generator": {"port": 8082, "step_timeout_s": 300, "worker": True},
     "graph-builder": {"port": 8083, "step_timeout_s": 600, "worker": True},
     "orchestrator": {"port": 3000, "step_timeout_s": 30, "worker": False},
+    "route-api": {"port": 8084, "step_timeout_s": 10, "worker": False},
 }
 ADMIN = "pipeline-admin"
-# Built into the image (its runtime libraries count) but not deployed yet by
-# compose or the manifests.
-IMAGE_ONLY = ["route-api"]
 IMAGE = "transit-graph"
 # Read from the Secret, never from a ConfigMap or a literal in a manifest.
 SECRET_RE = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|^DATABASE_URL$|^REDIS_URL$")
@@ -39,7 +37,8 @@ TEST_HOOK_RE = re.compile(r"FAIL_AFTER|FAULT|^TEST_")
 # pipeline-admin never listens, so its HTTP_PORT default (0) is right.
 # STEP_TIMEOUT_S is read by the worker loop (libcommon/src/worker.c), which
 # only the three workers run.
-NOT_NEEDED = {ADMIN: {"HTTP_PORT", "STEP_TIMEOUT_S"}, "orchestrator": {"STEP_TIMEOUT_S"}}
+NOT_NEEDED = {ADMIN: {"HTTP_PORT", "STEP_TIMEOUT_S"}, "orchestrator": {"STEP_TIMEOUT_S"},
+              "route-api": {"STEP_TIMEOUT_S"}}
 # Names built as "PREFIX%d" are per worker, numbered 1..3 as in the spec.
 NUMBERED_RANGE = range(1, 4)
 
@@ -610,7 +609,7 @@ def check_docs_topics(doc_text, facts):
 
 def binaries_in(build_dir):
     found = []
-    for program in list(SERVICES) + [ADMIN] + IMAGE_ONLY:
+    for program in list(SERVICES) + [ADMIN]:
         path = os.path.join(build_dir, "services", program, program)
         if os.access(path, os.X_OK):
             found.append(path)
