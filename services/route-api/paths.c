@@ -1,9 +1,9 @@
 /* Fastest paths: Dijkstra with a binary heap, and Yen's k shortest loopless
- * paths on top of it. Each search is an A* guided by the exact minutes from
- * every stop to the destination (one backward Dijkstra per request): banning
- * edges and nodes only lengthens paths, so the bound stays admissible and
- * consistent, and Yen's many spur searches visit a few stops instead of the
- * whole graph. Several sources and targets (all stops of two cities)
+ * paths on top of it. Each search is an A* guided by the minutes from stops
+ * to the destination (one backward Dijkstra per request, see backward()):
+ * banning edges and nodes only lengthens paths, so the bound stays
+ * admissible and consistent, and Yen's many spur searches visit a few stops
+ * instead of the whole graph. Several sources and targets (all stops of two cities)
  * become one virtual source S and one virtual target T joined to them by
  * zero-minute edges, so Yen's algorithm runs unchanged between S and T. */
 #include "route_api.h"
@@ -171,28 +171,30 @@ static int dijkstra(search_t *s, uint32_t from, apath_t *out) {
     return TG_OK;
 }
 
-/* The A* bound: minutes from every stop to the nearest target, by a
- * Dijkstra over the in-edges starting at every target. It ignores the rule
- * that a route passes no second origin stop, which only makes it lower:
- * still a bound. */
+/* The A* bound: minutes from stops to the nearest target, by a Dijkstra
+ * over the in-edges from every target that stops once every origin is
+ * settled (a ball of the route's radius, not the graph). Settled stops get
+ * their exact minutes, the others the radius reached, a lower bound of
+ * theirs; together still consistent, so A* stays exact. It ignores the rule
+ * that a route passes no second origin stop, which only lowers it. */
 static int backward(search_t *s) {
     const rg_graph_t *g = s->g;
-    size_t n = g->nnodes;
+    size_t n = g->nnodes, left = s->nsrc;
     for (size_t i = 0; i < n + 2; i++)
         s->to_target[i] = INFINITY;
     memset(s->done, 0, n + 2);
     s->heap_n = 0;
     int rc = TG_OK;
-    s->to_target[s->T] = 0;
     for (size_t j = 0; j < s->ntgt && rc == TG_OK; j++) {
         s->to_target[s->targets[j]] = 0;
         rc = heap_push(s, 0, s->targets[j]);
     }
-    while (rc == TG_OK && s->heap_n) {
+    while (rc == TG_OK && s->heap_n && left) {
         struct heap_item it = heap_pop(s);
         if (s->done[it.v] || it.d > s->to_target[it.v])
             continue;
         s->done[it.v] = 1;
+        left -= s->is_source[it.v];
         for (uint32_t k = g->rfirst[it.v]; k < g->rfirst[it.v + 1] && rc == TG_OK; k++) {
             const rg_edge_t *e = &g->edges[g->redges[k]];
             double d = it.d + e->minutes;
@@ -202,6 +204,17 @@ static int backward(search_t *s) {
             }
         }
     }
+    /* the smallest key still queued is the radius; an empty queue means the
+     * unsettled stops cannot reach a target at all */
+    double radius = INFINITY;
+    for (size_t i = 0; i < s->heap_n; i++)
+        if (!s->done[s->heap[i].v] && s->heap[i].d < radius)
+            radius = s->heap[i].d;
+    for (size_t i = 0; i < n; i++)
+        if (!s->done[i])
+            s->to_target[i] = radius;
+    s->to_target[s->T] = 0;
+    s->to_target[s->S] = INFINITY;
     for (size_t i = 0; i < s->nsrc; i++)
         if (s->to_target[s->sources[i]] < s->to_target[s->S])
             s->to_target[s->S] = s->to_target[s->sources[i]];
