@@ -89,8 +89,9 @@ static int wait_switch(follower_t *f) {
             redisGetReplyFromReader(f->sub, &msg) != REDIS_OK)
             return TG_ERR_REDIS;
     }
+    int announced = msg != NULL;
     freeReplyObject(msg); /* the message names the version; GET graph:version decides */
-    return msg ? 1 : 0;
+    return announced;
 }
 
 static void graph_metrics(const rg_graph_t *g) {
@@ -132,7 +133,8 @@ static void check_version(follower_t *f) {
             drop_redis(f, err);
         else if (rc == TG_ERR_INVALID) /* a broken version stays broken */
             snprintf(f->failed, sizeof f->failed, "%s", active);
-        f->next_check_ms = tg_mono_ms() + 200; /* deleted while loading: a newer one is due */
+        /* deleted while loading: a newer one is due, announced or not */
+        f->next_check_ms = tg_mono_ms() + 500;
         return;
     }
     tg_info("serving graph %s (%zu stops, %zu edges, loaded in %.0f ms), was %s", g->version,
@@ -164,7 +166,8 @@ int main(void) {
     char err[512];
     tg_config_t cfg;
     tg_signals_install();
-    if (tg_config_load(&cfg, "route-api", TG_NEED_REDIS, ROUTE_API_PORT, err, sizeof err) != TG_OK) {
+    if (tg_config_load(&cfg, "route-api", TG_NEED_REDIS, ROUTE_API_PORT, err, sizeof err) !=
+        TG_OK) {
         fprintf(stderr, "route-api: %s\n", err);
         return 2;
     }
