@@ -1,6 +1,7 @@
 /* Fastest paths: Dijkstra with a binary heap, and Yen's k shortest loopless
- * paths on top of it. Each search is an A* guided by the minutes from stops
- * to the destination (one backward Dijkstra per request, see backward()):
+ * paths on top of it. The fastest path comes from a bidirectional Dijkstra;
+ * the alternatives' searches are an A* guided by the minutes from stops to
+ * the destination (one backward Dijkstra per request, see backward()):
  * banning edges and nodes only lengthens paths, so the bound stays
  * admissible and consistent, and Yen's many spur searches visit a few stops
  * instead of the whole graph. Several sources and targets (all stops of two cities)
@@ -11,6 +12,16 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+typedef struct {
+    double d;
+    uint32_t v;
+} heap_item_t;
+
+typedef struct {
+    heap_item_t *a;
+    size_t n, cap;
+} heap_t;
 
 /* A search over the graph plus S and T. Node ids: 0..n-1 the stops, n = S,
  * n+1 = T. Edge ids: 0..E-1 the graph's, E+i = S -> sources[i],
@@ -26,11 +37,9 @@ typedef struct {
     double *to_target;   /* exact minutes to T without bans: the A* bound */
     uint32_t *prev_edge; /* the edge by which dist was reached */
     uint8_t *done, *banned_node, *banned_edge;
-    struct heap_item {
-        double d;
-        uint32_t v;
-    } * heap;
-    size_t heap_n, heap_cap;
+    uint8_t *done_b;     /* settled by the backward search of bidirectional() */
+    uint32_t *next_edge; /* bidirectional(): the edge on from a stop towards T */
+    heap_t heap, heap_b;
 } search_t;
 
 /* A path between S and T as edge ids of the search (virtual ones included). */
@@ -60,41 +69,41 @@ static double edge_cost(const search_t *s, uint32_t e) {
 
 /* ---- binary heap of (distance, node); stale entries are skipped ---- */
 
-static int heap_push(search_t *s, double d, uint32_t v) {
-    if (s->heap_n == s->heap_cap) {
-        size_t cap = s->heap_cap ? s->heap_cap * 2 : 1024;
-        void *p = realloc(s->heap, cap * sizeof *s->heap);
+static int heap_push(heap_t *h, double d, uint32_t v) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 1024;
+        void *p = realloc(h->a, cap * sizeof *h->a);
         if (!p)
             return TG_ERR_NOMEM;
-        s->heap = p;
-        s->heap_cap = cap;
+        h->a = p;
+        h->cap = cap;
     }
-    size_t i = s->heap_n++;
-    while (i > 0 && s->heap[(i - 1) / 2].d > d) {
-        s->heap[i] = s->heap[(i - 1) / 2];
+    size_t i = h->n++;
+    while (i > 0 && h->a[(i - 1) / 2].d > d) {
+        h->a[i] = h->a[(i - 1) / 2];
         i = (i - 1) / 2;
     }
-    s->heap[i].d = d;
-    s->heap[i].v = v;
+    h->a[i].d = d;
+    h->a[i].v = v;
     return TG_OK;
 }
 
-static struct heap_item heap_pop(search_t *s) {
-    struct heap_item top = s->heap[0], last = s->heap[--s->heap_n];
+static heap_item_t heap_pop(heap_t *h) {
+    heap_item_t top = h->a[0], last = h->a[--h->n];
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= s->heap_n)
+        if (c >= h->n)
             break;
-        if (c + 1 < s->heap_n && s->heap[c + 1].d < s->heap[c].d)
+        if (c + 1 < h->n && h->a[c + 1].d < h->a[c].d)
             c++;
-        if (s->heap[c].d >= last.d)
+        if (h->a[c].d >= last.d)
             break;
-        s->heap[i] = s->heap[c];
+        h->a[i] = h->a[c];
         i = c;
     }
-    if (s->heap_n)
-        s->heap[i] = last;
+    if (h->n)
+        h->a[i] = last;
     return top;
 }
 
@@ -110,7 +119,7 @@ static int relax(search_t *s, uint32_t u, uint32_t e) {
     if (d < s->dist[v] && isfinite(s->to_target[v])) { /* no way on to T: never worth it */
         s->dist[v] = d;
         s->prev_edge[v] = e;
-        return heap_push(s, d + s->to_target[v], v);
+        return heap_push(&s->heap, d + s->to_target[v], v);
     }
     return TG_OK;
 }
@@ -140,15 +149,15 @@ static int dijkstra(search_t *s, uint32_t from, apath_t *out) {
     for (size_t i = 0; i < nn; i++)
         s->dist[i] = INFINITY;
     memset(s->done, 0, nn);
-    s->heap_n = 0;
+    s->heap.n = 0;
     s->dist[from] = 0;
     s->prev_edge[from] = RG_NONE;
     out->n = 0;
     if (!isfinite(s->to_target[from]))
         return TG_OK;
-    int rc = heap_push(s, s->to_target[from], from);
-    while (rc == TG_OK && s->heap_n) {
-        struct heap_item it = heap_pop(s);
+    int rc = heap_push(&s->heap, s->to_target[from], from);
+    while (rc == TG_OK && s->heap.n) {
+        heap_item_t it = heap_pop(&s->heap);
         if (s->done[it.v] || it.d > s->dist[it.v] + s->to_target[it.v])
             continue;
         s->done[it.v] = 1;
@@ -183,14 +192,14 @@ static int backward(search_t *s) {
     for (size_t i = 0; i < n + 2; i++)
         s->to_target[i] = INFINITY;
     memset(s->done, 0, n + 2);
-    s->heap_n = 0;
+    s->heap.n = 0;
     int rc = TG_OK;
     for (size_t j = 0; j < s->ntgt && rc == TG_OK; j++) {
         s->to_target[s->targets[j]] = 0;
-        rc = heap_push(s, 0, s->targets[j]);
+        rc = heap_push(&s->heap, 0, s->targets[j]);
     }
-    while (rc == TG_OK && s->heap_n && left) {
-        struct heap_item it = heap_pop(s);
+    while (rc == TG_OK && s->heap.n && left) {
+        heap_item_t it = heap_pop(&s->heap);
         if (s->done[it.v] || it.d > s->to_target[it.v])
             continue;
         s->done[it.v] = 1;
@@ -200,16 +209,16 @@ static int backward(search_t *s) {
             double d = it.d + e->minutes;
             if (d < s->to_target[e->from] && s->target_of[e->from] < 0) {
                 s->to_target[e->from] = d;
-                rc = heap_push(s, d, e->from);
+                rc = heap_push(&s->heap, d, e->from);
             }
         }
     }
     /* the smallest key still queued is the radius; an empty queue means the
      * unsettled stops cannot reach a target at all */
     double radius = INFINITY;
-    for (size_t i = 0; i < s->heap_n; i++)
-        if (!s->done[s->heap[i].v] && s->heap[i].d < radius)
-            radius = s->heap[i].d;
+    for (size_t i = 0; i < s->heap.n; i++)
+        if (!s->done[s->heap.a[i].v] && s->heap.a[i].d < radius)
+            radius = s->heap.a[i].d;
     for (size_t i = 0; i < n; i++)
         if (!s->done[i])
             s->to_target[i] = radius;
@@ -219,6 +228,117 @@ static int backward(search_t *s) {
         if (s->to_target[s->sources[i]] < s->to_target[s->S])
             s->to_target[s->S] = s->to_target[s->sources[i]];
     return rc;
+}
+
+/* ---- the fastest path alone: bidirectional Dijkstra ---- */
+
+static void meet(search_t *s, uint32_t v, double *best, uint32_t *at) {
+    double d = s->dist[v] + s->to_target[v];
+    if (d < *best) {
+        *best = d;
+        *at = v;
+    }
+}
+
+/* One step forwards from the origins: a destination stop is arrived at, never
+ * passed; an origin stop is never entered again. */
+static int step_forward(search_t *s, double *best, uint32_t *at) {
+    heap_item_t it = heap_pop(&s->heap);
+    if (s->done[it.v] || it.d > s->dist[it.v])
+        return TG_OK;
+    s->done[it.v] = 1;
+    if (s->target_of[it.v] >= 0)
+        return TG_OK;
+    int rc = TG_OK;
+    for (uint32_t e = s->g->first[it.v]; e < s->g->first[it.v + 1] && rc == TG_OK; e++) {
+        uint32_t w = s->g->edges[e].to;
+        double d = it.d + s->g->edges[e].minutes;
+        if (s->is_source[w] || d >= s->dist[w])
+            continue;
+        s->dist[w] = d;
+        s->prev_edge[w] = e;
+        rc = heap_push(&s->heap, d, w);
+        meet(s, w, best, at);
+    }
+    return rc;
+}
+
+/* One step backwards from the destinations, the same rules mirrored. */
+static int step_backward(search_t *s, double *best, uint32_t *at) {
+    const rg_graph_t *g = s->g;
+    heap_item_t it = heap_pop(&s->heap_b);
+    if (s->done_b[it.v] || it.d > s->to_target[it.v])
+        return TG_OK;
+    s->done_b[it.v] = 1;
+    if (s->is_source[it.v])
+        return TG_OK;
+    int rc = TG_OK;
+    for (uint32_t k = g->rfirst[it.v]; k < g->rfirst[it.v + 1] && rc == TG_OK; k++) {
+        uint32_t e = g->redges[k], u = g->edges[e].from;
+        double d = it.d + g->edges[e].minutes;
+        if (s->target_of[u] >= 0 || d >= s->to_target[u])
+            continue;
+        s->to_target[u] = d;
+        s->next_edge[u] = e;
+        rc = heap_push(&s->heap_b, d, u);
+        meet(s, u, best, at);
+    }
+    return rc;
+}
+
+/* The fastest path from S to T, searching from both ends until the two
+ * queues' smallest keys add up to the best meeting found: about two balls of
+ * half the route's radius instead of one of its whole radius. */
+static int bidirectional(search_t *s, apath_t *out) {
+    size_t nn = s->g->nnodes + 2, E = s->g->nedges;
+    for (size_t i = 0; i < nn; i++)
+        s->dist[i] = s->to_target[i] = INFINITY;
+    memset(s->done, 0, nn);
+    memset(s->done_b, 0, nn);
+    s->heap.n = s->heap_b.n = 0;
+    out->n = 0;
+    double best = INFINITY;
+    uint32_t at = RG_NONE;
+    int rc = TG_OK;
+    for (size_t i = 0; i < s->nsrc && rc == TG_OK; i++) {
+        s->dist[s->sources[i]] = 0;
+        s->prev_edge[s->sources[i]] = (uint32_t)(E + i);
+        rc = heap_push(&s->heap, 0, s->sources[i]);
+    }
+    for (size_t j = 0; j < s->ntgt && rc == TG_OK; j++) {
+        s->to_target[s->targets[j]] = 0;
+        s->next_edge[s->targets[j]] = (uint32_t)(E + s->nsrc + j);
+        rc = heap_push(&s->heap_b, 0, s->targets[j]);
+    }
+    while (rc == TG_OK && s->heap.n && s->heap_b.n && s->heap.a[0].d + s->heap_b.a[0].d < best)
+        rc = s->heap.a[0].d <= s->heap_b.a[0].d ? step_forward(s, &best, &at)
+                                                : step_backward(s, &best, &at);
+    if (rc != TG_OK || at == RG_NONE)
+        return rc;
+    /* S -> ... -> at by prev_edge, then at -> ... -> T by next_edge */
+    size_t nf = 1, nb = 1;
+    for (uint32_t v = at; s->prev_edge[v] < E; v = s->g->edges[s->prev_edge[v]].from)
+        nf++;
+    for (uint32_t v = at; s->next_edge[v] < E; v = s->g->edges[s->next_edge[v]].to)
+        nb++;
+    out->e = malloc((nf + nb) * sizeof *out->e);
+    if (!out->e)
+        return TG_ERR_NOMEM;
+    out->n = nf + nb;
+    out->cost = best;
+    size_t i = nf;
+    for (uint32_t v = at;; v = s->g->edges[s->prev_edge[v]].from) {
+        out->e[--i] = s->prev_edge[v];
+        if (s->prev_edge[v] >= E)
+            break;
+    }
+    i = nf;
+    for (uint32_t v = at;; v = s->g->edges[s->next_edge[v]].to) {
+        out->e[i++] = s->next_edge[v];
+        if (s->next_edge[v] >= E)
+            break;
+    }
+    return TG_OK;
 }
 
 /* ---- Yen's algorithm ---- */
@@ -360,11 +480,13 @@ static int search_init(search_t *s, const rg_graph_t *g, const uint32_t *sources
     s->to_target = malloc(nn * sizeof *s->to_target);
     s->prev_edge = malloc(nn * sizeof *s->prev_edge);
     s->done = malloc(nn);
+    s->done_b = malloc(nn);
+    s->next_edge = malloc(nn * sizeof *s->next_edge);
     s->is_source = calloc(nn, 1);
     s->banned_node = calloc(nn, 1);
     s->banned_edge = calloc(ne, 1);
-    if (!s->target_of || !s->dist || !s->to_target || !s->prev_edge || !s->done || !s->is_source ||
-        !s->banned_node || !s->banned_edge)
+    if (!s->target_of || !s->dist || !s->to_target || !s->prev_edge || !s->done || !s->done_b ||
+        !s->next_edge || !s->is_source || !s->banned_node || !s->banned_edge)
         return TG_ERR_NOMEM;
     memset(s->target_of, 0xff, nn * sizeof *s->target_of);
     for (size_t j = 0; j < ntgt; j++)
@@ -383,7 +505,10 @@ static void search_free(search_t *s) {
     free(s->is_source);
     free(s->banned_node);
     free(s->banned_edge);
-    free(s->heap);
+    free(s->heap.a);
+    free(s->heap_b.a);
+    free(s->done_b);
+    free(s->next_edge);
 }
 
 static void pathset_free(pathset_t *set) {
@@ -409,10 +534,9 @@ int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
     int nres = 0;
     int rc = res ? search_init(&s, g, sources, nsources, targets, ntargets) : TG_ERR_NOMEM;
     apath_t next = {0};
+    int bound = 0; /* backward() ran: spur searches need its bound */
     if (rc == TG_OK)
-        rc = backward(&s);
-    if (rc == TG_OK)
-        rc = dijkstra(&s, s.S, &next);
+        rc = bidirectional(&s, &next);
     while (rc == TG_OK && next.n) {
         if ((rc = pathset_add(&accepted, next)) != TG_OK) {
             free(next.e);
@@ -427,6 +551,9 @@ int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
             free(r.edges);
         if (nres == k || accepted.n >= RG_MAX_EXAMINED)
             break;
+        if (!bound && (rc = backward(&s)) != TG_OK)
+            break;
+        bound = 1;
         rc = spur_candidates(&s, &accepted, &accepted.p[accepted.n - 1], &cand);
         next.n = 0;
         if (rc == TG_OK && cand.n)
