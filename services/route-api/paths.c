@@ -4,9 +4,9 @@
  * the destination (one backward Dijkstra per request, see backward()):
  * banning edges and nodes only lengthens paths, so the bound stays
  * admissible and consistent, and Yen's many spur searches visit a few stops
- * instead of the whole graph. Several sources and targets (all stops of two cities)
- * become one virtual source S and one virtual target T joined to them by
- * zero-minute edges, so Yen's algorithm runs unchanged between S and T. */
+ * instead of the whole graph. Several sources and targets (all stops of two
+ * cities) become one virtual source S and one virtual target T joined to them
+ * by zero-minute edges, so Yen's algorithm runs unchanged between S and T. */
 #include "route_api.h"
 
 #include <math.h>
