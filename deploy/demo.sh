@@ -3,7 +3,8 @@
 # the stack (PostgreSQL, Redis, Kafka, S3), builds the project into build/,
 # migrates and creates the topics, serves the bundled sample OData data,
 # starts the four services, runs the pipeline through the REST API, waits for
-# it and prints the result and where to look next. The services keep running;
+# it and prints the result, then starts route-api on the graph just built and
+# prints one route from a real stop to a virtual city, and where to look next. The services keep running;
 #   bash deploy/demo.sh stop
 # stops them (and the sample OData server); `bash deploy/stack.sh down` stops
 # the stack.
@@ -14,6 +15,7 @@ BUILD=${BUILD_DIR:-$ROOT/build}
 STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 LOGS=$STACK_DIR/logs RUN=$STACK_DIR/run
 API_PORT=${ORCHESTRATOR_PORT:-3000}
+ROUTE_API_PORT=${ROUTE_API_PORT:-8084}
 ODATA_PORT=${DEMO_ODATA_PORT:-28080}
 # name:port of each service, in pipeline order.
 SERVICES="odata-sync-worker:8081 virtual-entities-generator:8082 graph-builder:8083 orchestrator:$API_PORT"
@@ -40,7 +42,7 @@ stop_one() {
 
 cmd_stop() {
   local s
-  for s in orchestrator graph-builder virtual-entities-generator odata-sync-worker odata-server; do
+  for s in route-api orchestrator graph-builder virtual-entities-generator odata-sync-worker odata-server; do
     stop_one "$s"
   done
 }
@@ -113,6 +115,37 @@ EOF
   echo "$result" | grep -q '"success":true' || die "the pipeline run did not succeed"
 }
 
+# route-api starts once a graph exists (its /readyz waits for one), then
+# answers a route from a real stop to a virtual city of the dataset just built.
+show_route() {
+  local api=http://127.0.0.1:$ROUTE_API_PORT dsv origin city
+  HTTP_PORT=$ROUTE_API_PORT launch route-api "$BUILD/services/route-api/route-api"
+  wait_ready route-api "$ROUTE_API_PORT"
+  log "route-api ready on :$ROUTE_API_PORT (log: $LOGS/route-api.log)"
+  dsv=$(psql "$DATABASE_URL" -AtXc "SELECT max(dataset_version) FROM virtual_stops")
+  origin=$(psql "$DATABASE_URL" -AtXc \
+    "SELECT from_stop_id FROM routes WHERE dataset_version = $dsv ORDER BY 1 LIMIT 1")
+  city=$(psql "$DATABASE_URL" -AtXc "SELECT v.city_name FROM virtual_stops v
+    JOIN virtual_routes r ON r.dataset_version = v.dataset_version AND r.to_stop_id = v.id
+    WHERE v.dataset_version = $dsv ORDER BY 1 LIMIT 1")
+  [ -n "$origin" ] && [ -n "$city" ] || die "no real stop or virtual city to route between"
+  echo
+  echo "GET $api/api/v1/routes?from=$origin&toCity=$city&limit=1"
+  curl -s -G "$api/api/v1/routes" --data-urlencode "from=$origin" \
+    --data-urlencode "toCity=$city" --data-urlencode "limit=1" | python3 -c '
+import json, sys
+body = json.load(sys.stdin)
+if not body.get("success"):
+    sys.exit("demo: ERROR: route-api: %s" % body.get("error"))
+r = body["routes"][0]
+print("graph %s: %g min, %g km, %d transfer(s)" % (
+    body["graphVersion"], r["totalMinutes"], r["totalKm"], r["transfers"]))
+for leg in r["legs"]:
+    print("  %s -> %s  %g min  %s %s" % (leg["fromName"], leg["toName"], leg["minutes"],
+                                       leg["transportType"], leg["routeId"] or ""))'
+  echo "More: curl -s '$api/api/v1/stops?query=%D1%8F%D0%BA%D1%83%D1%82%D1%81%D0%BA'; curl -s $api/api/v1/graph; curl -s $api/metrics | grep ^route_api"
+}
+
 main() {
   case "${1:-up}" in
     stop) cmd_stop; return 0 ;;
@@ -129,6 +162,7 @@ main() {
   mkdir -p "$LOGS" "$RUN"
   start_services
   run_pipeline
+  show_route
 }
 
 main "$@"

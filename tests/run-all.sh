@@ -18,6 +18,11 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
   echo "== installing pytest"
   python3 -m pip install --quiet pytest
 fi
+# route-api's paths are checked against networkx's (tests/integration/route_api_test.py)
+if ! python3 -c "import networkx" >/dev/null 2>&1; then
+  echo "== installing networkx"
+  python3 -m pip install --quiet networkx
+fi
 
 echo "== building (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -28,6 +28,7 @@ volatile sig_atomic_t tg_shutdown_requested = 0;
 typedef struct {
     char name[32];
     int ok;
+    int soft; /* listed, but not ok does not mean not ready */
     char detail[512];
 } dep_t;
 
@@ -158,7 +159,7 @@ static int on_readyz(struct mg_connection *conn, void *data) {
     pthread_mutex_lock(&svc->lock);
     for (int i = 0; i < svc->ndeps; i++) {
         const dep_t *d = &svc->deps[i];
-        ready = ready && d->ok;
+        ready = ready && (d->ok || d->soft);
         cJSON_AddStringToObject(deps, d->name, d->ok ? "ok" : d->detail);
     }
     pthread_mutex_unlock(&svc->lock);
@@ -297,7 +298,7 @@ tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char
     return svc;
 }
 
-void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char *detail) {
+static void set_dep(tg_service_t *svc, const char *name, int ok, int soft, const char *detail) {
     if (!svc) {
         return;
     }
@@ -314,9 +315,18 @@ void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char 
     }
     if (d) {
         d->ok = ok;
+        d->soft = soft;
         snprintf(d->detail, sizeof d->detail, "%s", detail ? detail : (ok ? "ok" : "down"));
     }
     pthread_mutex_unlock(&svc->lock);
+}
+
+void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char *detail) {
+    set_dep(svc, name, ok, 0, detail);
+}
+
+void tg_service_set_dep_soft(tg_service_t *svc, const char *name, int ok, const char *detail) {
+    set_dep(svc, name, ok, 1, detail);
 }
 
 struct mg_context *tg_service_http(tg_service_t *svc) {

@@ -183,6 +183,9 @@ static const char activate_lua[] =
     "redis.call('SET', KEYS[1], ARGV[1]) "
     "redis.call('LREM', KEYS[3], 0, ARGV[1]) "
     "redis.call('LPUSH', KEYS[3], ARGV[1]) "
+    /* readers such as route-api reload at once instead of at their next poll
+     * (proto/redis-channels.md) */
+    "redis.call('PUBLISH', 'graph:switched', ARGV[1]) "
     "return old or ''";
 
 int gb_redis_activate(redisContext *c, const char *version, char *previous, size_t prevlen,

@@ -24,6 +24,7 @@ SERVICES = {
     "virtual-entities-generator": {"port": 8082, "step_timeout_s": 300, "worker": True},
     "graph-builder": {"port": 8083, "step_timeout_s": 600, "worker": True},
     "orchestrator": {"port": 3000, "step_timeout_s": 30, "worker": False},
+    "route-api": {"port": 8084, "step_timeout_s": 10, "worker": False},
 }
 ADMIN = "pipeline-admin"
 IMAGE = "transit-graph"
@@ -39,7 +40,8 @@ TEST_HOOK_RE = re.compile(r"FAIL_AFTER|FAULT|^TEST_")
 # STEP_TIMEOUT_S is read by the worker loop (libcommon/src/worker.c), which
 # only the three workers run.
 # POD_NAME names a consumer's group membership: pipeline-admin never joins a group.
-NOT_NEEDED = {ADMIN: {"HTTP_PORT", "STEP_TIMEOUT_S", "POD_NAME"}, "orchestrator": {"STEP_TIMEOUT_S"}}
+NOT_NEEDED = {ADMIN: {"HTTP_PORT", "STEP_TIMEOUT_S", "POD_NAME"}, "orchestrator": {"STEP_TIMEOUT_S"},
+              "route-api": {"STEP_TIMEOUT_S", "POD_NAME"}}
 # Names built as "PREFIX%d" are per worker, numbered 1..3 as in the spec.
 NUMBERED_RANGE = range(1, 4)
 

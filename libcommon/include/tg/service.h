@@ -29,6 +29,12 @@ tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char
  * copied. Thread-safe. */
 void tg_service_set_dep(tg_service_t *svc, const char *name, int ok, const char *detail);
 
+/* Like tg_service_set_dep, for a dependency the service can answer without
+ * for a while (route-api serving its loaded graph while Redis is away): it
+ * is listed in /readyz with its detail but never makes the service not
+ * ready. */
+void tg_service_set_dep_soft(tg_service_t *svc, const char *name, int ok, const char *detail);
+
 /* The civetweb context, for services that add their own handlers. */
 struct mg_context *tg_service_http(tg_service_t *svc);
 
