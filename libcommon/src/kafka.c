@@ -389,7 +389,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     assignment_apply(rk, 0, parts);
 }
 
-/* Group settings: cooperative-sticky, static membership from the pod name. */
+/* Group settings: static membership from the pod name. The assignment
+ * strategy stays librdkafka's eager default: with Debian's librdkafka 2.0
+ * the cooperative protocol left consumers hung after a broker restart and at
+ * close in the fault tests. KAFKA_CONF_PARTITION_ASSIGNMENT_STRATEGY=
+ * cooperative-sticky turns it on; the rebalance callback handles both. */
 static rd_kafka_conf_t *consumer_conf(tg_consumer_t *c, const tg_config_t *cfg,
                                       const char *group_id, char *errstr, size_t errlen) {
     const char *instance = tg_kafka_instance_id();
@@ -406,8 +410,6 @@ static rd_kafka_conf_t *consumer_conf(tg_consumer_t *c, const tg_config_t *cfg,
                                     "10000",
                                     "max.poll.interval.ms",
                                     "900000",
-                                    "partition.assignment.strategy",
-                                    "cooperative-sticky",
                                     "statistics.interval.ms",
                                     STATS_INTERVAL_MS,
                                     instance ? "group.instance.id" : NULL,
