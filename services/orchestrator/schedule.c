@@ -108,6 +108,17 @@ static int tick_run(orch_loop_t *o, int64_t now_ms, char *err, size_t errlen) {
     if (!rc && claimed && outcome == RUN_CREATED) {
         rc = tick_record_run(o->pg, source, run_id, err, errlen);
     }
+    if (!rc && claimed && outcome == RUN_CONFLICT) {
+        /* The tick waits for the active run (or for its events to be
+         * tracked, after a failover): claimed again at the next check, so a
+         * run that overruns delays the scheduled one instead of losing it. */
+        if (strcmp(o->schedule_waiting_for, run_id) != 0) {
+            tg_info("Scheduled run waits: run %s is still active", run_id);
+            snprintf(o->schedule_waiting_for, sizeof o->schedule_waiting_for, "%s", run_id);
+        }
+        tg_pg_rollback(o->pg);
+        return TG_OK;
+    }
     if (!rc) {
         rc = tg_pg_commit(o->pg, err, errlen);
     }
@@ -118,14 +129,11 @@ static int tick_run(orch_loop_t *o, int64_t now_ms, char *err, size_t errlen) {
     if (!claimed) {
         return TG_OK;
     }
+    o->schedule_waiting_for[0] = '\0';
     tg_metric_add(ORCH_M_SCHEDULE_TICKS, "", 1);
-    if (outcome == RUN_CONFLICT) {
-        tg_info("Scheduled run skipped: run %s is still active", run_id);
-    } else {
-        tg_log_set_run_id(run_id);
-        tg_info("Scheduled pipeline run queued");
-        tg_log_set_run_id(NULL);
-    }
+    tg_log_set_run_id(run_id);
+    tg_info("Scheduled pipeline run queued");
+    tg_log_set_run_id(NULL);
     return TG_OK;
 }
 
