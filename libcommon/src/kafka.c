@@ -292,7 +292,7 @@ void tg_producer_destroy(tg_producer_t *p, int timeout_ms) {
 
 const char *tg_kafka_instance_id(void) {
     const char *pod = tg_env_str("POD_NAME", NULL);
-    return pod ? pod : tg_env_str("HOSTNAME", NULL);
+    return pod && *pod ? pod : NULL;
 }
 
 static void lag_labels(char *out, size_t len, const char *topic, int32_t partition) {

@@ -382,6 +382,26 @@ int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64
         return rc ? rc : tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rderr);
     }
     rd_kafka_poll_set_consumer(rk);
+    /* A partition the topic does not have is not found (librdkafka would
+     * wait for it to appear until fetch_poll gives up). */
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int count = -1;
+    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        md->topic_cnt == 1 && !md->topics[0].err) {
+        count = md->topics[0].partition_cnt;
+    }
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    if (rkt) {
+        rd_kafka_topic_destroy(rkt);
+    }
+    if (count >= 0 && partition >= count) {
+        rd_kafka_destroy(rk);
+        return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "%s has %d partition(s), not %d", topic,
+                       count, partition + 1);
+    }
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
     rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);

@@ -97,6 +97,7 @@ class Stack:
         self.admin("migrate")
         self.admin("create-topics", env={"TOPIC_CONFIG": topic_config} if topic_config else None)
         self.services = []
+        self.static_members = False
 
     def admin(self, *args, env=None):
         """Runs pipeline-admin; a busy broker gets two more tries."""
@@ -166,11 +167,12 @@ class Stack:
 
     # Services
     def start(self, name, env=None, port=None, wait_ready=True):
-        # POD_NAME is the consumer's static group membership: a service
-        # started again in a test is the same member (as a restarted pod),
-        # two running side by side are two members.
+        # POD_NAME is the consumer's static group membership (a test that
+        # wants it sets static_members): a service started again is the same
+        # member (as a restarted pod), two running side by side are two.
         running = sum(1 for s in self.services if s.name == name and s.proc.poll() is None)
-        env = dict({"POD_NAME": f"{name}-{running}"}, **(env or {}))
+        if self.static_members:
+            env = dict({"POD_NAME": f"{name}-{running}"}, **(env or {}))
         svc = Service(name, dict(self.env, **env), port or free_port())
         self.services.append(svc)
         if wait_ready:

@@ -566,6 +566,7 @@ def test_restarted_member_does_not_rebalance_the_group(stack):
     again without a rebalance, so the first never stops consuming (with
     dynamic membership and eager assignment, its leave and its join each
     revoke every partition of the group)."""
+    stack.static_members = True
     debug = {"KAFKA_CONF_DEBUG": "cgrp"}
     first = start(stack, **debug)
     second = start(stack, **debug)
