@@ -171,8 +171,9 @@ class Stack:
         # wants it sets static_members): a service started again is the same
         # member (as a restarted pod), two running side by side are two.
         running = sum(1 for s in self.services if s.name == name and s.proc.poll() is None)
+        env = dict(env or {})
         if self.static_members:
-            env = dict({"POD_NAME": f"{name}-{running}"}, **(env or {}))
+            env = dict({"POD_NAME": f"{name}-{running}"}, **env)
         svc = Service(name, dict(self.env, **env), port or free_port())
         self.services.append(svc)
         if wait_ready:
