@@ -18,6 +18,12 @@ if ! python3 -m pytest --version >/dev/null 2>&1; then
   echo "== installing pytest"
   python3 -m pip install --quiet pytest
 fi
+# every event the services produce is checked against proto/schemas
+# (tests/integration/conftest.py); rfc3339-validator lets it check date-times
+if ! python3 -c "import jsonschema, rfc3339_validator" >/dev/null 2>&1; then
+  echo "== installing jsonschema"
+  python3 -m pip install --quiet jsonschema rfc3339-validator
+fi
 # route-api's paths are checked against networkx's (tests/integration/route_api_test.py)
 if ! python3 -c "import networkx" >/dev/null 2>&1; then
   echo "== installing networkx"

@@ -491,9 +491,10 @@ static tg_envelope_t *failed_event(worker_t *w, const tg_envelope_t *in,
 static int envelope_read(worker_t *w, const rd_kafka_message_t *msg, tg_envelope_t **in, char *err,
                          size_t errlen) {
     int rc = tg_envelope_parse(msg->payload, msg->len, in, err, errlen);
-    if (rc == TG_OK && strcmp((*in)->schema, w->def->input_schema) != 0) {
-        rc = tg_fail(TG_ERR_INVALID, err, errlen, "schema: expected %s, got %s",
-                     w->def->input_schema, (*in)->schema);
+    if (rc == TG_OK && strcmp((*in)->schema, w->def->input_schema) != 0 &&
+        strcmp((*in)->schema, TG_SCHEMA_HANDOVER) != 0) {
+        rc = tg_fail(TG_ERR_INVALID, err, errlen, "schema: expected %s or %s, got %s",
+                     w->def->input_schema, TG_SCHEMA_HANDOVER, (*in)->schema);
         tg_envelope_destroy(*in);
         *in = NULL;
     }

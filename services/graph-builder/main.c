@@ -355,18 +355,21 @@ static void build_graph(build_t *b) {
 static void graph_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t *res) {
     build_t b = {.ctx = ctx, .in = in, .res = res, .t0 = tg_mono_ms(), .redis_bytes = -1};
     const char *only = tg_json_str(in->payload, "only");
-    char current[64] = "", err[256];
     if (only && strcmp(only, TG_WORKER_GRAPH) != 0) {
-        if (gb_redis_current(ctx->redis, current, sizeof(current), err, sizeof(err)) != TG_OK)
-            current[0] = '\0';
-        result_skipped(&b, current, "Single-worker run of another worker: nothing to do");
+        res->status = TG_STEP_NOTHING;
+        snprintf(res->message, sizeof(res->message), "Single-worker run of %s: nothing to do",
+                 only);
         return;
     }
     if (resolve_dataset(&b))
         return;
-    const char *upstream = tg_json_str(in->payload, "status");
-    tg_info("Building the graph of dataset %lld (virtual entities: %s)", (long long)b.dataset,
-            upstream ? upstream : "unknown");
+    if (!strcmp(in->schema, TG_SCHEMA_HANDOVER))
+        tg_info("Building the graph of dataset %lld: %s", (long long)b.dataset,
+                tg_json_str(in->payload, "message"));
+    else
+        tg_info("Building the graph of dataset %lld (virtual entities: %s)", (long long)b.dataset,
+                tg_json_str(in->payload, "status") ? tg_json_str(in->payload, "status")
+                                                   : "unknown");
     if (recover_leftovers(&b) || (!tg_json_bool(in->payload, "force", 0) && already_built(&b)))
         return;
     build_graph(&b);

@@ -1,6 +1,6 @@
-/* The events the orchestrator produces itself: triggers, the input of a
- * single worker, the "failed" virtual-entities.completed that lets the graph
- * be built after worker 2 failed, and re-sent inputs with a new attempt. */
+/* The events the orchestrator produces itself: triggers, the hand-overs that
+ * start one worker (a single-worker run, or the next worker after a
+ * non-critical one gave up) and re-sent inputs with a new attempt. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,25 +28,23 @@ int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topi
                             errlen);
 }
 
-/* The payload fields of a completion event (proto/topics.md). */
-static void completion_payload(cJSON *p, const orch_worker_t *from, const char *status,
-                               const char *message) {
-    cJSON_AddStringToObject(p, "workerId", from->id);
-    cJSON_AddStringToObject(p, "workerName", from->name);
-    cJSON_AddStringToObject(p, "status", status);
+/* The hand-over's payload (proto/schemas/pipeline.handover.schema.json). */
+static void handover_payload(cJSON *p, const char *reason, const orch_worker_t *to,
+                             const orch_worker_t *instead, const char *message) {
+    cJSON_AddStringToObject(p, "reason", reason);
+    cJSON_AddStringToObject(p, "to", to->id);
+    if (instead) {
+        cJSON_AddStringToObject(p, "instead", instead->id);
+    }
     cJSON_AddStringToObject(p, "message", message);
-    cJSON_AddNumberToObject(p, "executionTimeMs", 0);
-    cJSON *data = cJSON_AddObjectToObject(p, "dataProcessed");
-    cJSON_AddNumberToObject(data, "added", 0);
-    cJSON_AddNumberToObject(data, "updated", 0);
-    cJSON_AddNumberToObject(data, "deleted", 0);
 }
 
 tg_envelope_t *events_start(const orch_conf_t *conf, const orch_worker_t *worker,
                             const char *trigger, int force, const char *only_worker,
                             int64_t dataset_version, const char *source_id) {
-    /* Worker n's input is what worker n-1 emits; worker 1's is a trigger. */
-    tg_envelope_t *env = tg_envelope_new(worker->input_schema, NULL, source_id);
+    /* Worker 1 starts from a trigger; a later worker from a hand-over. */
+    tg_envelope_t *env = tg_envelope_new(
+        worker->position > 1 ? TG_SCHEMA_HANDOVER : TG_SCHEMA_TRIGGER, NULL, source_id);
     if (!env) {
         return NULL;
     }
@@ -55,8 +53,8 @@ tg_envelope_t *events_start(const orch_conf_t *conf, const orch_worker_t *worker
         snprintf(message, sizeof message, "Single-worker run of %s on dataset v%lld", worker->id,
                  (long long)dataset_version);
         env->dataset_version = dataset_version;
-        completion_payload(env->payload, &conf->workers[worker->position - 2], "success",
-                           message);
+        handover_payload(env->payload, "single-worker", worker,
+                         &conf->workers[worker->position - 2], message);
     }
     cJSON_AddStringToObject(env->payload, "trigger", trigger);
     cJSON_AddBoolToObject(env->payload, "force", force);
@@ -66,18 +64,19 @@ tg_envelope_t *events_start(const orch_conf_t *conf, const orch_worker_t *worker
     return env;
 }
 
-tg_envelope_t *events_virtual_failed(const orch_conf_t *conf, const tg_envelope_t *input,
-                                     const char *error) {
-    tg_envelope_t *env = tg_envelope_follow(input, TG_SCHEMA_VIRTUAL_DONE);
+tg_envelope_t *events_step_failed(const orch_worker_t *failed, const orch_worker_t *next,
+                                  const tg_envelope_t *input, int attempts, const char *error) {
+    tg_envelope_t *env = tg_envelope_follow(input, TG_SCHEMA_HANDOVER);
     if (!env) {
         return NULL;
     }
     env->attempt = 1;
-    char message[1024];
+    char message[512];
     snprintf(message, sizeof message,
-             "Virtual entities generation failed (%s); the graph is built from the data as it is",
-             error ? error : "unknown error");
-    completion_payload(env->payload, &conf->workers[1], "failed", message);
+             "%s gave up after %d attempt(s); %s goes on with the data as it is", failed->id,
+             attempts, next->id);
+    handover_payload(env->payload, "step-failed", next, failed, message);
+    cJSON_AddStringToObject(env->payload, "error", error ? error : "unknown error");
     if (tg_json_bool(input->payload, "force", 0)) {
         cJSON_AddTrueToObject(env->payload, "force");
     }

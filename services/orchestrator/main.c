@@ -28,28 +28,27 @@ static holds_t tracking_holds;
 
 /* ---- start-up ---------------------------------------------------------- */
 
-/* The workers table may tune attempts and timeouts; the environment's
- * WORKER_TIMEOUT_S_<n> (applied after) wins. */
+/* The workers table is the one source of each worker's policy (name,
+ * criticality, attempts, timeout); the environment's WORKER_TIMEOUT_S_<n>
+ * (applied after) wins over its timeout. */
 static int workers_load(PGconn *pg, char *err, size_t errlen) {
     PGresult *res;
     int rc = tg_pg_exec(pg,
-                        "SELECT worker_id, worker_name, version, critical, max_attempts, "
-                        "timeout_s FROM workers",
+                        "SELECT worker_id, worker_name, version, position, critical, "
+                        "max_attempts, timeout_s FROM workers ORDER BY position",
                         0, NULL, &res, err, errlen);
+    if (rc) {
+        return rc;
+    }
     for (int i = 0; !rc && i < PQntuples(res); i++) {
-        orch_worker_t *w = (orch_worker_t *)orch_worker_find(&conf, PQgetvalue(res, i, 0));
-        if (w) {
-            snprintf(w->name, sizeof w->name, "%s", PQgetvalue(res, i, 1));
-            snprintf(w->version, sizeof w->version, "%s", PQgetvalue(res, i, 2));
-            w->critical = PQgetvalue(res, i, 3)[0] == 't';
-            w->max_attempts = atoi(PQgetvalue(res, i, 4));
-            w->timeout_s = atoi(PQgetvalue(res, i, 5));
-        }
+        const orch_worker_policy_t row = {PQgetvalue(res, i, 0),       PQgetvalue(res, i, 1),
+                                          PQgetvalue(res, i, 2),       atoi(PQgetvalue(res, i, 3)),
+                                          PQgetvalue(res, i, 4)[0] == 't',
+                                          atoi(PQgetvalue(res, i, 5)), atoi(PQgetvalue(res, i, 6))};
+        rc = orch_worker_policy_set(&conf, &row, err, errlen);
     }
-    if (!rc) {
-        PQclear(res);
-    }
-    return rc;
+    PQclear(res);
+    return rc ? rc : orch_workers_complete(&conf, err, errlen);
 }
 
 static int kafka_start(orch_loop_t *o, char *err, size_t errlen) {

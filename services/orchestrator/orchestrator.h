@@ -26,17 +26,26 @@
 
 /* ---- configuration and pipeline rules (plan.c) ------------------------- */
 
+/* A worker of the pipeline. Its identity, place and input are compiled in
+ * (they are how the topics connect); its policy comes only from the workers
+ * table (orch_worker_policy_set). */
 typedef struct {
     const char *id; /* TG_WORKER_* */
     char name[64];
     char version[16];
     int position; /* 1..3 */
-    int critical; /* a failure for good stops the run */
+    int critical; /* a failure for good stops the run; else the next goes on */
     int max_attempts;
     int timeout_s;
     const char *input_topic; /* base topic of its input */
     const char *input_schema;
 } orch_worker_t;
+
+/* One row of the workers table. */
+typedef struct {
+    const char *id, *name, *version;
+    int position, critical, max_attempts, timeout_s;
+} orch_worker_policy_t;
 
 typedef struct {
     tg_config_t cfg;
@@ -54,9 +63,18 @@ typedef struct {
     retention_conf_t retention; /* what retention keeps (retention.h) */
 } orch_conf_t;
 
-/* Fills the workers with the specification's values (timeouts 10, 5 and 10
- * minutes; 3, 2 and 2 attempts). */
+/* Fills the workers with the pipeline's order and inputs; their policy is
+ * left empty until the workers table's rows are applied. */
 void orch_workers_defaults(orch_worker_t workers[ORCH_NWORKERS]);
+
+/* Applies one workers-table row: TG_ERR_CONFIG (with the reason) for a
+ * worker this pipeline lacks, a position that disagrees with the compiled
+ * order, or attempts or timeout below 1. */
+int orch_worker_policy_set(orch_conf_t *conf, const orch_worker_policy_t *row, char *errstr,
+                           size_t errlen);
+
+/* TG_ERR_CONFIG unless every worker got its row. */
+int orch_workers_complete(const orch_conf_t *conf, char *errstr, size_t errlen);
 
 /* Reads RETRY_DELAYS_S, SCHEDULE_INTERVAL_S, SCHEDULE_CHECK_MS, TIMEOUT_SWEEP_S,
  * WORKER_TIMEOUT_S_<1..3>, ALERT_WEBHOOK_URL and the retention settings on
@@ -287,16 +305,17 @@ int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topi
                 char *errstr, size_t errlen);
 
 /* Builds the input event that starts `worker` for a new run: a trigger for
- * worker 1, an odata-sync.completed or virtual-entities.completed of
- * dataset_version for a single-worker run of worker 2 or 3. Caller destroys. */
+ * worker 1, a pipeline.handover (reason single-worker) of dataset_version for
+ * a later worker. Caller destroys. */
 tg_envelope_t *events_start(const orch_conf_t *conf, const orch_worker_t *worker,
                             const char *trigger, int force, const char *only_worker,
                             int64_t dataset_version, const char *source_id);
 
-/* The virtual-entities.completed "failed" event that lets graph-builder
- * build from the data as it is after worker 2 failed for good. */
-tg_envelope_t *events_virtual_failed(const orch_conf_t *conf, const tg_envelope_t *input,
-                                     const char *error);
+/* The pipeline.handover (reason step-failed) that starts `next` after the
+ * non-critical worker `failed` gave up on `input` after `attempts` attempts
+ * with `error`. Caller destroys. */
+tg_envelope_t *events_step_failed(const orch_worker_t *failed, const orch_worker_t *next,
+                                  const tg_envelope_t *input, int attempts, const char *error);
 
 /* Parses an envelope JSON and sets its attempt (and payload.force when force
  * is 1). Returns the serialised result (caller frees) or NULL. */

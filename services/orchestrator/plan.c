@@ -11,29 +11,56 @@
 
 void orch_workers_defaults(orch_worker_t workers[ORCH_NWORKERS]) {
     static const struct {
-        const char *id, *name, *topic, *schema;
-        int critical, attempts, timeout_s;
+        const char *id, *topic, *schema;
     } spec[ORCH_NWORKERS] = {
-        {TG_WORKER_ODATA, "OData Synchronization Worker", TG_TOPIC_TRIGGER, TG_SCHEMA_TRIGGER, 1, 3,
-         600},
-        {TG_WORKER_VIRTUAL, "Virtual Entities Generator Worker", TG_TOPIC_ODATA_DONE,
-         TG_SCHEMA_ODATA_DONE, 0, 2, 300},
-        {TG_WORKER_GRAPH, "Graph Builder Worker", TG_TOPIC_VIRTUAL_DONE, TG_SCHEMA_VIRTUAL_DONE, 1,
-         2, 600},
+        {TG_WORKER_ODATA, TG_TOPIC_TRIGGER, TG_SCHEMA_TRIGGER},
+        {TG_WORKER_VIRTUAL, TG_TOPIC_ODATA_DONE, TG_SCHEMA_ODATA_DONE},
+        {TG_WORKER_GRAPH, TG_TOPIC_VIRTUAL_DONE, TG_SCHEMA_VIRTUAL_DONE},
     };
     for (int i = 0; i < ORCH_NWORKERS; i++) {
         orch_worker_t *w = &workers[i];
         memset(w, 0, sizeof *w);
         w->id = spec[i].id;
-        snprintf(w->name, sizeof w->name, "%s", spec[i].name);
-        snprintf(w->version, sizeof w->version, "%s", "1.0.0");
         w->position = i + 1;
-        w->critical = spec[i].critical;
-        w->max_attempts = spec[i].attempts;
-        w->timeout_s = spec[i].timeout_s;
         w->input_topic = spec[i].topic;
         w->input_schema = spec[i].schema;
     }
+}
+
+int orch_worker_policy_set(orch_conf_t *conf, const orch_worker_policy_t *row, char *errstr,
+                           size_t errlen) {
+    orch_worker_t *w = (orch_worker_t *)orch_worker_find(conf, row->id);
+    if (!w) {
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                       "workers table: \"%s\" is not a worker of this pipeline (%s, %s, %s)",
+                       row->id, conf->workers[0].id, conf->workers[1].id, conf->workers[2].id);
+    }
+    if (row->position != w->position) {
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                       "workers table: %s at position %d, but its input (%s) makes it worker %d",
+                       w->id, row->position, w->input_topic, w->position);
+    }
+    if (row->max_attempts < 1 || row->timeout_s < 1) {
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                       "workers table: %s needs max_attempts and timeout_s of at least 1", w->id);
+    }
+    snprintf(w->name, sizeof w->name, "%s", row->name);
+    snprintf(w->version, sizeof w->version, "%s", row->version);
+    w->critical = row->critical;
+    w->max_attempts = row->max_attempts;
+    w->timeout_s = row->timeout_s;
+    return TG_OK;
+}
+
+int orch_workers_complete(const orch_conf_t *conf, char *errstr, size_t errlen) {
+    for (int i = 0; i < ORCH_NWORKERS; i++) {
+        if (conf->workers[i].max_attempts < 1) {
+            return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                           "workers table: no row for %s (run pipeline-admin migrate)",
+                           conf->workers[i].id);
+        }
+    }
+    return TG_OK;
 }
 
 int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {

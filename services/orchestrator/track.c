@@ -171,19 +171,13 @@ static int on_completed(orch_loop_t *o, const orch_worker_t *from, const tg_enve
         tg_info("%s completion ignored: the run is %s", from->id, run.status);
         return TG_OK;
     }
-    const orch_worker_t *next = orch_worker_next(o->conf, from);
     if (run.only_worker[0] && strcmp(run.only_worker, from->id) != 0) {
-        /* The event that starts a single-worker run (or a worker that only
-         * acknowledged it): only the chosen worker's step is tracked. */
-        return next && !strcmp(next->id, run.only_worker)
-                   ? runs_step_start(o->pg, env->run_id, next->id, 1, json, err, sizeof err)
-                   : TG_OK;
+        /* A single-worker run tracks only the chosen worker's step. */
+        return TG_OK;
     }
     const char *status = tg_json_str(env->payload, "status");
     status = status ? status : "success";
-    /* "failed" is the orchestrator's own event after worker 2 gave up: that
-     * step is already recorded as failed. */
-    if (strcmp(status, "failed") != 0 && (rc = step_record(o, from, env, status)) != TG_OK) {
+    if ((rc = step_record(o, from, env, status)) != TG_OK) {
         return rc;
     }
     if (env->dataset_version > 0 &&
@@ -208,42 +202,51 @@ static void step_failed_record(orch_loop_t *o, const orch_failure_t *f, const ch
     }
 }
 
-/* Worker 1 or 3 gave up: dead letter, alert, the run fails. Worker 2 gave
- * up: the orchestrator hands graph-builder the data as it is. */
+/* The next worker goes on after the non-critical f->worker gave up: the
+ * orchestrator's hand-over on its input topic. */
+static int hand_on(orch_loop_t *o, const orch_failure_t *f, const orch_worker_t *next, char *err,
+                   size_t errlen) {
+    tg_envelope_t *input = NULL;
+    if (!f->input_json) {
+        input = tg_envelope_new(f->worker->input_schema, f->run_id, f->source_id);
+    } else if (tg_envelope_parse(f->input_json, strlen(f->input_json), &input, err, errlen) !=
+               TG_OK) {
+        tg_error("Cannot hand the run on to %s: the input of %s is unreadable: %s", next->id,
+                 f->worker->id, err);
+        return TG_OK; /* the timeout sweep ends the run */
+    }
+    tg_envelope_t *ev = input ? events_step_failed(f->worker, next, input, f->attempt, f->error)
+                              : NULL;
+    char *json = ev ? tg_envelope_serialize(ev) : NULL;
+    int rc = json ? events_send(o->producer, o->conf, next->input_topic, ev->source_id, json,
+                                strlen(json), NULL, 0, err, errlen)
+                  : tg_fail(TG_ERR_NOMEM, err, errlen, "out of memory");
+    free(json);
+    tg_envelope_destroy(ev);
+    tg_envelope_destroy(input);
+    return rc;
+}
+
+/* The worker gave up: dead letter and alert. A critical worker's failure
+ * ends the run; after a non-critical one the next worker goes on (or the
+ * run ends, succeeded, when it was the last). */
 static int give_up(orch_loop_t *o, const orch_failure_t *f, const char *step_status,
                    const char *run_status, int64_t execution_ms) {
     char err[512], message[1024];
+    const orch_worker_t *next = orch_worker_next(o->conf, f->worker);
     int rc = retry_give_up(o, f, err, sizeof err);
-    if (rc == TG_OK && !f->worker->critical) {
-        tg_envelope_t *input = NULL;
-        if (!f->input_json) {
-            input = tg_envelope_new(TG_SCHEMA_ODATA_DONE, f->run_id, f->source_id);
-        } else if (tg_envelope_parse(f->input_json, strlen(f->input_json), &input, err,
-                                     sizeof err) != TG_OK) {
-            input = NULL;
-        }
-        if (input) {
-            tg_envelope_t *ev = events_virtual_failed(o->conf, input, f->error);
-            char *json = ev ? tg_envelope_serialize(ev) : NULL;
-            rc = json ? events_send(o->producer, o->conf, TG_TOPIC_VIRTUAL_DONE, ev->source_id,
-                                    json, strlen(json), NULL, 0, err, sizeof err)
-                      : tg_fail(TG_ERR_NOMEM, err, sizeof err, "out of memory");
-            free(json);
-            tg_envelope_destroy(ev);
-            tg_envelope_destroy(input);
-        } else {
-            tg_error("Cannot continue the run without worker 2: its input is unreadable: %s", err);
-        }
+    if (rc == TG_OK && !f->worker->critical && next) {
+        rc = hand_on(o, f, next, err, sizeof err);
     }
     if (rc) {
         tg_error("%s", err);
         return rc;
     }
     step_failed_record(o, f, step_status, execution_ms);
-    if (f->worker->critical) {
-        snprintf(message, sizeof message, "%s failed after %d attempt(s): %s", f->worker->id,
-                 f->attempt, f->error);
-        run_end(o, f->run_id, run_status, message, 0, NULL);
+    if (f->worker->critical || !next) {
+        snprintf(message, sizeof message, "%s failed after %d attempt(s)%s: %s", f->worker->id,
+                 f->attempt, f->worker->critical ? "" : " (not critical)", f->error);
+        run_end(o, f->run_id, f->worker->critical ? run_status : "succeeded", message, 0, NULL);
     }
     return TG_OK;
 }
@@ -324,6 +327,23 @@ static int on_failed(orch_loop_t *o, const tg_envelope_t *env) {
     return rc;
 }
 
+/* The orchestrator's own hand-over reached worker `to`'s input: its step
+ * starts (a single-worker run, or the run going on after a non-critical
+ * worker gave up). */
+static int on_handover(orch_loop_t *o, const orch_worker_t *to, const tg_envelope_t *env,
+                       const char *json) {
+    char err[512];
+    orch_run_t run;
+    int rc = run_ensure(o, env, "kafka", &run, err, sizeof err);
+    if (!rc && is_active(&run)) {
+        rc = runs_step_start(o->pg, env->run_id, to->id, 1, json, err, sizeof err);
+    }
+    if (rc) {
+        tg_error("%s", err);
+    }
+    return rc;
+}
+
 /* ---- one message ------------------------------------------------------- */
 
 static const orch_worker_t *completed_by(const orch_conf_t *conf, const char *base) {
@@ -349,6 +369,9 @@ static int track_event(orch_loop_t *o, const char *base, const rd_kafka_message_
     }
     if (!strcmp(base, TG_TOPIC_TRIGGER)) {
         return on_trigger(o, env, json);
+    }
+    if (input_of && !strcmp(env->schema, TG_SCHEMA_HANDOVER)) {
+        return on_handover(o, input_of, env, json);
     }
     const orch_worker_t *from = completed_by(o->conf, base);
     return from ? on_completed(o, from, env, json) : TG_OK;

@@ -100,7 +100,7 @@ static const char *skip_status(const tg_envelope_t *in, int64_t dv, char *buf, s
     tg_refresh_t refresh = tg_refresh_parse(tg_json_str(in->payload, "refresh"));
     if (only && *only && strcmp(only, TG_WORKER_VIRTUAL)) {
         snprintf(buf, len, "Single-worker run of %s: nothing to do", only);
-        return "skipped";
+        return TG_STEP_NOTHING;
     }
     if (dv <= 0) {
         snprintf(buf, len, "No dataset: generation skipped");

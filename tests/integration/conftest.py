@@ -27,6 +27,12 @@ BUILD_DIR = os.environ.get("TG_BUILD_DIR", os.path.join(SOURCE_DIR, "build"))
 # Redis database of a test: TG_REDIS_TEST_DB, or one of 1..14 picked per
 # test so that tests run side by side rarely share one.
 REDIS_TEST_DB = os.environ.get("TG_REDIS_TEST_DB")
+SCHEMAS_DIR = os.path.join(SOURCE_DIR, "proto", "schemas")
+# The topics whose messages are events of their own (retry topics carry a
+# failed input unchanged, the dead-letter topic raw rejected bytes).
+EVENT_TOPICS = ("pipeline.trigger", "pipeline.odata-sync.completed",
+                "pipeline.virtual-entities.completed", "pipeline.graph.completed",
+                "pipeline.step.failed")
 
 
 def stack_env():
@@ -98,6 +104,7 @@ class Stack:
         self.admin("create-topics", env={"TOPIC_CONFIG": topic_config} if topic_config else None)
         self.services = []
         self.static_members = False
+        self.test_messages = set()  # what the test itself produced: not checked
 
     def admin(self, *args, env=None):
         """Runs pipeline-admin; a busy broker gets two more tries."""
@@ -139,6 +146,7 @@ class Stack:
         for name, val in (headers or {}).items():
             cmd += ["-H", f"{name}={val}"]
         data = value if isinstance(value, (bytes, str)) else json.dumps(value)
+        self.test_messages.add(data.decode("utf-8", "replace") if isinstance(data, bytes) else data)
         subprocess.run(cmd, input=data if isinstance(data, bytes) else data.encode(),
                        check=True, capture_output=True, timeout=30)
 
@@ -180,12 +188,63 @@ class Stack:
             svc.wait_ready()
         return svc
 
+    def produced_events(self):
+        """Every message a service produced on the event topics (services
+        mark theirs with x-worker; the test's own messages are left out)."""
+        procs = [subprocess.Popen(
+            ["kcat", "-C", "-b", STACK["KAFKA_BROKERS"], "-t", self.topic(base), "-o",
+             "beginning", "-e", "-J", "-q"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            text=True) for base in EVENT_TOPICS]
+        events = []
+        for base, proc in zip(EVENT_TOPICS, procs):
+            out, _ = proc.communicate(timeout=60)
+            for line in out.splitlines():
+                m = json.loads(line) if line.strip() else {}
+                hdrs = m.get("headers") or []
+                if "x-worker" in hdrs[0::2] and m.get("payload") not in self.test_messages:
+                    events.append((base, dict(zip(hdrs[0::2], hdrs[1::2]))["x-worker"],
+                                   m.get("payload")))
+        return events
+
+    def schema_errors(self):
+        """Each produced event checked against proto/schemas by its "schema"
+        field, with a JSON Schema (2020-12) validator: the problems found."""
+        import jsonschema
+        validators, errors = {}, []
+        for base, producer, payload in self.produced_events():
+            try:
+                event = json.loads(payload)
+                name = event["schema"]
+            except (TypeError, ValueError, KeyError):
+                errors.append(f"{producer} on {base}: not an event: {str(payload)[:200]}")
+                continue
+            if name not in validators:
+                path = os.path.join(SCHEMAS_DIR, f"{name}.schema.json")
+                if not os.path.exists(path):
+                    errors.append(f"{producer} on {base}: no schema {name}")
+                    continue
+                with open(path) as f:
+                    schema = json.load(f)
+                cls = jsonschema.Draft202012Validator
+                validators[name] = cls(schema, format_checker=cls.FORMAT_CHECKER)
+            for e in validators[name].iter_errors(event):
+                where = "/".join(str(x) for x in e.absolute_path)
+                status = (event.get("payload") or {}).get("status")
+                errors.append(f"{producer} on {base} ({name}, status {status}) at /{where}: "
+                              f"{e.message}")
+        return errors
+
     def close(self):
         errors = []
         for svc in self.services:
             code = svc.stop()
             if code not in (0, None) and not svc.expect_nonzero:
                 errors.append(f"{svc.name} exited {code}; log: {svc.log_path}")
+        if self.services:
+            try:
+                errors += self.schema_errors()[:10]
+            except (OSError, subprocess.SubprocessError) as e:
+                errors.append(f"produced events could not be read: {e}")
         self.redis_cli("FLUSHDB")
         subprocess.run([binary("pipeline-admin"), "delete-topics"], env=self.env,
                        capture_output=True)

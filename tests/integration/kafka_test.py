@@ -253,7 +253,7 @@ def test_worker_reports_failed_step_with_its_input(worker, worker_topics):
 @pytest.mark.parametrize("raw, reason", [
     ("not json at all", "envelope: not valid JSON"),
     (json.dumps(dict(envelope("pipeline.trigger"), runId="bad id!")), "runId: invalid character"),
-    (json.dumps(envelope("graph.completed")), "schema: expected pipeline.trigger, got graph.completed"),
+    (json.dumps(envelope("graph.completed")), "schema: expected pipeline.trigger or pipeline.handover, got graph.completed"),
     (json.dumps(dict(envelope("pipeline.trigger"), schemaVersion=7)),
      "schemaVersion: unsupported version 7 (this build reads 1)"),
 ])

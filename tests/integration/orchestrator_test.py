@@ -2,7 +2,7 @@
 the test produces their completion and failure events exactly as the worker
 loop does and checks what the orchestrator records (PostgreSQL, the REST API)
 and produces (triggers, retries in the delay topics with their headers, dead
-letters, the "failed" virtual-entities.completed after worker 2 gave up)."""
+letters, the hand-over to graph-builder after worker 2 gave up)."""
 import concurrent.futures
 import json
 import time
@@ -75,6 +75,11 @@ def completed(stack, schema, run_id, worker, status="success", dataset_version=1
              "graph.completed": "pipeline.graph.completed"}[schema]
     body = {"workerId": worker, "status": status, "message": f"{worker} {status}",
             "executionTimeMs": 1500, "dataProcessed": {"added": 3, "updated": 1, "deleted": 0}}
+    # The fields each schema requires, as the real worker sends them.
+    if schema == "odata-sync.completed":
+        body.update(datasetVersion=dataset_version, dataHash="ab" * 32)
+    elif schema == "graph.completed":
+        body.update(graphVersion=f"graph-v{dataset_version}", nodes=2, edges=1)
     body.update(payload)
     env = envelope(schema, body, run_id=run_id, dataset_version=dataset_version)
     stack.produce(topic, env, headers={"x-worker": worker})
@@ -257,10 +262,15 @@ def test_worker2_failure_still_builds_graph(stack):
     failed(stack, run_id, "virtual-entities-generator", done, attempt=1, retryable=False,
            error="cities directory is empty")
     ev = messages(stack, "pipeline.virtual-entities.completed", 1, run_id)[0]
+    # The orchestrator's hand-over, in its own schema: no one takes it for
+    # a completion of virtual-entities-generator.
     assert ev["hdrs"]["x-worker"] == "orchestrator"
-    assert ev["json"]["payload"]["status"] == "failed"
+    assert ev["json"]["schema"] == "pipeline.handover"
     assert ev["json"]["datasetVersion"] == 9
-    assert "cities directory is empty" in ev["json"]["payload"]["message"]
+    p = ev["json"]["payload"]
+    assert (p["reason"], p["to"], p["instead"]) == (
+        "step-failed", "graph-builder", "virtual-entities-generator")
+    assert p["error"] == "cities directory is empty"
     wait_step(stack, run_id, "graph-builder", "running", 1)
     assert step(stack, run_id, "virtual-entities-generator")[0] == "failed"
     assert run_row(stack, run_id)[0] == "running"
@@ -269,6 +279,47 @@ def test_worker2_failure_still_builds_graph(stack):
     wait_run(stack, run_id, "succeeded")
     status, body, _ = call(svc, "POST", f"/api/v1/runs/{run_id}/retry")
     assert status == 202 and body["rerunFrom"] == "virtual-entities-generator", body
+
+
+def test_criticality_follows_the_workers_table(stack):
+    """The workers table is the one source of criticality: a non-critical
+    last worker that gives up ends the run without a hand-over, a critical
+    worker 2 that gives up fails the run."""
+    stack.sql("UPDATE workers SET critical = (worker_id <> 'graph-builder')")
+    svc = start(stack)
+    run_id = execute(svc)
+    messages(stack, "pipeline.trigger", 1, run_id)
+    completed(stack, "odata-sync.completed", run_id, "odata-sync-worker", dataset_version=5)
+    done = completed(stack, "virtual-entities.completed", run_id, "virtual-entities-generator",
+                     dataset_version=5)
+    wait_step(stack, run_id, "graph-builder", "running", 1)
+    failed(stack, run_id, "graph-builder", done, attempt=1, retryable=False,
+           error="Redis refused the graph")
+    wait_run(stack, run_id, "succeeded")
+    assert "graph-builder failed after 1 attempt(s) (not critical)" in run_row(stack, run_id)[2]
+    assert step(stack, run_id, "graph-builder")[0] == "failed"
+    # Nothing was handed on in virtual-entities-generator's name.
+    assert [m["json"]["schema"] for m in stack.consume("pipeline.virtual-entities.completed", 0,
+                                                       timeout=1)] == [
+        "virtual-entities.completed"]
+
+    run_id = execute(svc)
+    messages(stack, "pipeline.trigger", 1, run_id)
+    done = completed(stack, "odata-sync.completed", run_id, "odata-sync-worker", dataset_version=6)
+    wait_step(stack, run_id, "virtual-entities-generator", "running", 1)
+    failed(stack, run_id, "virtual-entities-generator", done, attempt=1, retryable=False,
+           error="cities directory is empty")
+    wait_run(stack, run_id, "failed")
+    assert "cities directory is empty" in run_row(stack, run_id)[2]
+    assert step(stack, run_id, "graph-builder") is None
+
+
+def test_workers_table_that_disagrees_with_the_pipeline_stops_start_up(stack):
+    stack.sql("UPDATE workers SET position = 4 - position")
+    svc = stack.start("orchestrator", FAST, wait_ready=False)
+    assert svc.proc.wait(30) != 0
+    svc.expect_nonzero = True
+    assert "workers table: graph-builder at position 1, but its input" in svc.logs()
 
 
 def test_ten_concurrent_posts_give_one_run_and_idempotency(stack):

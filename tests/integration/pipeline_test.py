@@ -105,7 +105,8 @@ def test_worker2_failing_for_good_still_builds_the_graph(stack, odata_server):
     assert s[0] == "failed" and "read-only today" in s[2], s
     failed_event = [m for m in messages(stack, "pipeline.virtual-entities.completed", 1, run_id)
                     if m["hdrs"].get("x-worker") == "orchestrator"]
-    assert failed_event and failed_event[0]["json"]["payload"]["status"] == "failed"
+    assert failed_event and failed_event[0]["json"]["schema"] == "pipeline.handover"
+    assert failed_event[0]["json"]["payload"]["reason"] == "step-failed"
     # The sample's real stops form a connected network, so graph-builder
     # builds it from the data as it is.
     assert status == 200 and body["success"] is True, body

@@ -1,6 +1,7 @@
-/* The events the orchestrator produces: single-worker inputs, the "failed"
- * virtual-entities.completed after worker 2 gave up, re-sent inputs with a
- * new attempt, and the embedded OpenAPI document naming every endpoint. */
+/* The events the orchestrator produces: triggers, hand-overs (a single-worker
+ * run, the next worker after a non-critical one gave up) in their own schema,
+ * re-sent inputs with a new attempt, and the embedded OpenAPI document naming
+ * every endpoint. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,25 +22,32 @@ static void test_start_events(void) {
     tg_envelope_destroy(t);
 
     tg_envelope_t *g = events_start(&conf, &conf.workers[2], "api", 0, TG_WORKER_GRAPH, 12, NULL);
-    CHECK_STR(g->schema, TG_SCHEMA_VIRTUAL_DONE);
+    /* Its own schema: no one takes it for virtual-entities-generator's. */
+    CHECK_STR(g->schema, TG_SCHEMA_HANDOVER);
     CHECK(g->dataset_version == 12);
+    CHECK_STR(tg_json_str(g->payload, "reason"), "single-worker");
+    CHECK_STR(tg_json_str(g->payload, "to"), TG_WORKER_GRAPH);
+    CHECK_STR(tg_json_str(g->payload, "instead"), TG_WORKER_VIRTUAL);
     CHECK_STR(tg_json_str(g->payload, "only"), TG_WORKER_GRAPH);
-    CHECK_STR(tg_json_str(g->payload, "workerId"), TG_WORKER_VIRTUAL);
-    CHECK_STR(tg_json_str(g->payload, "status"), "success");
+    CHECK(tg_json_str(g->payload, "status") == NULL);
     tg_envelope_destroy(g);
 }
 
-static void test_virtual_failed(void) {
+static void test_step_failed(void) {
     tg_envelope_t *in = tg_envelope_new(TG_SCHEMA_ODATA_DONE, "run-1", NULL);
     in->dataset_version = 7;
     in->attempt = 2;
     cJSON_AddTrueToObject(in->payload, "force");
-    tg_envelope_t *ev = events_virtual_failed(&conf, in, "cities table empty");
-    CHECK_STR(ev->schema, TG_SCHEMA_VIRTUAL_DONE);
+    tg_envelope_t *ev =
+        events_step_failed(&conf.workers[1], &conf.workers[2], in, 2, "cities table empty");
+    CHECK_STR(ev->schema, TG_SCHEMA_HANDOVER);
     CHECK_STR(ev->run_id, "run-1");
     CHECK(ev->dataset_version == 7 && ev->attempt == 1);
-    CHECK_STR(tg_json_str(ev->payload, "status"), "failed");
-    CHECK(strstr(tg_json_str(ev->payload, "message"), "cities table empty") != NULL);
+    CHECK_STR(tg_json_str(ev->payload, "reason"), "step-failed");
+    CHECK_STR(tg_json_str(ev->payload, "to"), TG_WORKER_GRAPH);
+    CHECK_STR(tg_json_str(ev->payload, "instead"), TG_WORKER_VIRTUAL);
+    CHECK_STR(tg_json_str(ev->payload, "error"), "cities table empty");
+    CHECK(strstr(tg_json_str(ev->payload, "message"), "after 2 attempt(s)") != NULL);
     CHECK(tg_json_bool(ev->payload, "force", 0) == 1);
     /* It must pass the strict envelope parser the workers use. */
     char *json = tg_envelope_serialize(ev), err[256];
@@ -83,7 +91,7 @@ static void test_openapi(void) {
 int main(void) {
     orch_workers_defaults(conf.workers);
     test_start_events();
-    test_virtual_failed();
+    test_step_failed();
     test_with_attempt();
     test_openapi();
     TG_TEST_END();

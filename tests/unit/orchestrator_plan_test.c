@@ -9,10 +9,26 @@
 #include "tg/topics.h"
 #include "tg_test.h"
 
-static void conf_with_delays(orch_conf_t *conf, const char *delays) {
+/* The rows that pipeline-admin's migrations put in the workers table. */
+static const orch_worker_policy_t rows[] = {
+    {TG_WORKER_ODATA, "OData Synchronization Worker", "1.0.0", 1, 1, 3, 600},
+    {TG_WORKER_VIRTUAL, "Virtual Entities Generator Worker", "1.0.0", 2, 0, 2, 300},
+    {TG_WORKER_GRAPH, "Graph Builder Worker", "1.0.0", 3, 1, 2, 600},
+};
+
+static void conf_with_rows(orch_conf_t *conf) {
     char err[256];
     memset(conf, 0, sizeof *conf);
     orch_workers_defaults(conf->workers);
+    for (int i = 0; i < 3; i++) {
+        CHECK(orch_worker_policy_set(conf, &rows[i], err, sizeof err) == TG_OK);
+    }
+    CHECK(orch_workers_complete(conf, err, sizeof err) == TG_OK);
+}
+
+static void conf_with_delays(orch_conf_t *conf, const char *delays) {
+    char err[256];
+    conf_with_rows(conf);
     setenv("RETRY_DELAYS_S", delays, 1);
     CHECK(orch_conf_load_env(conf, err, sizeof err) == TG_OK);
 }
@@ -47,8 +63,7 @@ static void test_retry_schedule(void) {
 static void test_config(void) {
     orch_conf_t conf;
     char err[256];
-    memset(&conf, 0, sizeof conf);
-    orch_workers_defaults(conf.workers);
+    conf_with_rows(&conf);
     CHECK(conf.workers[0].timeout_s == 600 && conf.workers[1].timeout_s == 300);
     CHECK(conf.workers[0].critical && !conf.workers[1].critical && conf.workers[2].critical);
     setenv("RETRY_DELAYS_S", "soon", 1);
@@ -62,6 +77,32 @@ static void test_config(void) {
     setenv("WORKER_TIMEOUT_S_2", "-1", 1);
     CHECK(orch_conf_load_env(&conf, err, sizeof err) == TG_ERR_CONFIG);
     unsetenv("WORKER_TIMEOUT_S_2");
+}
+
+/* The workers table is the only source of policy, and it must agree with
+ * the compiled order of the topics. */
+static void test_workers_table(void) {
+    orch_conf_t conf;
+    char err[256];
+    memset(&conf, 0, sizeof conf);
+    orch_workers_defaults(conf.workers);
+    CHECK(orch_workers_complete(&conf, err, sizeof err) == TG_ERR_CONFIG);
+    CHECK(strstr(err, "no row for odata-sync-worker") != NULL);
+    orch_worker_policy_t moved = rows[2];
+    moved.position = 2;
+    CHECK(orch_worker_policy_set(&conf, &moved, err, sizeof err) == TG_ERR_CONFIG);
+    CHECK(strstr(err, "graph-builder at position 2") != NULL);
+    orch_worker_policy_t stranger = rows[0];
+    stranger.id = "route-api";
+    CHECK(orch_worker_policy_set(&conf, &stranger, err, sizeof err) == TG_ERR_CONFIG);
+    orch_worker_policy_t critical = rows[1];
+    critical.critical = 1;
+    critical.max_attempts = 5;
+    CHECK(orch_worker_policy_set(&conf, &critical, err, sizeof err) == TG_OK);
+    CHECK(conf.workers[1].critical && conf.workers[1].max_attempts == 5);
+    orch_worker_policy_t zero = rows[0];
+    zero.max_attempts = 0;
+    CHECK(orch_worker_policy_set(&conf, &zero, err, sizeof err) == TG_ERR_CONFIG);
 }
 
 static void test_workers(void) {
@@ -119,6 +160,7 @@ static void test_api_helpers(void) {
 int main(void) {
     test_retry_schedule();
     test_config();
+    test_workers_table();
     test_workers();
     test_holds();
     test_api_helpers();

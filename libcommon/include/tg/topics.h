@@ -30,5 +30,9 @@
 #define TG_SCHEMA_GRAPH_DONE "graph.completed"
 #define TG_SCHEMA_STEP_FAILED "step.failed"
 #define TG_SCHEMA_DEAD_LETTER "dead-letter"
+/* The orchestrator's own event on a worker's input topic: it starts that
+ * worker without the completion it usually consumes (proto/topics.md).
+ * Every worker accepts it besides its input schema. */
+#define TG_SCHEMA_HANDOVER "pipeline.handover"
 
 #endif
