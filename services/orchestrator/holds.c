@@ -82,8 +82,11 @@ int holds_pause(holds_t *h, rd_kafka_t *rk, const rd_kafka_message_t *msg, int64
     rd_kafka_topic_partition_list_t *list = one_partition(topic, msg->partition, msg->offset);
     rd_kafka_resp_err_t err = rd_kafka_pause_partitions(rk, list);
     /* The seek also drops what was prefetched after msg: it is read again
-     * from msg on once the partition resumes. */
-    rd_kafka_error_t *serr = err ? NULL : rd_kafka_seek_partitions(rk, list, 5000);
+     * from msg on once the partition resumes. Asynchronous (timeout 0), so
+     * a slow broker never holds the loop: the seek bumps the partition's
+     * fetch version at once, and librdkafka discards messages fetched under
+     * the old one. */
+    rd_kafka_error_t *serr = err ? NULL : rd_kafka_seek_partitions(rk, list, 0);
     rd_kafka_topic_partition_list_destroy(list);
     if (err || serr) {
         tg_error("kafka: cannot pause %s [%d] at @%lld: %s", topic, (int)msg->partition,

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "orchestrator.h"
 #include "retention.h"
 #include "tg/http.h"
@@ -21,7 +22,8 @@
 
 #define POLL_MS 100
 #define DEPS_CHECK_MS 5000
-#define HOLD_ON_ERROR_MS 1000 /* an event PostgreSQL could not take is seen again after this */
+#define HOLD_ON_ERROR_MS 1000
+#define ALERT_GRACE_MS 2000 /* alerts still queued at shutdown get this long */ /* an event PostgreSQL could not take is seen again after this */
 
 static orch_conf_t conf;
 static holds_t tracking_holds;
@@ -104,6 +106,9 @@ static int orchestrator_start(orch_loop_t *o, orch_api_t **api, char *err, size_
         return rc;
     }
     tg_service_set_dep(o->svc, "kafka", 1, "ok");
+    if (conf.alert_webhook && !(o->alerts = orch_alerts_start(conf.alert_webhook, err, errlen))) {
+        return TG_ERR_NOMEM;
+    }
     if (conf.schedule_interval_s) {
         schedule_check(o); /* the schedule is in place before /readyz says so */
     }
@@ -173,6 +178,7 @@ static void orchestrator_stop(orch_loop_t *o, orch_api_t *api) {
     tg_service_stop(o->svc); /* no handler runs after this */
     api_stop(api);
     delay_destroy(o->delay);
+    orch_alerts_stop(o->alerts, ALERT_GRACE_MS);
     if (o->tracking) {
         tg_consumer_destroy(o->tracking);
     }

@@ -351,6 +351,7 @@ void orch_metrics_init(const orch_conf_t *conf);
 /* ---- the main loop's context ------------------------------------------- */
 
 typedef struct orch_delay_s orch_delay_t;
+typedef struct orch_alerts_s orch_alerts_t;
 
 typedef struct {
     orch_conf_t *conf;
@@ -359,6 +360,7 @@ typedef struct {
     tg_producer_t *producer; /* this loop's own producer */
     tg_consumer_t *tracking;
     orch_delay_t *delay;
+    orch_alerts_t *alerts; /* ALERT_WEBHOOK_URL's sender, NULL without one */
     int64_t next_schedule_ms, next_sweep_ms, next_deps_ms;
     int schedule_leader;   /* this orchestrator holds the schedule's lock */
     char schedule_waiting_for[TG_ID_LEN]; /* the active run a due tick waits for, or "" */

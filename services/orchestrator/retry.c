@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alert.h"
 #include "orchestrator.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
@@ -84,12 +85,8 @@ int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_pla
 
 /* ---- giving up --------------------------------------------------------- */
 
-static size_t discard(void *ptr, size_t size, size_t n, void *arg) {
-    return size * n;
-}
-
-/* POSTs the alert as JSON to ALERT_WEBHOOK_URL; a failure is only logged. */
-static void alert_webhook(const char *url, const orch_failure_t *f) {
+/* The alert's JSON body for ALERT_WEBHOOK_URL (caller frees), or NULL. */
+static char *alert_body(const orch_failure_t *f) {
     cJSON *body = cJSON_CreateObject();
     char text[1200];
     snprintf(text, sizeof text, "Pipeline step %s gave up after %d attempt(s): %s", f->worker->id,
@@ -101,26 +98,7 @@ static void alert_webhook(const char *url, const orch_failure_t *f) {
     cJSON_AddStringToObject(body, "error", f->error);
     char *json = cJSON_PrintUnformatted(body);
     cJSON_Delete(body);
-    CURL *curl = json ? curl_easy_init() : NULL;
-    if (curl) {
-        struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-        curl_easy_setopt(curl, CURLOPT_URL, url);
-        curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json);
-        curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 5000L);
-        curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-        CURLcode cc = curl_easy_perform(curl);
-        long status = 0;
-        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-        if (cc != CURLE_OK || status >= 300) {
-            tg_warn("ALERT_WEBHOOK_URL: %s",
-                    cc != CURLE_OK ? curl_easy_strerror(cc) : "HTTP error");
-        }
-        curl_slist_free_all(hdrs);
-        curl_easy_cleanup(curl);
-    }
-    free(json);
+    return json;
 }
 
 int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t errlen) {
@@ -152,8 +130,10 @@ int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t 
     /* "Give up, alert admin": this line, the metric above and the webhook. */
     tg_error("ALERT: %s gave up after %d attempt(s), input sent to the dead-letter topic: %s",
              f->worker->id, f->attempt, f->error);
-    if (o->conf->alert_webhook) {
-        alert_webhook(o->conf->alert_webhook, f);
+    char *body = o->alerts ? alert_body(f) : NULL;
+    if (body) {
+        orch_alerts_post(o->alerts, body); /* sent by the alert thread */
+        free(body);
     }
     return TG_OK;
 }

@@ -4,7 +4,9 @@ loop does and checks what the orchestrator records (PostgreSQL, the REST API)
 and produces (triggers, retries in the delay topics with their headers, dead
 letters, the hand-over to graph-builder after worker 2 gave up)."""
 import concurrent.futures
+import http.server
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -69,7 +71,8 @@ def execute(svc, path="/api/v1/workers/execute", headers=None, **kw):
     return body["runId"]
 
 
-def completed(stack, schema, run_id, worker, status="success", dataset_version=1, **payload):
+def completed(stack, schema, run_id, worker, status="success", dataset_version=1,
+              source_id="default", **payload):
     topic = {"odata-sync.completed": "pipeline.odata-sync.completed",
              "virtual-entities.completed": "pipeline.virtual-entities.completed",
              "graph.completed": "pipeline.graph.completed"}[schema]
@@ -81,8 +84,9 @@ def completed(stack, schema, run_id, worker, status="success", dataset_version=1
     elif schema == "graph.completed":
         body.update(graphVersion=f"graph-v{dataset_version}", nodes=2, edges=1)
     body.update(payload)
-    env = envelope(schema, body, run_id=run_id, dataset_version=dataset_version)
-    stack.produce(topic, env, headers={"x-worker": worker})
+    env = envelope(schema, body, run_id=run_id, dataset_version=dataset_version,
+                   source_id=source_id)
+    stack.produce(topic, env, key=source_id, headers={"x-worker": worker})
     return env
 
 
@@ -320,6 +324,53 @@ def test_workers_table_that_disagrees_with_the_pipeline_stops_start_up(stack):
     assert svc.proc.wait(30) != 0
     svc.expect_nonzero = True
     assert "workers table: graph-builder at position 1, but its input" in svc.logs()
+
+
+class SlowWebhook(http.server.ThreadingHTTPServer):
+    """An alert webhook that takes `delay` seconds to answer each POST."""
+
+    def __init__(self, delay):
+        self.delay, self.bodies = delay, []
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(hook.delay)
+                hook.bodies.append(json.loads(body))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/alert"
+
+
+def test_slow_alert_webhook_does_not_delay_tracking(stack):
+    hook = SlowWebhook(delay=4)
+    try:
+        svc = start(stack, ALERT_WEBHOOK_URL=hook.url())
+        run_id = execute(svc)
+        trig = messages(stack, "pipeline.trigger", 1, run_id)[0]["json"]
+        wait_step(stack, run_id, "odata-sync-worker", "running", 1)
+        t0 = time.time()
+        failed(stack, run_id, "odata-sync-worker", trig, attempt=1, retryable=False,
+               error="OData answered 401")
+        # The run ends while the webhook is still answering the alert.
+        wait_run(stack, run_id, "failed", timeout=10)
+        assert time.time() - t0 < 3, "tracking waited for the webhook"
+        assert not hook.bodies
+        wait_for(lambda: hook.bodies, 15, what="the alert")
+        assert hook.bodies[0]["runId"] == run_id
+        assert hook.bodies[0]["workerId"] == "odata-sync-worker"
+        assert "OData answered 401" in hook.bodies[0]["text"]
+    finally:
+        hook.shutdown()
 
 
 def test_ten_concurrent_posts_give_one_run_and_idempotency(stack):
