@@ -212,7 +212,7 @@ void gb_city_key(const char *city, char *out, size_t outlen) {
 }
 
 typedef struct {
-    char key[128];
+    const char *key; /* the city's key in the keys block: never cut short */
     size_t node;
 } city_stop_t;
 
@@ -253,14 +253,27 @@ static int transfer_group(gb_graph_t *g, const city_stop_t *cs, size_t from, siz
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
     if (minutes <= 0 || g->n_nodes < 2)
         return TG_OK;
+    /* A key is never longer than its name (+3 for gb_city_key's minimum). */
+    size_t total = 0;
+    for (size_t i = 0; i < g->n_nodes; i++)
+        total += (g->nodes[i].city ? strlen(g->nodes[i].city) : 0) + 3;
     city_stop_t *cs = malloc(g->n_nodes * sizeof(*cs));
-    if (!cs)
+    char *keys = malloc(total);
+    if (!cs || !keys) {
+        free(cs);
+        free(keys);
         return TG_ERR_NOMEM;
+    }
     size_t n = 0;
+    char *at = keys;
     for (size_t i = 0; i < g->n_nodes; i++) {
-        gb_city_key(g->nodes[i].city, cs[n].key, sizeof(cs[n].key));
-        if (cs[n].key[0])
+        size_t room = (g->nodes[i].city ? strlen(g->nodes[i].city) : 0) + 3;
+        gb_city_key(g->nodes[i].city, at, room);
+        if (*at) {
+            cs[n].key = at;
             cs[n++].node = i;
+        }
+        at += room;
     }
     qsort(cs, n, sizeof(*cs), cmp_city_stop);
     int rc = TG_OK;
@@ -276,6 +289,7 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
         }
     }
     free(cs);
+    free(keys);
     return rc;
 }
 

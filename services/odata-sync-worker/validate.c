@@ -2,13 +2,15 @@
  * for the workers after this one is refused here, before the save. */
 #include "validate.h"
 
+#include "tg/dataset.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 static const char *const problem_names[PROBLEM_KINDS] = {
     "empty", "required", "type", "duplicate_id", "unknown_stop", "unknown_route",
-    "coordinates", "duration", "range", "times",
+    "coordinates", "duration", "range", "times", "id_length",
 };
 
 const char *odata_problem_name(odata_problem_t p) { return problem_names[p]; }
@@ -65,6 +67,23 @@ static void check_range(const where_t *w, int f, double lo, int lo_open, double 
                      v->num > hi ? hi : lo);
 }
 
+/* Ids and the references to them fit TG_ENTITY_ID_MAX: the ids built from
+ * them downstream are never cut short. */
+static void check_id_lengths(const where_t *w, odata_report_t *r) {
+    static const int refs[ODATA_KINDS][5] = {
+        {STOP_ID, -1}, {ROUTE_ID, ROUTE_FROM, ROUTE_TO, -1},
+        {FLIGHT_ID, FLIGHT_ROUTE, FLIGHT_FROM, FLIGHT_TO, -1}};
+    for (int i = 0; refs[w->kind][i] >= 0; i++) {
+        int f = refs[w->kind][i];
+        const char *id = w->rec->v[f].text;
+        size_t len = id ? strlen(id) : 0;
+        if (len > TG_ENTITY_ID_MAX)
+            odata_report_add(r, PROBLEM_ID_LENGTH, "%s[%ld] %s \"%.40s...\": %zu bytes, more than %d",
+                             set_of(w), w->rec->source_index, prop_of(w, f), id, len,
+                             TG_ENTITY_ID_MAX);
+    }
+}
+
 static void check_stop(const where_t *w, odata_report_t *r) {
     check_range(w, STOP_LAT, -90, 0, 90, PROBLEM_COORDINATES, r);
     check_range(w, STOP_LON, -180, 0, 180, PROBLEM_COORDINATES, r);
@@ -115,6 +134,7 @@ long odata_validate(odata_dataset_t *ds, const odata_mapping_t *m, odata_report_
         for (size_t i = 0; i < t->n; i++) {
             w.rec = &t->rows[i];
             check_required(&w, r);
+            check_id_lengths(&w, r);
             if (k == ODATA_STOPS)
                 check_stop(&w, r);
             else if (k == ODATA_ROUTES)

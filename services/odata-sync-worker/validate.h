@@ -23,6 +23,7 @@ typedef enum {
     PROBLEM_DURATION,      /* durationMinutes <= 0 */
     PROBLEM_RANGE,         /* negative or too large distance, fare or seats */
     PROBLEM_TIMES,         /* arrival not after departure */
+    PROBLEM_ID_LENGTH,     /* an id longer than TG_ENTITY_ID_MAX bytes */
     PROBLEM_KINDS
 } odata_problem_t;
 

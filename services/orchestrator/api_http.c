@@ -97,9 +97,13 @@ void api_cache_close(api_cache_t *c) {
     pthread_mutex_destroy(&c->lock);
 }
 
-static void cache_key(struct mg_connection *conn, char *key, size_t len) {
+/* The request's path and query as the cache's key; 0 when they do not fit
+ * (such a request is answered without the cache, never under a key cut
+ * short that another request could share). */
+static int cache_key(struct mg_connection *conn, char *key, size_t len) {
     const struct mg_request_info *ri = mg_get_request_info(conn);
-    snprintf(key, len, "%s?%s", ri->local_uri, ri->query_string ? ri->query_string : "");
+    int n = snprintf(key, len, "%s?%s", ri->local_uri, ri->query_string ? ri->query_string : "");
+    return n >= 0 && (size_t)n < len;
 }
 
 /* One write for headers and body: the reply leaves in one segment. */
@@ -139,13 +143,12 @@ static int entry_usable(api_cache_t *c, api_cache_entry_t *e, uint64_t generatio
 }
 
 int api_cache_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generation) {
-    char key[512];
+    char key[API_CACHE_KEY_MAX];
     char *copy = NULL;
     size_t len = 0;
-    if (c->ttl_ms <= 0) {
+    if (c->ttl_ms <= 0 || !cache_key(conn, key, sizeof key)) {
         return 0;
     }
-    cache_key(conn, key, sizeof key);
     int64_t now = tg_mono_ms();
     pthread_mutex_lock(&c->lock);
     for (int i = 0; i < API_CACHE_SLOTS; i++) {
@@ -184,7 +187,7 @@ static api_cache_entry_t *cache_slot(api_cache_t *c, const char *key) {
 
 int api_cache_store_reply(api_cache_t *c, struct mg_connection *conn, uint64_t generation,
                           cJSON *body) {
-    char key[512];
+    char key[API_CACHE_KEY_MAX];
     char *text = cJSON_PrintUnformatted(body);
     cJSON_Delete(body);
     if (!text) {
@@ -193,11 +196,10 @@ int api_cache_store_reply(api_cache_t *c, struct mg_connection *conn, uint64_t g
     }
     size_t len = strlen(text);
     send_200(conn, text, len);
-    if (c->ttl_ms <= 0) {
+    if (c->ttl_ms <= 0 || !cache_key(conn, key, sizeof key)) {
         free(text);
         return 200;
     }
-    cache_key(conn, key, sizeof key);
     pthread_mutex_lock(&c->lock);
     api_cache_entry_t *e = cache_slot(c, key);
     free(e->body);

@@ -34,9 +34,10 @@ void api_pool_put(api_pool_t *pool, int slot);
  * When an entry only aged out, one request refreshes it while the others
  * keep getting it, so an expiry never sends every thread to PostgreSQL. */
 #define API_CACHE_SLOTS 64
+#define API_CACHE_KEY_MAX 512 /* a longer path and query is not cached */
 
 typedef struct {
-    char key[512];
+    char key[API_CACHE_KEY_MAX];
     uint64_t generation;
     int64_t at_ms;
     int64_t refresh_at_ms; /* a request is refreshing it since then (0: none) */

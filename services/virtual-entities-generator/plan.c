@@ -3,6 +3,7 @@
  * mode, or direct mode with a link to the nearest real stop). Pure: no I/O
  * besides warnings, so the unit tests can check every rule. */
 #include "tg/log.h"
+#include "tg/dataset.h"
 #include "virtual.h"
 #include <math.h>
 #include <stdio.h>
@@ -94,6 +95,14 @@ static virtual_end_t end_of_real(const virtual_real_stop_t *s) {
     virtual_end_t e = {s->id, s->city_name ? s->city_name : s->id, s->latitude, s->longitude};
     return e;
 }
+
+/* A route id joins two stop ids: real ones of at most TG_ENTITY_ID_MAX
+ * bytes (real_stops refuses longer) and virtual ones of "virtual-stop-" and
+ * a slug shorter than VIRTUAL_NAME_MAX. It always fits, never cut short. */
+_Static_assert(sizeof(((virtual_route_t *)0)->id) >=
+                   sizeof "virtual-route--" + 2 * (sizeof "virtual-stop-" + VIRTUAL_NAME_MAX),
+               "virtual route ids fit their buffer");
+_Static_assert(TG_ENTITY_ID_MAX < VIRTUAL_NAME_MAX, "real stop ids fit a stop id buffer");
 
 static int add_route(virtual_plan_t *plan, virtual_end_t from, virtual_end_t to,
                      const virtual_config_t *cfg) {

@@ -114,6 +114,12 @@ static int real_stops(PGconn *pg, const char *dv, PGresult **res, virtual_real_s
     for (size_t i = 0; i < *n; i++) {
         virtual_real_stop_t *s = &(*stops)[i];
         s->id = PQgetvalue(*res, (int)i, 0);
+        /* odata-sync-worker refuses longer ids; a dataset loaded another way
+         * is refused here, never given route ids cut short. */
+        if (strlen(s->id) > TG_ENTITY_ID_MAX)
+            return tg_fail(TG_ERR_INVALID, errstr, errlen,
+                           "stop id \"%.40s...\" is %zu bytes, more than %d", s->id,
+                           strlen(s->id), TG_ENTITY_ID_MAX);
         s->city_name = PQgetisnull(*res, (int)i, 1) ? NULL : PQgetvalue(*res, (int)i, 1);
         s->latitude = PQgetisnull(*res, (int)i, 2) ? NAN : atof(PQgetvalue(*res, (int)i, 2));
         s->longitude = PQgetisnull(*res, (int)i, 3) ? NAN : atof(PQgetvalue(*res, (int)i, 3));

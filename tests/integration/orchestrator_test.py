@@ -373,6 +373,19 @@ def test_slow_alert_webhook_does_not_delay_tracking(stack):
         hook.shutdown()
 
 
+def test_long_queries_never_share_a_cached_answer(stack):
+    svc = start(stack, API_CACHE_MS="60000")
+    for _ in range(2):
+        run_id = execute(svc)
+        trig = messages(stack, "pipeline.trigger", 1, run_id)[0]["json"]
+        failed(stack, run_id, "odata-sync-worker", trig, attempt=1, retryable=False)
+        wait_run(stack, run_id, "failed")
+    pad = "x" * 600  # past the cache's key size: only the end differs
+    _, one, _ = call(svc, "GET", f"/api/v1/runs?pad={pad}&limit=1")
+    _, two, _ = call(svc, "GET", f"/api/v1/runs?pad={pad}&limit=2")
+    assert (len(one["runs"]), len(two["runs"])) == (1, 2)
+
+
 def test_ten_concurrent_posts_give_one_run_and_idempotency(stack):
     svc = start(stack)
     with concurrent.futures.ThreadPoolExecutor(10) as pool:

@@ -231,6 +231,20 @@ def test_failure_after_the_routes_leaves_nothing_and_reports_step_failed(stack, 
     assert stack.consume(VIRTUAL_DONE, count=1, timeout=1) == []
 
 
+def test_a_stop_id_too_long_for_a_route_id_is_refused_not_cut(stack, tmp_path):
+    """odata-sync-worker refuses ids over 255 bytes; a dataset loaded another
+    way is refused here too, with the reason, and nothing is written."""
+    long_id = "stop-" + "x" * 600  # its route ids would not fit 560 bytes
+    version = add_dataset(stack, REAL_STOPS + [(long_id, "Олекминск", 60.37, 120.43)])
+    start(stack, tmp_path)
+    odata_done(stack, version)
+    [failed] = completions(stack, 1, topic=STEP_FAILED)
+    p = failed["payload"]
+    assert p["retryable"] is False
+    assert "is 605 bytes, more than 255" in p["error"], p["error"]
+    assert virtual_counts(stack, version) == (0, 0, 0)
+
+
 def test_no_changes_and_missing_dataset_are_skipped_and_passed_on(stack, tmp_path):
     version = add_dataset(stack, REAL_STOPS)
     start(stack, tmp_path)

@@ -86,6 +86,23 @@ static void test_transfers(void) {
     CHECK(gb_add_transfers(g, 0, 30) == TG_OK); /* 0 minutes: transfers off */
     CHECK(g->n_edges == 0);
     gb_graph_free(g);
+
+    /* Two long city names that differ only at their end are two cities:
+     * no transfer between them, however long the name. */
+    char north[400], south[400];
+    memset(north, 'n', 300);
+    memcpy(south, north, 300);
+    strcpy(north + 300, " North");
+    strcpy(south + 300, " South");
+    g = gb_graph_new();
+    CHECK(gb_add_node(g, "n1", "N1", north, 0, 0) == TG_OK);
+    CHECK(gb_add_node(g, "s1", "S1", south, 0, 0) == TG_OK);
+    CHECK(gb_add_node(g, "s2", "S2", south, 0, 0) == TG_OK);
+    CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
+    CHECK(g->n_edges == 2); /* s1 <-> s2 only */
+    for (size_t i = 0; i < g->n_edges; i++)
+        CHECK(g->edges[i].from_id[0] == 's' && g->edges[i].to_id[0] == 's');
+    gb_graph_free(g);
 }
 
 static void test_json(void) {

@@ -1,5 +1,6 @@
 /* odata-sync-worker validation and mapping files: each problem is counted
  * and named the way the source names things; a bad mapping names its key. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "mapping.h"
@@ -85,6 +86,30 @@ static void test_problems(void) {
     unload(&f);
 }
 
+/* An id of more than TG_ENTITY_ID_MAX bytes is refused, naming the value;
+ * one of exactly that many passes. */
+static void test_id_length(void) {
+    fixture_t f;
+    char stops[1200], routes[1200];
+    char longest[256], over[257];
+    memset(longest, 's', 255);
+    longest[255] = '\0';
+    memset(over, 'o', 256);
+    over[256] = '\0';
+    snprintf(stops, sizeof stops,
+             "[{\"Id\":\"%s\",\"Name\":\"A\"},{\"Id\":\"%s\",\"Name\":\"B\"}]", longest,
+             over);
+    snprintf(routes, sizeof routes,
+             "[{\"Id\":\"r1\",\"FromStopId\":\"%s\",\"ToStopId\":\"%s\","
+             "\"DurationMinutes\":60}]",
+             longest, over);
+    load(&f, stops, routes, "[]");
+    CHECK(f.rep.count[PROBLEM_ID_LENGTH] == 2); /* Stops[1] Id and Routes[0] ToStopId */
+    CHECK(f.rep.total == 2);
+    CHECK(strstr(f.rep.example[PROBLEM_ID_LENGTH][0], ": 256 bytes, more than 255") != NULL);
+    unload(&f);
+}
+
 static void test_mapping_errors(void) {
     odata_mapping_t m;
     char err[300];
@@ -120,6 +145,7 @@ static void test_mapping_errors(void) {
 int main(void) {
     test_valid();
     test_problems();
+    test_id_length();
     test_mapping_errors();
     TG_TEST_END();
 }

@@ -11,6 +11,11 @@
 #include <libpq-fe.h>
 #include "tg/error.h"
 
+/* Bytes of a stop, route or flight id at most: odata-sync-worker refuses a
+ * dataset with a longer one, so the ids built from them (virtual routes,
+ * Redis keys) always fit. */
+#define TG_ENTITY_ID_MAX 255
+
 /* Asia/Yakutsk: UTC+9 all year since 2014 (no daylight saving). */
 #define TG_LOCAL_UTC_OFFSET_S (9 * 3600)
 
