@@ -21,7 +21,10 @@ VERSION=$(sed -n 's/^project([^)]*VERSION \([0-9.]*\).*/\1/p' "$ROOT/CMakeLists.
 IMAGE=${IMAGE:-transit-graph:$VERSION}
 BASE=docker.io/library/debian:bookworm-slim
 SUITE=bookworm
-BASE_TAR=$IMAGE_CACHE/debian-$SUITE-minbase.tar
+# Bump when the recipe below changes: the cached rootfs is then made again.
+BASE_RECIPE=2
+BASE_TAR=$IMAGE_CACHE/debian-$SUITE-minbase-r$BASE_RECIPE.tar
+BASE_ID=$IMAGE_CACHE/base.id
 
 APT_PKGS=(podman buildah runc debootstrap uidmap)
 
@@ -42,18 +45,16 @@ install_packages() {
       apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 }
 
-# The Debian mirror of this machine's apt configuration (one-line
-# sources.list and deb822 *.sources): the first `deb` entry for the host's
-# own suite. DEBIAN_MIRROR overrides it (e.g. on a host that is not Debian).
-debian_mirror() {
-  if [ -n "${DEBIAN_MIRROR:-}" ]; then echo "$DEBIAN_MIRROR"; return 0; fi
-  local codename files=() f mirror
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-$SUITE}")
+# The Debian mirrors of this machine's apt configuration (one-line
+# sources.list and deb822 *.sources): apt_uri SUITE prints the URI of the
+# first enabled `deb` entry for that suite, or nothing.
+apt_uri() {
+  local files=() f
   for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
     [ -f "$f" ] && files+=("$f")
   done
-  [ ${#files[@]} -gt 0 ] || die "no apt sources on this machine; set DEBIAN_MIRROR"
-  mirror=$(awk -v want="$codename" '
+  [ ${#files[@]} -gt 0 ] || return 0
+  awk -v want="$1" '
     function has(list, word,   n, i, w) { n = split(list, w, /[ \t]+/); for (i = 1; i <= n; i++) if (w[i] == word) return 1; return 0 }
     function flush() {
       if (has(types, "deb") && has(suites, want) && tolower(enabled) != "no" && !found) { split(uris, u, /[ \t]+/); print u[1]; found = 1 }
@@ -70,9 +71,22 @@ debian_mirror() {
     }
     /^[ \t]*deb[ \t]/ { line = $0; gsub(/\[[^]]*\]/, "", line); split(line, w, /[ \t]+/)
       i = (w[1] == "") ? 2 : 1; if (w[i + 2] == want && !found) { print w[i + 1]; found = 1 } }
-    END { flush() }' "${files[@]}")
-  [ -n "$mirror" ] || die "no 'deb' source for $codename in /etc/apt; set DEBIAN_MIRROR to a Debian mirror"
-  echo "${mirror%/}"
+    END { flush() }' "${files[@]}" | sed 's#/*$##'
+}
+
+host_codename() { (. /etc/os-release && echo "${VERSION_CODENAME:-$SUITE}"); }
+
+# The Debian archive: DEBIAN_MIRROR, else the host's entry for its own suite.
+debian_mirror() {
+  local mirror=${DEBIAN_MIRROR:-$(apt_uri "$(host_codename)")}
+  [ -n "$mirror" ] || die "no 'deb' source for $(host_codename) in /etc/apt; set DEBIAN_MIRROR to a Debian mirror"
+  echo "$mirror"
+}
+
+# The security archive: DEBIAN_SECURITY_MIRROR, else the host's entry for
+# its suite's security updates (none: the base goes without them).
+security_mirror() {
+  echo "${DEBIAN_SECURITY_MIRROR:-$(apt_uri "$(host_codename)-security")}"
 }
 
 # Settings for every podman call of the project, in a file of its own (not
@@ -101,7 +115,18 @@ EOF
 # What Docker's debian:bookworm-slim leaves out, kept out of every later
 # apt-get install as well (its /etc/dpkg/dpkg.cfg.d/docker).
 slim_rootfs() {
-  local root=$1
+  local root=$1 mirror=$2 security=$3
+  # apt sources as Docker's image has them (the suite, its updates and its
+  # security updates), from the mirrors this machine uses.
+  rm -f "$root/etc/apt/sources.list"
+  {
+    printf 'Types: deb\nURIs: %s\nSuites: %s %s-updates\nComponents: main\n' "$mirror" "$SUITE" "$SUITE"
+    printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+    if [ -n "$security" ]; then
+      printf '\nTypes: deb\nURIs: %s\nSuites: %s-security\nComponents: main\n' "$security" "$SUITE"
+      printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+    fi
+  } >"$root/etc/apt/sources.list.d/debian.sources"
   cat >"$root/etc/dpkg/dpkg.cfg.d/slim" <<'EOF'
 path-exclude /usr/share/doc/*
 path-include /usr/share/doc/*/copyright
@@ -127,28 +152,34 @@ EOF
 
 cmd_base() {
   containers_conf
-  if podman image exists "$BASE"; then return 0; fi
+  # The base imported last time, unless the tag now names another image.
+  if [ -s "$BASE_ID" ] && [ -s "$BASE_TAR" ] &&
+     [ "$(podman image inspect --format '{{.Id}}' "$BASE" 2>/dev/null)" = "$(cat "$BASE_ID")" ]; then
+    return 0
+  fi
   if [ ! -s "$BASE_TAR" ]; then
-    local mirror root
-    mirror=$(debian_mirror)
+    local mirror security root
+    mirror=$(debian_mirror) security=$(security_mirror)
     command -v debootstrap >/dev/null || die "debootstrap is missing: bash deploy/image.sh install"
     root=$IMAGE_CACHE/rootfs.$$
-    rm -rf "$IMAGE_CACHE"/rootfs.*
+    rm -rf "$IMAGE_CACHE"/rootfs.* "$IMAGE_CACHE"/debian-"$SUITE"-minbase*.tar
     log "debootstrap $SUITE (minbase) from $mirror"
     SECONDS=0
     debootstrap --variant=minbase "$SUITE" "$root" "$mirror" >"$IMAGE_CACHE/debootstrap.log" 2>&1 ||
       { tail -n 30 "$IMAGE_CACHE/debootstrap.log" >&2; rm -rf "$root"; die "debootstrap failed"; }
-    slim_rootfs "$root"
+    slim_rootfs "$root" "$mirror" "$security"
     tar --numeric-owner --xattrs -C "$root" -cf "$BASE_TAR.tmp" .
     mv "$BASE_TAR.tmp" "$BASE_TAR"
     rm -rf "$root"
     log "base rootfs in ${SECONDS}s: $BASE_TAR ($(du -h "$BASE_TAR" | cut -f1))"
   fi
-  # As Docker's image: PATH and a shell by default. Its sources.list (written
-  # by debootstrap) names the same mirror, for the Dockerfile's apt-get.
+  # As Docker's image: PATH and a shell by default. Its apt sources name the
+  # same mirrors, for the Dockerfile's apt-get.
   podman import --quiet \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["bash"]' "$BASE_TAR" "$BASE" >/dev/null
+    --change 'CMD ["bash"]' "$BASE_TAR" "$BASE" >"$BASE_ID.tmp"
+  podman image inspect --format '{{.Id}}' "$BASE" >"$BASE_ID"
+  rm -f "$BASE_ID.tmp"
   log "imported $BASE"
 }
 
