@@ -51,6 +51,11 @@ PIPELINE_VARS = list(STACK) + ["DATABASE_URL", "REDIS_URL", "TOPIC_PREFIX", "TOP
                                "LOG_LEVEL", "CONNECT_TIMEOUT_S"]
 
 
+# Containers of this build dir's runs carry this label: a run killed midway
+# leaves them behind, and the next run removes them.
+LEFTOVER = f"transit-graph.test-build-dir={os.path.abspath(BUILD_DIR)}"
+
+
 def podman(*args, check=True, timeout=120):
     out = subprocess.run(["podman", *args], env=PODMAN_ENV, capture_output=True, text=True,
                          timeout=timeout)
@@ -117,7 +122,8 @@ class Container(cf.Service):
         self.log = open(self.log_path, "wb")
         env = dict(env, HTTP_PORT=str(port))
         self.proc = subprocess.Popen(
-            ["podman", "run", "--name", self.container, *K8S, *env_args(env), IMAGE, name],
+            ["podman", "run", "--name", self.container, "--label", LEFTOVER, *K8S,
+             *env_args(env), IMAGE, name],
             env=PODMAN_ENV, stdout=self.log, stderr=subprocess.STDOUT)
         self.stopped_in = None
 
@@ -147,6 +153,9 @@ def get(url):
 
 @pytest.fixture(scope="module")
 def stack():
+    leftovers = podman("ps", "-aq", "--filter", f"label={LEFTOVER}").stdout.split()
+    if leftovers:
+        podman("rm", "-f", *leftovers, check=False)
     s = ImageStack()
     try:
         yield s
@@ -226,7 +235,7 @@ def test_pipeline_runs_through_the_rest_api(stack, services):
     assert_graph_published(stack, body["runId"])
     assert stack.count("virtual_stops") > 0
     # The backup reached S3 from the container (S3 step of worker 1).
-    assert stack.scalar(f"SELECT count(*) FROM datasets WHERE backup_key IS NOT NULL") != "0"
+    assert stack.count("datasets", "backup_key IS NOT NULL") > 0
 
     # pipelinectl, from the image, reads the run back.
     out = stack.run("pipelinectl", "--json", "run", body["runId"],
@@ -250,6 +259,7 @@ def test_route_api_serves_the_published_graph(stack, services):
 def test_sigterm_stops_each_within_its_grace_period(services):
     for name, svc in services.items():
         code = svc.stop()
+        assert svc.stopped_in is not None, f"{name} exited {code} before SIGTERM"
         assert code == 0, f"{name} exited {code} after SIGTERM: {svc.logs()[-2000:]}"
         assert svc.stopped_in < GRACE_S, f"{name} took {svc.stopped_in:.1f}s"
         state = json.loads(podman("inspect", svc.container).stdout)[0]["State"]
