@@ -24,7 +24,9 @@ SUITE=bookworm
 # Bump when the recipe below changes: the cached rootfs is then made again.
 BASE_RECIPE=2
 BASE_TAR=$IMAGE_CACHE/debian-$SUITE-minbase-r$BASE_RECIPE.tar
-BASE_ID=$IMAGE_CACHE/base.id
+# The base's history comment: another clone's base of the same recipe is
+# taken as it is (and keeps its cached layers).
+BASE_MARK="transit-graph base r$BASE_RECIPE: debootstrap $SUITE minbase"
 
 APT_PKGS=(podman buildah runc debootstrap uidmap)
 
@@ -152,9 +154,7 @@ EOF
 
 cmd_base() {
   containers_conf
-  # The base imported last time, unless the tag now names another image.
-  if [ -s "$BASE_ID" ] && [ -s "$BASE_TAR" ] &&
-     [ "$(podman image inspect --format '{{.Id}}' "$BASE" 2>/dev/null)" = "$(cat "$BASE_ID")" ]; then
+  if podman image history --format '{{.Comment}}' "$BASE" 2>/dev/null | grep -qxF "$BASE_MARK"; then
     return 0
   fi
   if [ ! -s "$BASE_TAR" ]; then
@@ -175,11 +175,9 @@ cmd_base() {
   fi
   # As Docker's image: PATH and a shell by default. Its apt sources name the
   # same mirrors, for the Dockerfile's apt-get.
-  podman import --quiet \
+  podman import --quiet --message "$BASE_MARK" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    --change 'CMD ["bash"]' "$BASE_TAR" "$BASE" >"$BASE_ID.tmp"
-  podman image inspect --format '{{.Id}}' "$BASE" >"$BASE_ID"
-  rm -f "$BASE_ID.tmp"
+    --change 'CMD ["bash"]' "$BASE_TAR" "$BASE" >/dev/null
   log "imported $BASE"
 }
 
