@@ -199,10 +199,16 @@ cmd_build() {
   SECONDS=0
   # --pull=never: the base is the imported one; host network for the build
   # stage's apt-get (no bridge or firewall set-up needed).
+  # The labels go in as build arguments, as with Docker, and again as
+  # --label: buildah's layer cache takes a LABEL step whose arguments
+  # changed for the one it has, so a new commit would keep the old revision.
+  local rev src arg args=()
+  rev=$(revision) src=$(source_url)
+  for arg in "version=$VERSION" "revision=$rev" "source=$src"; do
+    args+=(--build-arg "$(tr a-z A-Z <<<"${arg%%=*}")=${arg#*=}" --label "org.opencontainers.image.$arg")
+  done
   podman build --pull=never --network=host --layers \
-    -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" \
-    --build-arg VERSION="$VERSION" --build-arg REVISION="$(revision)" \
-    --build-arg SOURCE="$(source_url)" "$@" "$ROOT"
+    -f "$ROOT/deploy/Dockerfile" -t "$IMAGE" "${args[@]}" "$@" "$ROOT"
   log "built $IMAGE in ${SECONDS}s, $(podman image inspect --format '{{.Size}}' "$IMAGE" |
     awk '{printf "%.0f MB", $1 / 1e6}')"
 }
