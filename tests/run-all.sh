@@ -13,6 +13,8 @@ cd "$root"
 jobs=$(nproc 2>/dev/null || echo 2)
 
 bash deploy/stack.sh up
+# podman, buildah, runc and debootstrap for the image tests (ctest -R image)
+bash deploy/image.sh install
 
 if ! python3 -m pytest --version >/dev/null 2>&1; then
   echo "== installing pytest"

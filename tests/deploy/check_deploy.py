@@ -24,7 +24,7 @@ SERVICES = {
     "virtual-entities-generator": {"port": 8082, "step_timeout_s": 300, "worker": True},
     "graph-builder": {"port": 8083, "step_timeout_s": 600, "worker": True},
     "orchestrator": {"port": 3000, "step_timeout_s": 30, "worker": False},
-    "route-api": {"port": 8084, "step_timeout_s": 10, "worker": False},
+    "route-api": {"port": 8084, "step_timeout_s": 10, "worker": False, "autoscaled": True},
 }
 ADMIN = "pipeline-admin"
 IMAGE = "transit-graph"
@@ -328,26 +328,53 @@ def _check_deployment(docs, dep, facts):
         if str(annotations.get(key)) != value:
             findings.append(f"{_name(dep)}: pod annotation {key} is not {value!r}")
     partitions = _partitions(docs)
-    if dep["spec"].get("replicas", 1) > partitions:
-        findings.append(f"{_name(dep)}: {dep['spec']['replicas']} replicas but only "
+    replicas = dep["spec"].get("replicas")
+    if (replicas or 1) > partitions:
+        findings.append(f"{_name(dep)}: {replicas} replicas but only "
                         f"{partitions} partitions")
-    if not any(_selects(p["spec"].get("selector"), labels)
-               for p in _by_kind(docs, "PodDisruptionBudget")):
+    budgets = [p for p in _by_kind(docs, "PodDisruptionBudget")
+               if _selects(p["spec"].get("selector"), labels)]
+    if not budgets:
         findings.append(f"{_name(dep)}: no PodDisruptionBudget selects its pods")
+    hpa = _hpa_of(docs, dep)
     if spec["worker"]:
-        findings += _check_hpa(docs, dep, partitions)
+        findings += _check_worker_scale(dep, replicas, hpa, budgets)
+    elif spec.get("autoscaled") and not hpa:
+        findings.append(f"{_name(dep)}: no HorizontalPodAutoscaler (every replica takes requests)")
     return findings
 
 
-def _check_hpa(docs, dep, partitions):
+def _hpa_of(docs, dep):
     for hpa in _by_kind(docs, "HorizontalPodAutoscaler"):
         ref = hpa["spec"]["scaleTargetRef"]
         if ref.get("kind") == "Deployment" and ref.get("name") == dep["metadata"]["name"]:
-            if hpa["spec"]["maxReplicas"] > partitions:
-                return [f"{_name(hpa)}: maxReplicas {hpa['spec']['maxReplicas']} exceeds "
-                        f"the {partitions} topic partitions (idle consumers)"]
-            return []
-    return [f"{_name(dep)}: no HorizontalPodAutoscaler (scaling up to the partition count)"]
+            return hpa
+    return None
+
+
+def _check_worker_scale(dep, replicas, hpa, budgets):
+    """Every event of a source carries its id as key: one source's work sits
+    on one partition, so a worker runs one replica working and one standing
+    by, a fixed count, with a budget that keeps one of them through a drain."""
+    findings = []
+    if hpa:
+        findings.append(f"{_name(hpa)}: autoscales a worker, but one source's events sit on "
+                        "one partition: the replicas it adds get nothing to do")
+    if (replicas or 1) < 2:
+        findings.append(f"{_name(dep)}: {replicas or 1} replica: none standing by to take "
+                        "its partitions over")
+    for pdb in budgets:
+        spec = pdb["spec"]
+        if isinstance(spec.get("minAvailable"), int):
+            keep = spec["minAvailable"]
+        elif isinstance(spec.get("maxUnavailable"), int):
+            keep = (replicas or 1) - spec["maxUnavailable"]
+        else:
+            continue
+        if not 1 <= keep < (replicas or 1):
+            findings.append(f"{_name(pdb)}: keeps {keep} of {replicas or 1} replicas through a "
+                            "drain (one must stay, one must be free to go)")
+    return findings
 
 
 def _workloads(docs):
@@ -475,9 +502,50 @@ def _check_compose_pipeline(where, name, svc, cmd, env, facts):
     return findings
 
 
+# Ports a laptop often has taken already (its own databases, and
+# deploy/stack.sh's local stack): compose publishes beside them.
+TAKEN_PORTS = {5432: "PostgreSQL", 6379: "Redis", 9092: "Kafka", 3306: "MySQL",
+               27017: "MongoDB", 9000: "MinIO", 25432: "deploy/stack.sh's PostgreSQL",
+               26379: "deploy/stack.sh's Redis", 29092: "deploy/stack.sh's Kafka",
+               28333: "deploy/stack.sh's S3"}
+# Containers that run once and exit: no health check.
+ONE_SHOTS = ("setup", IMAGE)
+
+
+def _published(svc):
+    ports = []
+    for p in svc.get("ports") or []:
+        if isinstance(p, dict):
+            ports.append(p.get("published"))
+        else:  # "HOST:CONTAINER[/proto]" or "CONTAINER"
+            parts = str(p).split("/")[0].split(":")
+            ports.append(parts[-2] if len(parts) > 1 else None)
+    return [int(p) for p in ports if p not in (None, "")]
+
+
+def _check_compose_image(services, facts):
+    """One service, transit-graph, builds the image from deploy/Dockerfile."""
+    svc = services.get(IMAGE)
+    if not svc:
+        return [f"compose service {IMAGE}: missing (it builds the pipeline image)"]
+    build = svc.get("build") or {}
+    build = {"context": build} if isinstance(build, str) else build
+    if os.path.normpath(str(build.get("dockerfile", ""))) != os.path.join("deploy", "Dockerfile"):
+        return [f"compose service {IMAGE}: does not build deploy/Dockerfile"]
+    if svc.get("image") != f"{IMAGE}:{facts.version}":
+        return [f"compose service {IMAGE}: image {svc.get('image')!r} is not "
+                f"'{IMAGE}:{facts.version}'"]
+    return []
+
+
 def check_compose(compose, facts):
     services = compose.get("services") or {}
-    findings = []
+    findings = _check_compose_image(services, facts)
+    for name, svc in services.items():
+        for port in _published(svc):
+            if port in TAKEN_PORTS:
+                findings.append(f"compose service {name}: publishes host port {port}, "
+                                f"which {TAKEN_PORTS[port]} usually holds")
     for infra in ("kafka", "postgres", "redis", "minio", "odata", "setup"):
         if infra not in services:
             findings.append(f"compose service {infra}: missing")
@@ -492,7 +560,7 @@ def check_compose(compose, facts):
         elif name != "setup":
             findings.append(f"compose service {name}: missing")
     for name, svc in services.items():
-        if "healthcheck" not in svc and name != "setup":
+        if "healthcheck" not in svc and name not in ONE_SHOTS:
             findings.append(f"compose service {name}: no healthcheck")
     return findings
 

@@ -114,6 +114,11 @@ COMPOSE_MUTATIONS = {
         HTTP_PORT="9999"), "HTTP_PORT=9999 but the port is 8081"),
     "runs as root": (lambda c: c["services"]["orchestrator"].pop("user"),
                      "orchestrator: runs as root"),
+    "database port of a laptop": (lambda c: c["services"]["postgres"].update(
+        ports=[{"published": 5432, "target": 5432}]),
+        "postgres: publishes host port 5432, which PostgreSQL usually holds"),
+    "image built elsewhere": (lambda c: c["services"]["transit-graph"]["build"].update(
+        dockerfile="Dockerfile.dev"), "transit-graph: does not build deploy/Dockerfile"),
     "broker host unknown": (lambda c: c["services"]["graph-builder"]["environment"].update(
         KAFKA_BROKERS="broker:9092"), "KAFKA_BROKERS names host 'broker'"),
 }
@@ -164,6 +169,14 @@ def _find(docs, kind, name=None):
 
 def _container(docs, deployment):
     return _find(docs, "Deployment", deployment)["spec"]["template"]["spec"]["containers"][0]
+
+
+def _autoscaler_of(docs, deployment):
+    """route-api's autoscaler, pointed at another Deployment."""
+    hpa = copy.deepcopy(_find(docs, "HorizontalPodAutoscaler", "route-api"))
+    hpa["metadata"]["name"] = deployment
+    hpa["spec"]["scaleTargetRef"]["name"] = deployment
+    return hpa
 
 
 def _move_to_configmap(docs, var):
@@ -229,11 +242,20 @@ MANIFEST_MUTATIONS = {
             terminationGracePeriodSeconds=30),
         "terminationGracePeriodSeconds 30 is shorter than the step timeout 600"),
     "more replicas than partitions": (
-        lambda d: _find(d, "HorizontalPodAutoscaler", "odata-sync-worker")["spec"].update(
-            maxReplicas=6), "maxReplicas 6 exceeds the 3 topic partitions"),
+        lambda d: _find(d, "Deployment", "odata-sync-worker")["spec"].update(replicas=6),
+        "6 replicas but only 3 partitions"),
     "autoscaler removed": (
-        lambda d: d.remove(_find(d, "HorizontalPodAutoscaler", "graph-builder")),
-        "Deployment/graph-builder: no HorizontalPodAutoscaler"),
+        lambda d: d.remove(_find(d, "HorizontalPodAutoscaler", "route-api")),
+        "Deployment/route-api: no HorizontalPodAutoscaler"),
+    "autoscaler on a worker": (
+        lambda d: d.append(_autoscaler_of(d, "graph-builder")),
+        "autoscales a worker, but one source's events sit on one partition"),
+    "worker without a standby": (
+        lambda d: _find(d, "Deployment", "graph-builder")["spec"].update(replicas=1),
+        "Deployment/graph-builder: 1 replica: none standing by"),
+    "budget blocks every drain": (
+        lambda d: _find(d, "PodDisruptionBudget", "virtual-entities-generator")["spec"].update(
+            minAvailable=2), "keeps 2 of 2 replicas through a drain"),
     "disruption budget removed": (
         lambda d: d.remove(_find(d, "PodDisruptionBudget", "virtual-entities-generator")),
         "virtual-entities-generator: no PodDisruptionBudget"),
