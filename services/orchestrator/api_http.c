@@ -297,12 +297,13 @@ int api_body_json(struct mg_connection *conn, cJSON **out) {
     size_t len;
     int status = body_read(conn, &body, &len);
     *out = NULL;
-    if (status == 413) {
-        api_error(conn, 413, "body_too_large", "the request body is larger than 64 KiB",
-                  "Connection: close\r\n");
-    } else if (status == 408) {
-        api_error(conn, 408, "request_timeout", "the request body arrived too slowly",
-                  "Connection: close\r\n");
+    if (status == 413 || status == 408) {
+        /* civetweb reads whatever body a handler left before it closes the
+         * connection, as slowly as the client sends it; only its own error
+         * reply closes at once, so these two answers are its plain text. */
+        mg_send_http_error(conn, status, "%s",
+                           status == 413 ? "the request body is larger than 64 KiB"
+                                         : "the request body arrived too slowly");
     } else if (status) {
         api_error(conn, status, "bad_request", "the request body could not be read", NULL);
     } else if (len > strspn(body, " \t\r\n")) {
