@@ -101,6 +101,12 @@ int tg_config_load(tg_config_t *cfg, const char *service, unsigned needs, int de
     if ((rc = tg_env_long("HTTP_PORT", default_port, 0, 65535, &n, errstr, errlen)))
         return rc;
     cfg->http_port = (int)n;
+    if ((rc = tg_env_long("PROBE_PORT", 0, 0, 65535, &n, errstr, errlen)))
+        return rc;
+    if (n && n == cfg->http_port)
+        return tg_fail(TG_ERR_CONFIG, errstr, errlen,
+                       "PROBE_PORT: %ld is HTTP_PORT too; the probes need a port of their own", n);
+    cfg->probe_port = (int)n;
     if ((rc = tg_env_long("CONNECT_TIMEOUT_S", 10, 1, 3600, &n, errstr, errlen)))
         return rc;
     cfg->connect_timeout_s = (int)n;

@@ -15,6 +15,9 @@
 
 #define MAX_DEPS 8
 #define MAX_ROUTES 32
+#define REQUEST_TIMEOUT_MS 5000       /* default of HTTP_REQUEST_TIMEOUT_MS */
+#define PROBE_THREADS 3                /* liveness, readiness and a scrape at once */
+#define PROBE_REQUEST_TIMEOUT_MS 2000  /* a kubelet sends its request at once */
 #define ROUTE_OTHER "other" /* no handler: the path itself could be anything */
 #define M_REQUESTS "tg_http_requests_total", "HTTP requests answered, by route and status"
 #define M_REQUEST_SECONDS "tg_http_request_duration_seconds", "HTTP request duration, by route"
@@ -41,7 +44,8 @@ typedef struct {
 } route_t;
 
 struct tg_service_s {
-    struct mg_context *http;
+    struct mg_context *http;  /* HTTP_PORT: the probes and the service's own routes */
+    struct mg_context *probe; /* PROBE_PORT: the probes alone (NULL: not configured) */
     char service[64];
     char version[32];
     pthread_mutex_t lock; /* guards deps: set by the loop, read by HTTP threads */
@@ -241,20 +245,25 @@ static void civetweb_init(void) {
     mg_init_library(0);
 }
 
-static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) {
-    char ports[16];
-    snprintf(ports, sizeof ports, "%d", port); /* all interfaces: probes come from outside */
-    /* HTTP_THREADS / HTTP_KEEP_ALIVE: a civetweb thread serves one
-     * connection at a time, so an API under many concurrent keep-alive
-     * clients needs about as many threads (probes need the defaults). */
-    char threads[16];
-    long n = strtol(tg_env_str("HTTP_THREADS", "8"), NULL, 10);
-    snprintf(threads, sizeof threads, "%ld", n < 1 ? 8 : n > 1024 ? 1024 : n);
-    const char *keep_alive = tg_env_str("HTTP_KEEP_ALIVE", "no");
-    const char *options[] = {"listening_ports", ports, "num_threads", threads, "request_timeout_ms",
-                             "10000", "enable_keep_alive",
-                             !strcmp(keep_alive, "yes") || !strcmp(keep_alive, "true") ? "yes"
-                                                                                       : "no",
+/* The knobs of one civetweb server. */
+typedef struct {
+    const char *setting; /* the variable naming the port, for errors */
+    int port;
+    long threads;
+    long request_timeout_ms;
+    int keep_alive;
+} listener_t;
+
+static struct mg_context *listener_start(const listener_t *l, char *errstr, size_t errlen) {
+    char port[16], threads[16], timeout[24];
+    snprintf(port, sizeof port, "%d", l->port); /* all interfaces: probes come from outside */
+    snprintf(threads, sizeof threads, "%ld", l->threads);
+    snprintf(timeout, sizeof timeout, "%ld", l->request_timeout_ms);
+    /* civetweb 1.15 gives a request request_timeout_ms from its first byte
+     * to the end of its headers, however slowly they trickle in, and each
+     * wait for the body or for the client to take the reply as long. */
+    const char *options[] = {"listening_ports", port, "num_threads", threads, "request_timeout_ms",
+                             timeout, "enable_keep_alive", l->keep_alive ? "yes" : "no",
                              /* headers and body are two writes: without this,
                               * Nagle and delayed ACKs add 40 ms on keep-alive */
                              "tcp_nodelay", "1", NULL};
@@ -264,16 +273,71 @@ static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) 
     callbacks.begin_request = on_begin_request;
     callbacks.end_request = on_end_request;
     pthread_once(&civetweb_once, civetweb_init);
-    svc->http = mg_start(&callbacks, NULL, options);
-    if (!svc->http) {
-        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "HTTP_PORT: cannot listen on %d", port);
+    struct mg_context *ctx = mg_start(&callbacks, NULL, options);
+    if (!ctx) {
+        tg_fail(TG_ERR_CONFIG, errstr, errlen, "%s: cannot listen on %d", l->setting, l->port);
     }
-    if (tg_service_route(svc, "/healthz", on_healthz, svc) != TG_OK ||
-        tg_service_route(svc, "/readyz", on_readyz, svc) != TG_OK ||
-        tg_service_route(svc, "/metrics", on_metrics, svc) != TG_OK) {
-        return tg_fail(TG_ERR_INVALID, errstr, errlen, "HTTP: cannot register the probes");
+    return ctx;
+}
+
+/* The API's server on HTTP_PORT. HTTP_THREADS / HTTP_KEEP_ALIVE: a civetweb
+ * thread serves one connection at a time, so an API under many concurrent
+ * keep-alive clients needs about as many threads. */
+static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) {
+    long n = strtol(tg_env_str("HTTP_THREADS", "8"), NULL, 10);
+    const char *keep_alive = tg_env_str("HTTP_KEEP_ALIVE", "no");
+    listener_t l = {"HTTP_PORT", port, n < 1 ? 8 : n > 1024 ? 1024 : n, 0,
+                    !strcmp(keep_alive, "yes") || !strcmp(keep_alive, "true")};
+    int rc = tg_env_long("HTTP_REQUEST_TIMEOUT_MS", REQUEST_TIMEOUT_MS, 100, 600000,
+                         &l.request_timeout_ms, errstr, errlen);
+    if (rc != TG_OK || !(svc->http = listener_start(&l, errstr, errlen))) {
+        return rc != TG_OK ? rc : TG_ERR_CONFIG;
+    }
+    for (int i = 0; i < svc->nroutes; i++) {
+        mg_set_request_handler(svc->http, svc->routes[i].pattern, route_call, &svc->routes[i]);
     }
     return TG_OK;
+}
+
+/* The probes' server on PROBE_PORT: a few threads of its own that no API
+ * client can hold, so a busy or attacked API never fails a liveness probe.
+ * Only the kubelet and Prometheus call it; a tight timeout frees a thread
+ * from anything slower. */
+static int probe_start(tg_service_t *svc, int port, char *errstr, size_t errlen) {
+    listener_t l = {"PROBE_PORT", port, PROBE_THREADS, PROBE_REQUEST_TIMEOUT_MS, 0};
+    if (!(svc->probe = listener_start(&l, errstr, errlen))) {
+        return TG_ERR_CONFIG;
+    }
+    for (int i = 0; i < svc->nroutes; i++) { /* only the probes are registered yet */
+        mg_set_request_handler(svc->probe, svc->routes[i].pattern, route_call, &svc->routes[i]);
+    }
+    return TG_OK;
+}
+
+/* The probes' routes, served on both ports: HTTP_PORT keeps answering
+ * them for whoever calls them there. */
+static void probe_routes(tg_service_t *svc) {
+    static const struct {
+        const char *pattern;
+        mg_request_handler handler;
+    } probes[] = {{"/healthz", on_healthz}, {"/readyz", on_readyz}, {"/metrics", on_metrics}};
+    for (size_t i = 0; i < sizeof probes / sizeof probes[0]; i++) {
+        route_t *r = &svc->routes[svc->nroutes++];
+        snprintf(r->pattern, sizeof r->pattern, "%s", probes[i].pattern);
+        r->handler = probes[i].handler;
+        r->data = svc;
+    }
+}
+
+static void service_free(tg_service_t *svc) {
+    if (svc->probe) {
+        mg_stop(svc->probe);
+    }
+    if (svc->http) {
+        mg_stop(svc->http);
+    }
+    pthread_mutex_destroy(&svc->lock);
+    free(svc);
 }
 
 tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char *errstr,
@@ -290,9 +354,10 @@ tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char
     snprintf(labels, sizeof labels, "service=\"%s\",version=\"%s\",revision=\"%s\"", svc->service,
              svc->version, TG_REVISION);
     tg_metric_set("tg_build_info", "The running build: its version and source revision", labels, 1);
-    if (cfg->http_port > 0 && http_start(svc, cfg->http_port, errstr, errlen) != TG_OK) {
-        pthread_mutex_destroy(&svc->lock);
-        free(svc);
+    probe_routes(svc);
+    if ((cfg->probe_port > 0 && probe_start(svc, cfg->probe_port, errstr, errlen) != TG_OK) ||
+        (cfg->http_port > 0 && http_start(svc, cfg->http_port, errstr, errlen) != TG_OK)) {
+        service_free(svc);
         return NULL;
     }
     return svc;
@@ -334,12 +399,7 @@ struct mg_context *tg_service_http(tg_service_t *svc) {
 }
 
 void tg_service_stop(tg_service_t *svc) {
-    if (!svc) {
-        return;
+    if (svc) {
+        service_free(svc);
     }
-    if (svc->http) {
-        mg_stop(svc->http);
-    }
-    pthread_mutex_destroy(&svc->lock);
-    free(svc);
 }

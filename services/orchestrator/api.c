@@ -16,18 +16,15 @@
 #include "tg/log.h"
 #include "tg/topics.h"
 
-#define WAIT_MAX_S 3600
 #define WAIT_POLL_MS 100
-/* A waiting execute holds a civetweb thread; half of them stay free for
- * everything else (a client past the bound gets 202 at once). */
-#define WAITERS_MAX (API_POOL_SIZE / 2)
 
 struct orch_api_s {
     orch_conf_t *conf;
     tg_producer_t *producer;
     api_pool_t pool;
     api_cache_t cache;
-    int waiters; /* executes waiting for their run (atomic) */
+    int waiters;     /* executes waiting for their run (atomic) */
+    int waiters_max; /* a waiting execute holds a civetweb thread: half stay free */
 };
 
 /* One request's database connection. */
@@ -100,16 +97,10 @@ static int run_wait(orch_api_t *api, const char *run_id, long wait_s) {
     return 0;
 }
 
-/* How an execute answers: wait up to wait_s for the run's result;
- * async_applied when the client's Prefer: respond-async was honoured. */
-typedef struct {
-    long wait_s;
-    int async_applied;
-} run_wait_t;
-
-/* Waits when a waiter slot is free; 0 when the bound is reached. */
+/* Waits when a waiter slot is free; 0 when the bound is reached (the
+ * client gets 202 at once, with the run to follow). */
 static int wait_slot_take(orch_api_t *api) {
-    if (__atomic_add_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST) <= WAITERS_MAX) {
+    if (__atomic_add_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST) <= api->waiters_max) {
         return 1;
     }
     __atomic_sub_fetch(&api->waiters, 1, __ATOMIC_SEQ_CST);
@@ -123,7 +114,7 @@ static void wait_slot_put(orch_api_t *api) {
 /* The run's result once it ended within the wait, else 202 (or 200 for a
  * known run asked without waiting) with its id, status and Location. */
 static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *run_id, int created,
-                     const run_wait_t *rw, const char *extra) {
+                     const orch_wait_t *rw, const char *extra) {
     char headers[240], message[240], err[512];
     snprintf(headers, sizeof headers, "Location: /api/v1/runs/%s\r\n%s", run_id,
              rw->async_applied ? "Preference-Applied: respond-async\r\n" : "");
@@ -162,7 +153,7 @@ static int reply_run(struct mg_connection *conn, orch_api_t *api, const char *ru
         } else {
             snprintf(message, sizeof message,
                      "%d clients are already waiting for runs; follow this one at /api/v1/runs/%s",
-                     WAITERS_MAX, run_id);
+                     api->waiters_max, run_id);
         }
         cJSON_AddStringToObject(body, "message", message);
     } else {
@@ -190,7 +181,7 @@ static int prefers_async(struct mg_connection *conn) {
 /* force from the query string or the JSON body; how long to wait from
  * ?wait, else Prefer: respond-async (no wait), else default_wait_s. */
 static int execute_params(struct mg_connection *conn, long default_wait_s, int *force,
-                          run_wait_t *rw) {
+                          orch_wait_t *rw) {
     cJSON *body = NULL;
     int status = api_body_json(conn, &body);
     if (status) {
@@ -204,16 +195,15 @@ static int execute_params(struct mg_connection *conn, long default_wait_s, int *
         api_error(conn, 400, "bad_request", "force must be true or false", NULL);
         return 400;
     }
-    int async = prefers_async(conn);
-    int has_wait =
-        api_query_long(conn, "wait", async ? 0 : default_wait_s, 0, WAIT_MAX_S, &rw->wait_s);
-    if (has_wait < 0) {
-        api_error(conn, 400, "bad_request", "wait must be a number of seconds from 0 to 3600",
-                  NULL);
+    char wait[16], message[80];
+    int has_wait = api_query_str(conn, "wait", wait, sizeof wait);
+    if (has_wait < 0 ||
+        orch_wait_choose(has_wait ? wait : NULL, prefers_async(conn), default_wait_s, rw) < 0) {
+        snprintf(message, sizeof message, "wait must be a number of seconds from 0 to %d",
+                 ORCH_WAIT_MAX_S);
+        api_error(conn, 400, "bad_request", message, NULL);
         return 400;
     }
-    /* An explicit ?wait is the more specific request: it wins over Prefer. */
-    rw->async_applied = async && !has_wait;
     return 0;
 }
 
@@ -249,7 +239,7 @@ static int reply_start_error(struct mg_connection *conn, int rc, const char *err
 static int execute(struct mg_connection *conn, orch_api_t *api, const char *only) {
     char err[512], run_id[TG_ID_LEN], message[160];
     int force = 0, status;
-    run_wait_t rw;
+    orch_wait_t rw;
     const char *key;
     if (!api_authorized(conn, api->conf->cfg.api_token)) {
         return 401;
@@ -517,7 +507,7 @@ static int run_retry(struct mg_connection *conn, orch_api_t *api, const char *ru
     char err[512], worker[48];
     char *input = NULL;
     int force, status, changed;
-    run_wait_t rw;
+    orch_wait_t rw;
     /* A rerun is not in the specification: it answers 202 unless ?wait. */
     if ((status = execute_params(conn, 0, &force, &rw))) {
         return status;
@@ -853,6 +843,7 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
         return NULL;
     }
     api->conf = conf;
+    api->waiters_max = orch_waiters_max(strtol(mg_get_option(http, "num_threads"), NULL, 10));
     api->producer = tg_producer_new(&conf->cfg, errstr, errlen);
     if (!api->producer) {
         free(api);

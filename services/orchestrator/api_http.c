@@ -252,6 +252,14 @@ int api_authorized(struct mg_connection *conn, const char *token) {
 
 /* ---- bodies ------------------------------------------------------------ */
 
+/* How long a body may take to arrive: the server's request_timeout_ms,
+ * which also bounds the headers. */
+static int64_t body_deadline_ms(struct mg_connection *conn) {
+    const char *v = mg_get_option(mg_get_context(conn), "request_timeout_ms");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    return tg_mono_ms() + (ms > 0 ? ms : 5000);
+}
+
 static int body_read(struct mg_connection *conn, char **out, size_t *len) {
     const struct mg_request_info *ri = mg_get_request_info(conn);
     *out = NULL;
@@ -265,12 +273,20 @@ static int body_read(struct mg_connection *conn, char **out, size_t *len) {
         return 500;
     }
     /* Read to the end (civetweb's example does not), one byte past the
-     * bound to notice a chunked body that is too large. */
-    while ((n = mg_read(conn, buf + *len, API_BODY_MAX + 1 - *len)) > 0) {
+     * bound to notice a chunked body that is too large. One byte a call:
+     * mg_read returns only once all it was asked for arrived, so a body
+     * trickling in a byte a second would hold this thread past any
+     * deadline; bytes civetweb already holds are copied, not received. */
+    int64_t deadline = body_deadline_ms(conn);
+    while ((n = mg_read(conn, buf + *len, 1)) > 0) {
         *len += (size_t)n;
         if (*len > API_BODY_MAX) {
             free(buf);
             return 413;
+        }
+        if (tg_mono_ms() > deadline) {
+            free(buf);
+            return 408;
         }
     }
     buf[*len] = '\0';
@@ -283,9 +299,13 @@ int api_body_json(struct mg_connection *conn, cJSON **out) {
     size_t len;
     int status = body_read(conn, &body, &len);
     *out = NULL;
-    if (status == 413) {
-        api_error(conn, 413, "body_too_large", "the request body is larger than 64 KiB",
-                  "Connection: close\r\n");
+    if (status == 413 || status == 408) {
+        /* civetweb reads whatever body a handler left before it closes the
+         * connection, as slowly as the client sends it; only its own error
+         * reply closes at once, so these two answers are its plain text. */
+        mg_send_http_error(conn, status, "%s",
+                           status == 413 ? "the request body is larger than 64 KiB"
+                                         : "the request body arrived too slowly");
     } else if (status) {
         api_error(conn, status, "bad_request", "the request body could not be read", NULL);
     } else if (len > strspn(body, " \t\r\n")) {

@@ -23,6 +23,9 @@
 #define ORCH_SEND_TIMEOUT_MS 10000
 #define ORCH_ERROR_HEADER_MAX 500 /* x-last-error is truncated to this */
 #define ORCH_SOURCE_DEFAULT "default"
+/* The longest an execute may wait for its run (?wait=, EXECUTE_WAIT_S): a
+ * waiting request holds one of the API's HTTP threads. */
+#define ORCH_WAIT_MAX_S 600
 
 /* ---- configuration and pipeline rules (plan.c) ------------------------- */
 
@@ -122,6 +125,25 @@ int orch_token_equal(const char *presented, const char *expected);
  * Returns the count, or -1 when path is not under prefix or a segment is
  * too long. "/api/v1/runs/abc/cancel" below "/api/v1/runs" → {abc, cancel}. */
 int orch_path_segments(const char *path, const char *prefix, char seg[][64], int max);
+
+/* How an execute answers: it waits up to wait_s for the run's result;
+ * async_applied when the client's Prefer: respond-async was honoured. */
+typedef struct {
+    long wait_s;
+    int async_applied;
+} orch_wait_t;
+
+/* The wait of one execute: ?wait= (wait_param, NULL when absent) wins over
+ * Prefer: respond-async (prefers_async: no wait), else default_wait_s.
+ * Returns 0, or -1 when wait_param is not a whole number of seconds from 0
+ * to ORCH_WAIT_MAX_S. */
+int orch_wait_choose(const char *wait_param, int prefers_async, long default_wait_s,
+                     orch_wait_t *out);
+
+/* How many executes may wait for their runs at once when http_threads
+ * threads serve the API: half of them, so the other half stay free for
+ * every other request (none with a single thread). */
+int orch_waiters_max(long http_threads);
 
 /* ---- run state in PostgreSQL (runs.c) ---------------------------------- */
 

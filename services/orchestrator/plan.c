@@ -84,7 +84,7 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
         rc = tg_env_long("API_CACHE_MS", 500, 0, 60000, &conf->api_cache_ms, errstr, errlen);
     }
     if (!rc) {
-        rc = tg_env_long("EXECUTE_WAIT_S", 60, 0, 3600, &conf->execute_wait_s, errstr, errlen);
+        rc = tg_env_long("EXECUTE_WAIT_S", 60, 0, ORCH_WAIT_MAX_S, &conf->execute_wait_s, errstr, errlen);
     }
     for (int i = 0; i < ORCH_NWORKERS && !rc; i++) {
         char name[32];
@@ -217,4 +217,28 @@ int orch_path_segments(const char *path, const char *prefix, char seg[][64], int
         p += len;
     }
     return count;
+}
+
+int orch_wait_choose(const char *wait_param, int prefers_async, long default_wait_s,
+                     orch_wait_t *out) {
+    out->wait_s = prefers_async ? 0 : default_wait_s;
+    out->async_applied = prefers_async && !wait_param;
+    if (!wait_param) {
+        return 0;
+    }
+    /* Digits only: strtol would take " 5", "+5" and "5e3" (as 5). */
+    size_t n = strspn(wait_param, "0123456789");
+    if (n == 0 || n > 6 || wait_param[n] != '\0') {
+        return -1;
+    }
+    long wait_s = strtol(wait_param, NULL, 10);
+    if (wait_s > ORCH_WAIT_MAX_S) {
+        return -1;
+    }
+    out->wait_s = wait_s;
+    return 0;
+}
+
+int orch_waiters_max(long http_threads) {
+    return http_threads > 1 ? (int)(http_threads / 2) : 0;
 }

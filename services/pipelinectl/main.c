@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client.h"
 #include "tg/envelope.h"
@@ -22,7 +23,8 @@
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 #define REQUEST_TIMEOUT_S 60
-#define TRIGGER_WAIT_S 3600 /* --wait: the run's end, within the API's bound */
+#define TRIGGER_WAIT_S 600 /* --wait: the API's bound on ?wait (ORCH_WAIT_MAX_S) */
+#define FOLLOW_POLL_S 2     /* --wait past that bound: how often the run is asked */
 
 typedef struct {
     ctl_client_t client;
@@ -120,6 +122,32 @@ static void print_result(const cJSON *body) {
     }
 }
 
+static int cmd_run(const ctl_t *c, int argc, char **argv);
+
+/* Asks for the run every FOLLOW_POLL_S until it ended, then shows it as
+ * `run ID` does (exit 0 only when it succeeded). */
+static int follow_run(const ctl_t *c, const char *run_id) {
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/runs/%s", run_id);
+    for (;;) {
+        long status;
+        cJSON *body;
+        int rc = call(c, "GET", path, 0, REQUEST_TIMEOUT_S, &status, &body);
+        if (rc) {
+            return rc;
+        }
+        const char *st = str(cJSON_GetObjectItemCaseSensitive(body, "run"), "status");
+        int active = !strcmp(st, "queued") || !strcmp(st, "running");
+        cJSON_Delete(body);
+        if (!active) {
+            char *argv[] = {(char *)run_id};
+            int shown = cmd_run(c, 1, argv);
+            return shown == EXIT_OK && strcmp(st, "succeeded") ? EXIT_FAILED : shown;
+        }
+        sleep(FOLLOW_POLL_S);
+    }
+}
+
 static int cmd_trigger(const ctl_t *c, int argc, char **argv) {
     const char *only = NULL;
     int force = 0, wait = 0;
@@ -139,13 +167,20 @@ static int cmd_trigger(const ctl_t *c, int argc, char **argv) {
     }
     char path[256];
     snprintf(path, sizeof path, "/api/v1/workers%s%s/execute?force=%s%s", only ? "/" : "",
-             only ? only : "", force ? "true" : "false", wait ? "&wait=3600" : "");
+             only ? only : "", force ? "true" : "false", wait ? "&wait=600" : "");
     long status;
     cJSON *body;
     int rc = call(c, "POST", path, !wait, wait ? TRIGGER_WAIT_S + 60 : REQUEST_TIMEOUT_S, &status,
                   &body);
     if (rc) {
         return rc;
+    }
+    if (wait && status == 202 && tg_json_str(body, "runId")) {
+        /* The run outlived the API's wait, or too many clients wait. */
+        char run_id[64];
+        snprintf(run_id, sizeof run_id, "%s", tg_json_str(body, "runId"));
+        cJSON_Delete(body);
+        return follow_run(c, run_id);
     }
     /* Without --wait the run is started; with it, it must have succeeded. */
     int ok =

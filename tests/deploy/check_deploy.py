@@ -26,6 +26,9 @@ SERVICES = {
     "orchestrator": {"port": 3000, "step_timeout_s": 30, "worker": False},
     "route-api": {"port": 8084, "step_timeout_s": 10, "worker": False, "autoscaled": True},
 }
+# The probes' own listener in every service (PROBE_PORT, config.env): the
+# kubelet's probes, compose's healthchecks and Prometheus go there.
+PROBE_PORT = 9090
 ADMIN = "pipeline-admin"
 IMAGE = "transit-graph"
 # Read from the Secret, never from a ConfigMap or a literal in a manifest.
@@ -288,8 +291,9 @@ def _check_probes(where, c, port):
 def _check_ports(where, c, env_literals, spec, facts, name):
     findings = []
     port = spec["port"]
-    if port not in [p.get("containerPort") for p in c.get("ports") or []]:
-        findings.append(f"{where}: containerPort {port} is not declared")
+    for want in (port, PROBE_PORT):
+        if want not in [p.get("containerPort") for p in c.get("ports") or []]:
+            findings.append(f"{where}: containerPort {want} is not declared")
     http_port = env_literals.get("HTTP_PORT")
     if http_port is not None and str(http_port) != str(port):
         findings.append(f"{where}: HTTP_PORT={http_port} but the service's port is {port}")
@@ -322,7 +326,7 @@ def _check_deployment(docs, dep, facts):
     if grace < spec["step_timeout_s"]:
         findings.append(f"{_name(dep)}: terminationGracePeriodSeconds {grace} is shorter "
                         f"than the step timeout {spec['step_timeout_s']} s")
-    want = {"prometheus.io/scrape": "true", "prometheus.io/port": str(spec["port"]),
+    want = {"prometheus.io/scrape": "true", "prometheus.io/port": str(PROBE_PORT),
             "prometheus.io/path": "/metrics"}
     for key, value in want.items():
         if str(annotations.get(key)) != value:
@@ -394,9 +398,19 @@ def _check_container(docs, doc, pod, c, facts):
     if doc["kind"] == "Deployment" and program in SERVICES:
         literals = {e["name"]: e.get("value") for e in c.get("env") or [] if "value" in e}
         spec = SERVICES[program]
-        findings += _check_probes(where, c, spec["port"])
+        findings += _check_probes(where, c, PROBE_PORT)
         findings += _check_ports(where, c, literals, spec, facts, program)
+        probe_port = literals.get("PROBE_PORT", _configmap_value(docs, "PROBE_PORT"))
+        if str(probe_port) != str(PROBE_PORT):
+            findings.append(f"{where}: PROBE_PORT={probe_port} but the probes ask {PROBE_PORT}")
     return findings
+
+
+def _configmap_value(docs, var):
+    for cm in _by_kind(docs, "ConfigMap"):
+        if var in (cm.get("data") or {}):
+            return cm["data"][var]
+    return None
 
 
 def check_manifests(docs, facts):
@@ -488,8 +502,11 @@ def _check_compose_pipeline(where, name, svc, cmd, env, facts):
     if str(env.get("HTTP_PORT", port)) != str(port):
         findings.append(f"{where}: HTTP_PORT={env.get('HTTP_PORT')} but the port is {port}")
     test = " ".join(map(str, (svc.get("healthcheck") or {}).get("test") or []))
-    if f":{port}/readyz" not in test and f":{port}/healthz" not in test:
-        findings.append(f"{where}: no healthcheck on :{port}/readyz")
+    if f":{PROBE_PORT}/readyz" not in test and f":{PROBE_PORT}/healthz" not in test:
+        findings.append(f"{where}: no healthcheck on :{PROBE_PORT}/readyz (PROBE_PORT)")
+    if str(env.get("PROBE_PORT")) != str(PROBE_PORT):
+        findings.append(f"{where}: PROBE_PORT={env.get('PROBE_PORT')} but the healthcheck asks "
+                        f"{PROBE_PORT}")
     deps = svc.get("depends_on") or {}
     if not isinstance(deps, dict) or (deps.get("setup") or {}).get(
             "condition") != "service_completed_successfully":
@@ -635,6 +652,8 @@ def check_dockerfile(text, facts, binaries):
     for name, spec in SERVICES.items():
         if str(spec["port"]) not in exposed:
             findings.append(f"deploy/Dockerfile: port {spec['port']} ({name}) is not EXPOSEd")
+    if str(PROBE_PORT) not in exposed:
+        findings.append(f"deploy/Dockerfile: port {PROBE_PORT} (PROBE_PORT) is not EXPOSEd")
     findings += _check_runtime_packages(_apt_packages(runtime), binaries)
     return findings
 

@@ -112,6 +112,10 @@ COMPOSE_MUTATIONS = {
         image="transit-graph:0.9"), "orchestrator: image 'transit-graph:0.9'"),
     "port differs": (lambda c: c["services"]["odata-sync-worker"]["environment"].update(
         HTTP_PORT="9999"), "HTTP_PORT=9999 but the port is 8081"),
+    "healthcheck on the API port": (
+        lambda c: c["services"]["orchestrator"]["healthcheck"].update(
+            test=["CMD", "curl", "-fsS", "http://127.0.0.1:3000/readyz"]),
+        "orchestrator: no healthcheck on :9090/readyz"),
     "runs as root": (lambda c: c["services"]["orchestrator"].pop("user"),
                      "orchestrator: runs as root"),
     "database port of a laptop": (lambda c: c["services"]["postgres"].update(
@@ -195,6 +199,12 @@ MANIFEST_MUTATIONS = {
     "probe on the wrong path": (
         lambda d: _container(d, "odata-sync-worker")["livenessProbe"]["httpGet"].update(
             path="/readyz"), "livenessProbe asks /readyz, not /healthz"),
+    "probe on the API port": (
+        lambda d: _container(d, "orchestrator")["livenessProbe"]["httpGet"].update(port="http"),
+        "orchestrator: livenessProbe port http is not 9090"),
+    "PROBE_PORT differs": (
+        lambda d: _find(d, "ConfigMap")["data"].update(PROBE_PORT="9191"),
+        "route-api: PROBE_PORT=9191 but the probes ask 9090"),
     "memory limit removed": (
         lambda d: _container(d, "odata-sync-worker")["resources"]["limits"].pop("memory"),
         "odata-sync-worker: no memory in resources.limits"),
@@ -310,6 +320,8 @@ IMAGE_MUTATIONS = {
                      "FROM ubuntu:24.04 is not Debian bookworm"),
     "port not exposed": (lambda t: t.replace("EXPOSE 3000 ", "EXPOSE "),
                          "port 3000 (orchestrator) is not EXPOSEd"),
+    "probe port not exposed": (lambda t: t.replace(" 9090\n", "\n"),
+                               "port 9090 (PROBE_PORT) is not EXPOSEd"),
 }
 
 

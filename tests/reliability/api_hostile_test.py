@@ -118,8 +118,9 @@ def test_slow_clients_do_not_stop_the_api(orch):
     waited = time.time() - t0
     stop.set()
     faults.SUMMARY["slow_client_wait_s"] = round(waited, 2)
-    # Answered, but only once civetweb's request timeout (10 s) freed a
-    # thread: thread-per-connection; the wait is in the summary.
+    # Answered, but only once HTTP_REQUEST_TIMEOUT_MS (5 s) freed a
+    # thread: thread-per-connection; the wait is in the summary. The probes
+    # have their own port (orchestrator_probes_test).
     assert status == 200
     assert orch.proc.poll() is None
 

@@ -157,6 +157,44 @@ static void test_api_helpers(void) {
     CHECK(!orch_token_equal("", "s3cret") && !orch_token_equal("S3cret", "s3cret"));
 }
 
+/* How long an execute waits: ?wait= within 0..ORCH_WAIT_MAX_S wins over
+ * Prefer: respond-async, which wins over EXECUTE_WAIT_S. */
+static void test_execute_wait(void) {
+    orch_wait_t w;
+    CHECK(orch_wait_choose(NULL, 0, 60, &w) == 0 && w.wait_s == 60 && !w.async_applied);
+    CHECK(orch_wait_choose(NULL, 1, 60, &w) == 0 && w.wait_s == 0 && w.async_applied);
+    CHECK(orch_wait_choose("30", 1, 60, &w) == 0 && w.wait_s == 30 && !w.async_applied);
+    CHECK(orch_wait_choose("0", 0, 60, &w) == 0 && w.wait_s == 0);
+    CHECK(orch_wait_choose("600", 0, 60, &w) == 0 && w.wait_s == ORCH_WAIT_MAX_S);
+    CHECK(orch_wait_choose("601", 0, 60, &w) == -1);
+    CHECK(orch_wait_choose("3600", 0, 60, &w) == -1); /* the old bound: an hour */
+    CHECK(orch_wait_choose("99999999999999999999", 0, 60, &w) == -1);
+    const char *malformed[] = {"", "-1", "+5", " 5", "5 ", "5s", "soon", "1e2", "0x10"};
+    for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; i++) {
+        CHECK(orch_wait_choose(malformed[i], 0, 60, &w) == -1);
+    }
+    /* EXECUTE_WAIT_S has the same bound. */
+    orch_conf_t conf;
+    char err[256];
+    memset(&conf, 0, sizeof conf);
+    orch_workers_defaults(conf.workers);
+    setenv("EXECUTE_WAIT_S", "601", 1);
+    CHECK(orch_conf_load_env(&conf, err, sizeof err) == TG_ERR_CONFIG);
+    CHECK(strstr(err, "EXECUTE_WAIT_S") != NULL);
+    setenv("EXECUTE_WAIT_S", "600", 1);
+    CHECK(orch_conf_load_env(&conf, err, sizeof err) == TG_OK && conf.execute_wait_s == 600);
+    unsetenv("EXECUTE_WAIT_S");
+}
+
+/* Half of the API's threads may wait for runs; the rest stay free. */
+static void test_waiters_bound(void) {
+    CHECK(orch_waiters_max(8) == 4);
+    CHECK(orch_waiters_max(16) == 8);
+    CHECK(orch_waiters_max(3) == 1);
+    CHECK(orch_waiters_max(2) == 1);
+    CHECK(orch_waiters_max(1) == 0); /* a single thread never waits */
+}
+
 int main(void) {
     test_retry_schedule();
     test_config();
@@ -164,5 +202,7 @@ int main(void) {
     test_workers();
     test_holds();
     test_api_helpers();
+    test_execute_wait();
+    test_waiters_bound();
     TG_TEST_END();
 }

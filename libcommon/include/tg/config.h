@@ -29,6 +29,7 @@ typedef struct tg_config_s {
     const char *api_token;      /* API_TOKEN (empty: no auth) */
     const char *topic_prefix;   /* TOPIC_PREFIX, prepended to every topic name */
     int http_port;              /* HTTP_PORT */
+    int probe_port;             /* PROBE_PORT: the probes' own listener (0: none) */
     int log_level;              /* LOG_LEVEL: debug|info|warn|error */
     int connect_timeout_s;      /* CONNECT_TIMEOUT_S: give up connecting after this */
 } tg_config_t;

@@ -1,5 +1,7 @@
 /* The process around a service: the shutdown flag set by SIGTERM/SIGINT, and
- * a small civetweb server with GET /healthz, /readyz and /metrics.
+ * a small civetweb server with GET /healthz, /readyz and /metrics, also
+ * served on a listener of their own (PROBE_PORT) that API clients cannot
+ * starve.
  * Readiness is reported by the service's own loop (tg_service_set_dep), so
  * HTTP threads never touch a connection the loop is using. */
 #ifndef TG_SERVICE_H
@@ -19,8 +21,12 @@ void tg_signals_install(void);
 
 typedef struct tg_service_s tg_service_t;
 
-/* Starts the HTTP server on cfg->http_port (0 = don't listen). Returns NULL
- * with errstr set, e.g. when the port is taken. */
+/* Starts the HTTP server on cfg->http_port (0 = don't listen), with
+ * HTTP_THREADS threads and HTTP_REQUEST_TIMEOUT_MS for a request's headers
+ * and each wait on its client. When cfg->probe_port is set, /healthz,
+ * /readyz and /metrics are also answered there, by threads of their own
+ * that no API client can hold. Returns NULL with errstr set, e.g. when a
+ * port is taken. */
 tg_service_t *tg_service_start(const tg_config_t *cfg, const char *version, char *errstr,
                                size_t errlen);
 
