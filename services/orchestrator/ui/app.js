@@ -221,8 +221,14 @@
 
   /* ---- notices ------------------------------------------------------------------ */
 
+  let noticeTimer = null;
+
+  /* Errors stay until dismissed; other notices fade after a while, so an
+   * old "run queued" does not outlive its run. */
   function notify(text, isError, link) {
     const box = $("notice");
+    clearTimeout(noticeTimer);
+    if (!isError) noticeTimer = setTimeout(() => { box.hidden = true; }, 20000);
     box.classList.toggle("error", !!isError);
     box.setAttribute("role", isError ? "alert" : "status");
     replace($("notice-text"), text, link ? [" ", link] : []);
@@ -296,6 +302,9 @@
     return `${s.workerId}: ${s.status}, ${fmtMs(stepTime(s))}${attempts}`;
   }
 
+  /* The name a bar has room for: odata-sync, virtual-entities, graph. */
+  const shortName = (id) => String(id).replace(/-(worker|generator|builder)$/, "");
+
   /* A run's steps as bars on one time axis: scaleMs is the span the whole
    * width stands for (the longest run on the page), so bars compare. */
   function timeline(run, scaleMs) {
@@ -310,7 +319,7 @@
       const left = ((Date.parse(s.startedAt) - start) / runSpan) * 100;
       const width = ((stepTime(s) || 0) / runSpan) * 100;
       const bar = h("span", {class: `bar s-${s.status}`, title: stepLabel(s)},
-        s.attempts > 1 ? `×${s.attempts}` : "");
+        shortName(s.workerId), s.attempts > 1 ? ` ×${s.attempts}` : "");
       bar.style.left = `${Math.max(0, Math.min(99, left))}%`;
       bar.style.width = `max(3px, ${Math.max(0, Math.min(100 - left, width))}%)`;
       track.append(bar);
