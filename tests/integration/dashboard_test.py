@@ -180,9 +180,6 @@ def test_run_dead_letter_and_replay_in_the_browser(stack, services, browser):
     for s in steps:
         assert TIME.match(s.find_element(By.CLASS_NAME, "step-time").text), s.text
     assert len(drv.find_elements(By.CSS_SELECTOR, f"{row} .timeline .bar")) == 3
-    if SCREENSHOT:
-        os.makedirs(os.path.dirname(os.path.abspath(SCREENSHOT)), exist_ok=True)
-        drv.save_screenshot(SCREENSHOT)
 
     # Its detail: every step's time and message, the graph's validation.
     click(drv, f"{row} a")
@@ -222,11 +219,18 @@ def test_run_dead_letter_and_replay_in_the_browser(stack, services, browser):
     status, run, _ = call(orch, "GET", f"/api/v1/runs/{failed_run}")
     assert run["run"]["status"] == "succeeded" and run["run"]["trigger"] == "retry", run
 
+    # Both runs in the list, the replayed one with its steps again.
+    click(drv, "nav a[data-view=runs]")
+    until(drv, "both runs", lambda d: len(d.find_elements(By.CSS_SELECTOR,
+                                                          "#runs-list .timeline")) == 2)
+    until(drv, "the replayed run's bars", lambda d: len(d.find_elements(
+        By.CSS_SELECTOR, f"tr[data-run-id='{failed_run}'] .bar")) == 3)
+    if SCREENSHOT:
+        os.makedirs(os.path.dirname(os.path.abspath(SCREENSHOT)), exist_ok=True)
+        drv.save_screenshot(SCREENSHOT)
+
     # A phone's width: nothing wider than the screen.
     drv.set_window_size(390, 844)
-    click(drv, "nav a[data-view=runs]")
-    until(drv, "the runs on a phone", lambda d: len(d.find_elements(By.CSS_SELECTOR,
-                                                                   "tr[data-run-id]")) == 2)
     assert drv.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth + 1")
 
