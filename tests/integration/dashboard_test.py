@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import wait_for
+from conftest import SOURCE_DIR
 from orchestrator_test import call
 from pipeline_test import SAMPLE
 
@@ -27,6 +27,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 TOKEN = "dashboard-token"
 SCREENSHOT = os.environ.get("DASHBOARD_SCREENSHOT")
+if SCREENSHOT:  # relative to the source tree, wherever ctest runs
+    SCREENSHOT = os.path.join(SOURCE_DIR, SCREENSHOT)
 # The closed network: without the background-networking flags Chromium
 # spends seconds on update checks and sync that never answer.
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -226,7 +228,7 @@ def test_run_dead_letter_and_replay_in_the_browser(stack, services, browser):
     until(drv, "the replayed run's bars", lambda d: len(d.find_elements(
         By.CSS_SELECTOR, f"tr[data-run-id='{failed_run}'] .bar")) == 3)
     if SCREENSHOT:
-        os.makedirs(os.path.dirname(os.path.abspath(SCREENSHOT)), exist_ok=True)
+        os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
         drv.save_screenshot(SCREENSHOT)
 
     # A phone's width: nothing wider than the screen.
