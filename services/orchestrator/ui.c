@@ -13,11 +13,11 @@
 
 /* Scripts and styles from this origin only (no inline code, no eval), the
  * API of this origin only, and no framing. */
-#define UI_SECURITY_HEADERS                                                                    \
-    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "      \
-    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "               \
-    "frame-ancestors 'none'\r\n"                                                              \
-    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"                    \
+#define UI_SECURITY_HEADERS                                                                        \
+    "Content-Security-Policy: default-src 'none'; script-src 'self'; style-src 'self'; "           \
+    "img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; "                    \
+    "frame-ancestors 'none'\r\n"                                                                   \
+    "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"                          \
     "X-Frame-Options: DENY\r\n"
 
 static const char *content_type(const char *path) {
