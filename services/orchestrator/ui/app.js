@@ -386,17 +386,18 @@
   async function loadNow() {
     const [status, graphs, last] = await Promise.all([
       get("/api/v1/workers/pipeline/status"), get("/api/v1/graphs?limit=5"),
-      get("/api/v1/runs?limit=1"), loadWorkers()]);
+      get("/api/v1/runs?limit=5"), loadWorkers()]);
     const p = status.pipeline;
     learnSkew(p.activeRun);
-    const lastRun = last.runs && last.runs[0];
+    const lastRun = (last.runs || []).find((r) => ENDED.has(r.status));
 
     replace($("now-state"),
       h("p", {class: "big"}, p.isRunning ? badge("running") : badge("idle")),
       p.isRunning ? h("p", {}, "Active run ", runLink(p.activeRunId)) : null,
       lastRun ? h("p", {}, "Last run ", runLink(lastRun.runId, lastRun.runId.slice(0, 8)), " ",
         badge(lastRun.status), ` ${relative(lastRun.createdAt)} (${lastRun.trigger}), `,
-        fmtMs(lastRun.durationMs)) : h("p", {}, "No run yet."),
+        fmtMs(lastRun.durationMs))
+        : h("p", {}, (last.runs || []).length ? "No run has ended yet." : "No run yet."),
       lastRun && lastRun.message ? h("p", {class: "muted"}, lastRun.message) : null,
       lastRun && RETRYABLE.has(lastRun.status) ? h("button", {type: "button",
         "data-key": "retry-last", onclick: () => retryRun(lastRun.runId)},
@@ -424,12 +425,18 @@
         h("dt", {}, "Virtual flights through"), h("dd", {}, p.virtualFlightsThrough || "—"))
         : h("p", {}, "No scheduled run (the schedule is off or has not ticked yet)."));
 
-    replace($("now-active"), p.activeRun ? activeRun(p.activeRun) : h("p", {}, "No run is active."));
+    replace($("now-active"), p.activeRun ? activeRun(p.activeRun, p.workers || [])
+      : h("p", {}, "No run is active."));
     $("run-button").textContent = $("action-worker").value ? "Run the worker" : "Run the pipeline";
   }
 
-  function activeRun(run) {
-    const steps = (run.steps || []).map((s) => {
+  /* The run's steps, and the workers still to come as waiting. */
+  function activeRun(run, workerIds) {
+    const started = new Map((run.steps || []).map((s) => [s.workerId, s]));
+    const ids = run.onlyWorker ? [run.onlyWorker] : workerIds;
+    const all = [...started.values(), ...ids.filter((id) => !started.has(id)).map((id) =>
+      ({workerId: id, status: "queued", attempts: 0}))];
+    const steps = all.map((s) => {
       const w = state.workers[s.workerId] || {};
       const elapsed = stepTime(s);
       const limit = w.timeoutMs || 0;
