@@ -631,7 +631,12 @@
   };
 
   function route() {
-    const hash = decodeURIComponent(location.hash.replace(/^#/, ""));
+    let hash = location.hash.replace(/^#/, "");
+    try {
+      hash = decodeURIComponent(hash);
+    } catch (e) {
+      hash = "now"; /* a malformed address: start from the overview */
+    }
     if (hash.startsWith("run/")) {
       state.view = "run";
       state.runId = hash.slice(4);
