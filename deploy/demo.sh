@@ -4,7 +4,8 @@
 # migrates and creates the topics, serves the bundled sample OData data,
 # starts the four services, runs the pipeline through the REST API, waits for
 # it and prints the result, then starts route-api on the graph just built and
-# prints one route from a real stop to a virtual city, and where to look next. The services keep running;
+# prints one route from a real stop to a virtual city, where to look next and
+# the dashboard's address (the orchestrator serves it at /ui/). The services keep running;
 #   bash deploy/demo.sh stop
 # stops them (and the sample OData server); `bash deploy/stack.sh down` stops
 # the stack.
@@ -146,6 +147,12 @@ for leg in r["legs"]:
   echo "More: curl -s '$api/api/v1/stops?query=%D1%8F%D0%BA%D1%83%D1%82%D1%81%D0%BA'; curl -s $api/api/v1/graph; curl -s $api/metrics | grep ^route_api"
 }
 
+# Last, so it is the line an operator sees: the page shows the run just made.
+show_dashboard() {
+  echo
+  echo "Dashboard: http://127.0.0.1:$API_PORT/ui/${API_TOKEN:+  (actions ask for API_TOKEN)}"
+}
+
 main() {
   case "${1:-up}" in
     stop) cmd_stop; return 0 ;;
@@ -163,6 +170,7 @@ main() {
   start_services
   run_pipeline
   show_route
+  show_dashboard
 }
 
 main "$@"

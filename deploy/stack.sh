@@ -2,7 +2,7 @@
 # Local stack for development, tests and CI, without Docker:
 #   PostgreSQL 15 :25432, Redis :26379, Kafka 4.1 (KRaft) :29092,
 #   S3 (SeaweedFS, SigV4-checked) :28333 — all on 127.0.0.1.
-# Usage: deploy/stack.sh up|down|status|env
+# Usage: deploy/stack.sh up|down|status|env|apt PKG...
 # Everything the servers write (data, logs, pids, generated config) lives in
 # $STACK_DIR (default <repo>/.stack); only the built SeaweedFS binary is cached
 # per machine so that a fresh clone does not rebuild it.
@@ -96,19 +96,29 @@ stop_pid() {
 
 # --- installation ------------------------------------------------------------
 
-install_packages() {
+# apt_install PKG... — installs those of the packages that are missing
+# (needs root then); sets APT_INSTALLED=1 when it installed any.
+APT_INSTALLED=0
+apt_install() {
   local missing=() p
-  for p in "${APT_PKGS[@]}"; do
+  for p in "$@"; do
     [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
-  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
-  command -v mvn >/dev/null || missing+=(maven)
   [ ${#missing[@]} -eq 0 ] && return 0
   is_root || die "missing packages (${missing[*]}); run as root or apt-get install them"
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null
   apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  APT_INSTALLED=1
+}
+
+install_packages() {
+  local extra=()
+  command -v java >/dev/null || extra+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || extra+=(maven)
+  apt_install "${APT_PKGS[@]}" "${extra[@]}"
+  [ "$APT_INSTALLED" = 1 ] || return 0
   # The package starts a system-wide cluster/daemon on default ports; we run our own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     systemctl disable --now redis-server postgresql >/dev/null 2>&1 || true
@@ -397,7 +407,8 @@ main() {
     down) cmd_down ;;
     status) cmd_status ;;
     env) print_env ;;
-    *) echo "usage: $0 up|down|status|env" >&2; return 2 ;;
+    apt) shift; apt_install "$@" ;;  # e.g. the dashboard test's chromium
+    *) echo "usage: $0 up|down|status|env|apt PKG..." >&2; return 2 ;;
   esac
 }
 # On one line so bash has read it all before running: editing this file while

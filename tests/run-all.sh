@@ -32,6 +32,14 @@ if ! python3 -c "import networkx" >/dev/null 2>&1; then
   python3 -m pip install --quiet networkx
 fi
 
+# The dashboard's test drives Debian's headless Chromium with Selenium
+# (tests/integration/dashboard_test.py).
+bash deploy/stack.sh apt chromium chromium-driver
+if ! python3 -c "import selenium" >/dev/null 2>&1; then
+  echo "== installing selenium"
+  python3 -m pip install --quiet selenium
+fi
+
 echo "== building (build/)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"

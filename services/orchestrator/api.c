@@ -806,10 +806,15 @@ static int on_graphs(struct mg_connection *conn, void *data) {
 }
 
 /* Everything no other handler took: the API's JSON 404, not civetweb's
- * plain text. */
+ * plain text; and "/", which sends the browser to the dashboard. ("/" has
+ * no handler of its own: civetweb would also match it as a pattern
+ * against every path and take them all from this one.) */
 static int on_unknown(struct mg_connection *conn, void *data) {
-    (void)data;
-    return unknown(conn, "resource", mg_get_request_info(conn)->local_uri);
+    const char *uri = mg_get_request_info(conn)->local_uri;
+    if (!strcmp(uri, "/")) {
+        return ui_on_root(conn, data);
+    }
+    return unknown(conn, "resource", uri);
 }
 
 /* ---- the OpenAPI document ---------------------------------------------- */
@@ -821,11 +826,11 @@ static int on_openapi(struct mg_connection *conn, void *data) {
     if (!is(conn, "GET")) {
         return api_method_not_allowed(conn, "GET");
     }
-    size_t len = sizeof openapi_json - 1;
+    const embedded_file_t *doc = &openapi_files[0];
     mg_printf(conn,
               "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-              len);
-    mg_write(conn, openapi_json, len);
+              doc->len);
+    mg_write(conn, doc->data, doc->len);
     return 200;
 }
 
@@ -863,7 +868,10 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
                   {"/api/v1/dead-letters/replay", on_replay},
                   {"/api/v1/openapi.json", on_openapi},
                   {"/api/v1/dead-letters", on_dead_letters},
-                  {"/api/v1/graphs", on_graphs}};
+                  {"/api/v1/graphs", on_graphs},
+                  /* The dashboard: /ui and /ui/... ("/" itself goes through
+                   * on_unknown, see there). */
+                  {"/ui", ui_on_files}};
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (tg_service_route(svc, routes[i].pattern, routes[i].handler, api) != TG_OK) {
             tg_fail(TG_ERR_CONFIG, errstr, errlen, "HTTP: cannot register %s", routes[i].pattern);

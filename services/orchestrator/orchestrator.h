@@ -491,4 +491,12 @@ typedef struct orch_api_s orch_api_t;
 orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t errlen);
 void api_stop(orch_api_t *api);
 
+/* ---- the dashboard's files (ui.c) -------------------------------------- */
+
+/* civetweb handlers: ui_on_root answers "/" (the caller checked the path)
+ * with a redirect to /ui/; ui_on_files serves /ui/ and the embedded ui/
+ * files. GET and HEAD; otherwise the API's JSON 405, or 404 for no file. */
+int ui_on_root(struct mg_connection *conn, void *data);
+int ui_on_files(struct mg_connection *conn, void *data);
+
 #endif

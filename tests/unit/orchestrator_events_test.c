@@ -74,7 +74,7 @@ static void test_with_attempt(void) {
 }
 
 static void test_openapi(void) {
-    cJSON *doc = cJSON_Parse((const char *)openapi_json);
+    cJSON *doc = cJSON_Parse((const char *)openapi_files[0].data);
     cJSON *paths = cJSON_GetObjectItem(doc, "paths");
     static const char *const expected[] = {
         "/api/v1/workers", "/api/v1/workers/execute", "/api/v1/workers/{workerId}/execute",
