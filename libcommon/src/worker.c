@@ -39,7 +39,6 @@ typedef struct {
     tg_service_t *svc;
     tg_producer_t *producer;
     tg_consumer_t *consumer;
-    int initialized; /* def->init succeeded: def->fini is due */
     char input_topic[TOPIC_LEN];
     char labels[128]; /* worker="..." */
     unsigned seed;
@@ -264,20 +263,33 @@ static int worker_start(worker_t *w, char *err, size_t errlen) {
         (rc = kafka_start(w, err, errlen)) != TG_OK) {
         return rc;
     }
-    if (def->init && (rc = def->init(&w->ctx, err, errlen)) != TG_OK) {
+    if ((rc = tg_worker_state_init(def, &w->ctx, err, errlen)) != TG_OK) {
         return rc;
     }
-    w->initialized = 1;
     w->next_dep_check = tg_mono_ms() + DEP_CHECK_MS;
     return TG_OK;
+}
+
+int tg_worker_state_init(const tg_worker_def_t *def, tg_worker_ctx_t *ctx, char *errstr,
+                         size_t errlen) {
+    int rc = def->init ? def->init(ctx, errstr, errlen) : TG_OK;
+    if (rc != TG_OK) {
+        tg_worker_state_free(def, ctx);
+    }
+    return rc;
+}
+
+void tg_worker_state_free(const tg_worker_def_t *def, tg_worker_ctx_t *ctx) {
+    if (ctx->state && def->fini) {
+        def->fini(ctx);
+    }
+    ctx->state = NULL;
 }
 
 static void worker_cleanup(worker_t *w) {
     tg_consumer_destroy(w->consumer);
     tg_producer_destroy(w->producer, 5000);
-    if (w->initialized && w->def->fini) {
-        w->def->fini(&w->ctx);
-    }
+    tg_worker_state_free(w->def, &w->ctx);
     if (w->ctx.pg) {
         PQfinish(w->ctx.pg);
     }

@@ -383,7 +383,7 @@ static int graph_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     settings_t *set = calloc(1, sizeof(*set));
     if (!set)
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
-    ctx->state = set;
+    ctx->state = set; /* graph_fini frees it, whatever follows */
     int rc = tg_env_double("GRAPH_TRANSFER_MINUTES", 15, 0, 1440, &set->transfer_minutes, errstr,
                            errlen);
     if (rc == TG_OK)

@@ -325,13 +325,11 @@ static int sync_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     sync_state_t *st = calloc(1, sizeof(*st));
     if (!st)
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    ctx->state = st; /* sync_fini frees it, whatever follows */
     int rc = odata_mapping_load(tg_env_str("ODATA_MAPPING", NULL), &st->mapping, errstr, errlen);
-    if (rc) {
-        free(st);
-        return rc;
-    }
-    ctx->state = st; /* fini frees it from here on */
-    if ((rc = client_config(st, ctx->cfg, &ctx->stop, errstr, errlen)))
+    if (!rc)
+        rc = client_config(st, ctx->cfg, &ctx->stop, errstr, errlen);
+    if (rc)
         return rc;
     tg_info("OData source %s, mapping %s, %s paging%s", ctx->cfg->odata_url, st->mapping.name,
             st->mapping.client_paging ? "client ($top/$skip)" : "server (next links)",

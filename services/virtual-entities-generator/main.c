@@ -62,17 +62,15 @@ static int init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     state_t *st = calloc(1, sizeof(*st));
     if (!st)
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
-    ctx->state = st;
+    ctx->state = st; /* fini frees it, whatever follows */
     const char *path = tg_env_str("CITIES_FILE", VIRTUAL_CITIES_FILE);
     int rc = config_read(&st->cfg, errstr, errlen);
     if (!rc)
         rc = virtual_cities_read(path, &st->cities, errstr, errlen);
     if (!rc)
         rc = virtual_cities_store(ctx->pg, &st->cities, errstr, errlen);
-    if (rc) {
-        fini(ctx); /* the loop calls fini only after a successful init */
+    if (rc)
         return rc;
-    }
     tg_info("Cities directory %s: %zu cities; mode %s, hub %s, %g km/h, fare %.2f RUB, %s", path,
             st->cities.count, st->cfg.mode == VIRTUAL_MODE_HUB ? "hub" : "direct", st->cfg.hub_city,
             st->cfg.speed_kmh, st->cfg.fare_rub, st->cfg.transport_type);

@@ -63,16 +63,29 @@ typedef struct {
      * default of STEP_TIMEOUT_S and WORKER_TIMEOUT_S_<n> (the orchestrator's
      * setting, read by the worker too). 0 = the value for worker_id. */
     int step_timeout_s;
-    /* Optional: called once after connecting; returns TG_OK or fails start-up. */
+    /* Optional: called once after connecting; returns TG_OK or fails start-up.
+     * Who frees the state, one rule for every worker: init stores what it
+     * allocates in ctx->state as soon as it has it and never frees it, even
+     * when it fails; fini frees whatever ctx->state holds, however far init
+     * got (calloc'd state reads as "nothing yet"). The loop calls fini
+     * whenever ctx->state is set: at shutdown, or at once when init fails. */
     int (*init)(tg_worker_ctx_t *ctx, char *errstr, size_t errlen);
     /* Does the work for one input event. Must not store anything partially:
      * on failure everything it wrote is rolled back. */
     void (*step)(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t *res);
-    /* Optional: frees ctx->state. */
+    /* Optional: frees ctx->state (see init). */
     void (*fini)(tg_worker_ctx_t *ctx);
 } tg_worker_def_t;
 
 #define TG_STEP_NOTHING "nothing"
+
+/* Runs def->init on ctx; when it fails, ctx->state is released at once
+ * (tg_worker_state_free) and init's error returned. */
+int tg_worker_state_init(const tg_worker_def_t *def, tg_worker_ctx_t *ctx, char *errstr,
+                         size_t errlen);
+
+/* Calls def->fini when ctx->state is set, then clears ctx->state. */
+void tg_worker_state_free(const tg_worker_def_t *def, tg_worker_ctx_t *ctx);
 
 /* Sets res->err and res->message (printf-style) and returns err. */
 int tg_step_fail(tg_step_result_t *res, int err, const char *fmt, ...) TG_PRINTF(3, 4);
