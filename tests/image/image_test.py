@@ -209,6 +209,14 @@ def test_every_program_finds_its_libraries():
                         "orchestrator", "route-api", "pipeline-admin", "pipelinectl"}
 
 
+def test_release_programs_carry_no_test_fault_hooks():
+    """The image is built without TG_FAULT_HOOKS: a deployment that sets a
+    test-only setting by mistake finds nothing in the programs that reads it."""
+    out = podman("run", "--rm", *K8S, IMAGE, "sh", "-c",
+                 "grep -l -a -e FAIL_AFTER /usr/local/bin/* || true").stdout
+    assert out.strip() == "", out
+
+
 def test_admin_migrated_and_created_topics_from_the_image(stack):
     # ImageStack ran `pipeline-admin migrate` and `create-topics` in the image.
     assert stack.count("information_schema.tables",
