@@ -98,11 +98,21 @@ static int small_payload(const tg_trigger_msg_t *m, const char *form, cJSON *pay
     return rc;
 }
 
-static int has_schema_field(const tg_trigger_msg_t *m) {
-    cJSON *root = m->value && m->len ? tg_json_parse(m->value, m->len, TG_JSON_MAX_DEPTH) : NULL;
-    int has = cJSON_IsObject(root) && cJSON_GetObjectItemCaseSensitive(root, "schema");
+/* Whether the value is for tg_envelope_parse: an object with a "schema"
+ * field, or not an object at all (its error then names what is wrong, as
+ * for any other topic). An empty value or another object is a minimal one. */
+static int is_envelope(const tg_trigger_msg_t *m) {
+    size_t len = m->value ? m->len : 0;
+    while (len > 0 && (m->value[len - 1] == '\n' || m->value[len - 1] == ' ')) {
+        len--;
+    }
+    if (len == 0) {
+        return 0;
+    }
+    cJSON *root = tg_json_parse(m->value, m->len, TG_JSON_MAX_DEPTH);
+    int envelope = !cJSON_IsObject(root) || cJSON_GetObjectItemCaseSensitive(root, "schema");
     cJSON_Delete(root);
-    return has;
+    return envelope;
 }
 
 static int cloudevent_check(const tg_trigger_msg_t *m, char *errstr, size_t errlen) {
@@ -123,7 +133,7 @@ int tg_trigger_complete(const tg_trigger_msg_t *m, tg_envelope_t **out, char *er
                         size_t errlen) {
     *out = NULL;
     int cloudevent = m->ce_specversion != NULL;
-    if (!cloudevent && has_schema_field(m)) {
+    if (!cloudevent && is_envelope(m)) {
         return tg_envelope_parse(m->value, m->len, out, errstr, errlen);
     }
     const char *form = cloudevent ? "cloudevent" : "minimal trigger";

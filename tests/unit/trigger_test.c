@@ -68,8 +68,12 @@ static void test_refused(void) {
     m = minimal("default", "{\"force\":\"yes\"}", 1);
     CHECK(tg_trigger_complete(&m, &e, err, sizeof err) == TG_ERR_INVALID);
     CHECK(strstr(err, "force must be true or false") != NULL);
-    m = minimal("default", "[1]", 1);
+    m = minimal("default", "[1]", 1); /* not an object: the envelope's own error */
     CHECK(tg_trigger_complete(&m, &e, err, sizeof err) == TG_ERR_INVALID);
+    CHECK_STR(err, "envelope: not a JSON object");
+    m = minimal("default", "not json", 1);
+    CHECK(tg_trigger_complete(&m, &e, err, sizeof err) == TG_ERR_INVALID);
+    CHECK(strstr(err, "envelope: not valid JSON") == err);
     m = minimal("bad key", "{}", 1);
     CHECK(tg_trigger_complete(&m, &e, err, sizeof err) == TG_ERR_INVALID);
     CHECK(strstr(err, "the key (the source id)") != NULL);
