@@ -5,6 +5,7 @@ tg_unit_test(backoff_test)
 tg_unit_test(buf_test)
 tg_unit_test(http_url_test)
 tg_unit_test(redis_url_test)
+tg_unit_test(trigger_test)
 tg_unit_test(proto_schemas_test)
 target_compile_definitions(proto_schemas_test PRIVATE
   PROTO_SCHEMAS_DIR="${CMAKE_SOURCE_DIR}/proto/schemas")

@@ -17,6 +17,7 @@
 #include "tg/redis.h"
 #include "tg/service.h"
 #include "tg/topics.h"
+#include "tg/trigger.h"
 
 #define SEND_TIMEOUT_MS 10000 /* one delivery attempt; emit retries after it */
 #define DEP_CHECK_MS 5000     /* readiness refresh while idle */
@@ -491,8 +492,16 @@ static tg_envelope_t *failed_event(worker_t *w, const tg_envelope_t *in,
     cJSON_AddStringToObject(p, "inputTopic", rd_kafka_topic_name(msg->rkt));
     cJSON_AddNumberToObject(p, "inputPartition", msg->partition);
     cJSON_AddNumberToObject(p, "inputOffset", (double)msg->offset);
-    /* The input exactly as consumed, so the orchestrator can retry it. */
+    /* The input exactly as consumed, so the orchestrator can retry it; a
+     * trigger completed from a minimal or CloudEvents one as completed, so
+     * that the retry keeps its run id. */
     cJSON *input = cJSON_ParseWithLength(msg->payload, msg->len);
+    if (!cJSON_GetObjectItemCaseSensitive(input, "schema")) {
+        char *full = tg_envelope_serialize(in);
+        cJSON_Delete(input);
+        input = full ? cJSON_Parse(full) : NULL;
+        free(full);
+    }
     cJSON_AddItemToObject(p, "input", input ? input : cJSON_CreateNull());
     details_move(p, res);
     return env;
@@ -500,9 +509,13 @@ static tg_envelope_t *failed_event(worker_t *w, const tg_envelope_t *in,
 
 /* ---- one message ------------------------------------------------------- */
 
+/* The input event; on pipeline.trigger a minimal or CloudEvents trigger is
+ * completed into the full envelope (tg/trigger.h). */
 static int envelope_read(worker_t *w, const rd_kafka_message_t *msg, tg_envelope_t **in, char *err,
                          size_t errlen) {
-    int rc = tg_envelope_parse(msg->payload, msg->len, in, err, errlen);
+    int rc = !strcmp(w->def->input_topic, TG_TOPIC_TRIGGER)
+                 ? tg_trigger_read(msg, in, err, errlen)
+                 : tg_envelope_parse(msg->payload, msg->len, in, err, errlen);
     if (rc == TG_OK && strcmp((*in)->schema, w->def->input_schema) != 0 &&
         strcmp((*in)->schema, TG_SCHEMA_HANDOVER) != 0) {
         rc = tg_fail(TG_ERR_INVALID, err, errlen, "schema: expected %s or %s, got %s",

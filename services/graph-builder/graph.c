@@ -4,6 +4,7 @@
 #include "graph.h"
 #include <ctype.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -318,6 +319,63 @@ int gb_graph_index(gb_graph_t *g) {
     }
     free(fill);
     return TG_OK;
+}
+
+/* ---- stops without any connection -------------------------------------- */
+
+/* Marks in touched every stop at either end of an edge. */
+static unsigned char *stops_touched(const gb_graph_t *g) {
+    unsigned char *touched = calloc(g->n_nodes ? g->n_nodes : 1, 1);
+    for (size_t e = 0; touched && e < g->n_edges; e++) {
+        if (g->edges[e].from >= 0)
+            touched[g->edges[e].from] = 1;
+        if (g->edges[e].to >= 0)
+            touched[g->edges[e].to] = 1;
+    }
+    return touched;
+}
+
+static void isolated_note(gb_graph_t *g, const gb_node_t *n) {
+    if (g->isolated_stops < GB_MAX_SAMPLES) {
+        char sample[600];
+        snprintf(sample, sizeof(sample), "%s (%s)", n->id, n->name);
+        g->isolated_stop_samples[g->isolated_stops] = arena_strdup(g, sample);
+    }
+    g->isolated_stops++;
+}
+
+int gb_graph_drop_isolated(gb_graph_t *g) {
+    unsigned char *touched = stops_touched(g);
+    int *moved = malloc((g->n_nodes ? g->n_nodes : 1) * sizeof(int));
+    if (!touched || !moved) {
+        free(touched);
+        free(moved);
+        return TG_ERR_NOMEM;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < g->n_nodes; i++) {
+        moved[i] = touched[i] ? (int)kept : -1;
+        if (touched[i])
+            g->nodes[kept++] = g->nodes[i];
+        else
+            isolated_note(g, &g->nodes[i]);
+    }
+    free(touched);
+    if (kept == g->n_nodes) {
+        free(moved);
+        return TG_OK;
+    }
+    for (size_t e = 0; e < g->n_edges; e++) {
+        gb_edge_t *ed = &g->edges[e];
+        ed->from = ed->from >= 0 ? moved[ed->from] : -1;
+        ed->to = ed->to >= 0 ? moved[ed->to] : -1;
+    }
+    free(moved);
+    g->n_nodes = kept;
+    memset(g->slots, 0xff, g->n_slots * sizeof(*g->slots));
+    for (size_t i = 0; i < g->n_nodes; i++)
+        g->slots[slot_of(g, g->nodes[i].id)] = (int)i;
+    return gb_graph_index(g);
 }
 
 /* ---- JSON of the Redis format ------------------------------------------ */

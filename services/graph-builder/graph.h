@@ -46,6 +46,8 @@ typedef struct {
     size_t transfer_edges;
     size_t big_cities; /* cities with too many stops for transfers */
     const char *big_city_samples[5];
+    size_t isolated_stops; /* stops no edge touched, left out (gb_graph_drop_isolated) */
+    const char *isolated_stop_samples[5]; /* "id (name)" */
     gb_arena_t *arena; /* every string of the graph */
 } gb_graph_t;
 
@@ -75,6 +77,13 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) TG_WARN_UN
 /* Builds the outgoing-edge index (out_start/out_edges); call after the last
  * edge was added. */
 int gb_graph_index(gb_graph_t *g) TG_WARN_UNUSED;
+
+/* Leaves out the stops that no edge (route, virtual route or transfer)
+ * touches: they are counted in isolated_stops, the first five named in
+ * isolated_stop_samples, and the graph is indexed again without them, so a
+ * published graph never holds a node nobody can reach. Needs gb_graph_index;
+ * call after the last edge was added. */
+int gb_graph_drop_isolated(gb_graph_t *g) TG_WARN_UNUSED;
 
 /* Normalises a city name for transfer grouping: trims, drops a leading
  * settlement prefix ("г.", "пос.", "с." ...), lower-cases ASCII and

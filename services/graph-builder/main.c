@@ -37,6 +37,17 @@ typedef struct {
 
 /* ---- results ----------------------------------------------------------- */
 
+/* The stops left out for want of any connection, as the report lists them. */
+static long long isolated_count(const cJSON *validation) {
+    const cJSON *is;
+    cJSON_ArrayForEach(is, cJSON_GetObjectItemCaseSensitive(validation, "issues")) {
+        const char *code = tg_json_str(is, "code");
+        if (code && !strcmp(code, "isolated_stop"))
+            return (long long)tg_json_num(is, "count", 0);
+    }
+    return 0;
+}
+
 static void result_graph(build_t *b, const char *status, const char *version, long long nodes,
                          long long edges, cJSON *validation) {
     tg_step_result_t *res = b->res;
@@ -48,6 +59,7 @@ static void result_graph(build_t *b, const char *status, const char *version, lo
         cJSON_AddStringToObject(d, "graphVersion", version);
     cJSON_AddNumberToObject(d, "nodes", (double)nodes);
     cJSON_AddNumberToObject(d, "edges", (double)edges);
+    cJSON_AddNumberToObject(d, "isolatedStops", (double)isolated_count(validation));
     if (validation)
         cJSON_AddItemToObject(d, "validation", validation);
     const char *only = tg_json_str(b->in->payload, "only");
@@ -162,7 +174,7 @@ static int load_and_build(build_t *b) {
         return rc;
     int64_t loaded = tg_mono_ms();
     if ((rc = gb_add_transfers(b->graph, set->transfer_minutes, (size_t)set->transfer_max_stops)) ||
-        (rc = gb_graph_index(b->graph)))
+        (rc = gb_graph_index(b->graph)) || (rc = gb_graph_drop_isolated(b->graph)))
         return tg_step_fail(b->res, rc, "graph: out of memory building dataset %lld",
                             (long long)b->dataset);
     if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after building the graph")))
@@ -171,9 +183,10 @@ static int load_and_build(build_t *b) {
         return tg_step_fail(b->res, rc,
                             "graph: out of memory validating dataset %lld; not published",
                             (long long)b->dataset);
-    tg_info("Dataset %lld: %zu stops, %zu edges (%zu transfers); load %lld ms, build and "
-            "validate %lld ms; %zu errors, %zu warnings",
-            (long long)b->dataset, b->graph->n_nodes, b->graph->n_edges, b->graph->transfer_edges,
+    tg_info("Dataset %lld: %zu stops (%zu isolated left out), %zu edges (%zu transfers); load "
+            "%lld ms, build and validate %lld ms; %zu errors, %zu warnings",
+            (long long)b->dataset, b->graph->n_nodes, b->graph->isolated_stops, b->graph->n_edges,
+            b->graph->transfer_edges,
             (long long)(loaded - t), (long long)(tg_mono_ms() - loaded), b->report.errors,
             b->report.warnings);
     return TG_OK;
@@ -346,9 +359,13 @@ static void build_graph(build_t *b) {
     cJSON_AddNumberToObject(b->res->details, "redisBytes", (double)b->redis_bytes);
     cJSON_AddNumberToObject(b->res->details, "transferEdges", (double)g->transfer_edges);
     b->res->added = (long long)(g->n_nodes + g->n_edges);
+    char left_out[96] = "";
+    if (g->isolated_stops)
+        snprintf(left_out, sizeof(left_out), "; %zu isolated stop%s left out", g->isolated_stops,
+                 g->isolated_stops == 1 ? "" : "s");
     snprintf(b->res->message, sizeof(b->res->message),
-             "Graph built successfully: %zu nodes, %zu edges (%s, dataset %lld)", g->n_nodes,
-             g->n_edges, b->version, (long long)b->dataset);
+             "Graph built successfully: %zu nodes, %zu edges (%s, dataset %lld)%s", g->n_nodes,
+             g->n_edges, b->version, (long long)b->dataset, left_out);
     backup(b);
 }
 

@@ -247,9 +247,11 @@ static int index_incoming(const gb_graph_t *g, size_t **start, size_t **list) {
     return TG_OK;
 }
 
-/* Stops without any edge are reported as isolated; the rest must be one
- * strongly connected component. That holds exactly when the best-connected
- * stop reaches every other stop and every other stop reaches it. */
+/* Rule 5 as written: every stop reaches every other along directed edges.
+ * Stops without any edge were left out before (gb_graph_drop_isolated, listed
+ * as isolated_stop); one that is still here fails the rule like any other.
+ * The graph is strongly connected exactly when the best-connected stop
+ * reaches every other stop and every other stop reaches it. */
 static int check_connected(const gb_graph_t *g, const size_t *in_start, const size_t *in_list,
                            gb_report_t *r) {
     size_t n = g->n_nodes, hub = n, best = 0;
@@ -261,24 +263,18 @@ static int check_connected(const gb_graph_t *g, const size_t *in_start, const si
         free(queue);
         return TG_ERR_NOMEM;
     }
-    gb_issue_t *iso = issue_open(r, "warning", "isolated_stop", "stops");
     for (size_t i = 0; i < n; i++) {
         size_t deg = (g->out_start[i + 1] - g->out_start[i]) + (in_start[i + 1] - in_start[i]);
-        if (deg == 0)
-            issue_count(iso, "%s (%s): no route starts or ends here", g->nodes[i].id,
-                        g->nodes[i].name);
-        else if (deg > best)
+        if (deg > best)
             best = deg, hub = i;
     }
-    issue_close(r, iso);
     if (hub < n) {
         reach(g, g->out_start, g->out_edges, 0, hub, fwd, queue);
         reach(g, in_start, in_list, 1, hub, bwd, queue);
         gb_issue_t *is = issue_open(r, "error", "not_strongly_connected", "stops");
         const char *h = g->nodes[hub].id;
         for (size_t i = 0; i < n; i++) {
-            size_t deg = (g->out_start[i + 1] - g->out_start[i]) + (in_start[i + 1] - in_start[i]);
-            if (deg == 0 || (fwd[i] && bwd[i]))
+            if (fwd[i] && bwd[i])
                 continue;
             issue_count(is, "%s: %s %s", g->nodes[i].id,
                         !fwd[i] && !bwd[i] ? "no path to or from"
@@ -298,7 +294,9 @@ static int check_connected(const gb_graph_t *g, const size_t *in_start, const si
 
 static void check_counts(const gb_graph_t *g, gb_report_t *r) {
     gb_issue_t *is = issue_open(r, "error", "no_nodes", "stops");
-    if (g->n_nodes == 0)
+    if (g->n_nodes == 0 && g->isolated_stops)
+        issue_count(is, "every stop of the dataset is isolated (%zu left out)", g->isolated_stops);
+    else if (g->n_nodes == 0)
         issue_count(is, "the dataset has no stops and no virtual stops");
     issue_close(r, is);
     /* Transfers alone do not make a network: at least one route must. */
@@ -309,7 +307,12 @@ static void check_counts(const gb_graph_t *g, gb_report_t *r) {
 }
 
 static void note_info(const gb_graph_t *g, gb_report_t *r) {
-    gb_issue_t *is = issue_open(r, "warning", "duplicate_stop", "stops");
+    gb_issue_t *is = issue_open(r, "warning", "isolated_stop", "stops");
+    for (size_t i = 0; i < g->isolated_stops; i++)
+        issue_count(is, "%s: no route starts or ends here; left out of the graph",
+                    i < GB_MAX_SAMPLES ? g->isolated_stop_samples[i] : "");
+    issue_close(r, is);
+    is = issue_open(r, "warning", "duplicate_stop", "stops");
     for (size_t i = 0; i < g->duplicate_stops; i++)
         issue_count(is, "%s: loaded twice, the first (real) stop kept",
                     i < GB_MAX_SAMPLES ? g->duplicate_stop_samples[i] : "");

@@ -15,6 +15,7 @@
 #include "orchestrator.h"
 #include "tg/log.h"
 #include "tg/topics.h"
+#include "tg/trigger.h"
 
 #define WAIT_POLL_MS 100
 
@@ -573,9 +574,14 @@ static int on_runs(struct mg_connection *conn, void *data) {
 
 static int replay_params(struct mg_connection *conn, orch_api_t *api, char *topic, size_t len,
                          long *partition, long *offset) {
-    int has_topic = api_query_str(conn, "topic", topic, len);
+    char given[ORCH_TOPIC_LEN];
+    const char *prefix = api->conf->cfg.topic_prefix ? api->conf->cfg.topic_prefix : "";
+    int has_topic = api_query_str(conn, "topic", given, sizeof given);
     if (has_topic == 0) {
         tg_topic(&api->conf->cfg, TG_TOPIC_DEAD_LETTER, topic, len);
+    } else if (has_topic > 0) {
+        /* pipeline.trigger means <TOPIC_PREFIX>pipeline.trigger */
+        snprintf(topic, len, "%s%s", strncmp(given, prefix, strlen(prefix)) ? prefix : "", given);
     }
     if (has_topic < 0 || !topic[0] ||
         strspn(topic, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
@@ -590,24 +596,55 @@ static int replay_params(struct mg_connection *conn, orch_api_t *api, char *topi
     return 0;
 }
 
-/* Sends a fetched dead letter back to its original topic as attempt 1,
- * reopening its run first so the tracking follows it. */
-static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, char *run_id,
-                       char *err, size_t errlen) {
+/* The event to send again: the fetched one (a minimal trigger completed
+ * first, so its run id stays the derived one) as attempt 1 under a fresh
+ * event id, so that the worker does not take it for one it handled.
+ * NULL (errstr set) when it is not a readable event. */
+static cJSON *replay_event(const orch_fetched_t *f, const char *topic, int partition,
+                           int64_t offset, char *err, size_t errlen) {
     cJSON *root = tg_json_parse(f->value, strlen(f->value), TG_JSON_MAX_DEPTH);
+    if (cJSON_IsObject(root) && !cJSON_GetObjectItemCaseSensitive(root, "schema")) {
+        tg_trigger_msg_t m = {.topic = topic, .partition = partition, .offset = offset,
+                              .key = f->key, .key_len = f->key ? strlen(f->key) : 0,
+                              .value = f->value, .len = f->len};
+        tg_envelope_t *env = NULL;
+        char *json = NULL;
+        cJSON_Delete(root);
+        root = NULL;
+        if (tg_trigger_complete(&m, &env, err, errlen) == TG_OK &&
+            (json = tg_envelope_serialize(env)) != NULL) {
+            root = cJSON_Parse(json);
+        }
+        free(json);
+        tg_envelope_destroy(env);
+    }
     if (!cJSON_IsObject(root)) {
         /* A worker dead-lettered it as unreadable: sending it back would
          * only dead-letter it again. */
         cJSON_Delete(root);
-        return tg_fail(TG_ERR_INVALID, err, errlen,
-                       "the dead letter is not a readable envelope; correct it and produce it "
-                       "again (see the README's kcat commands)");
+        tg_fail(TG_ERR_INVALID, err, errlen,
+                "the message is not a readable event; correct it and produce it again (see "
+                "the README's kcat commands)");
+        return NULL;
     }
-    char *value = events_with_attempt(f->value, 1, 0);
+    char event_id[37];
+    tg_uuid(event_id);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "eventId");
+    cJSON_AddStringToObject(root, "eventId", event_id);
+    cJSON_DeleteItemFromObjectCaseSensitive(root, "attempt");
+    cJSON_AddNumberToObject(root, "attempt", 1);
+    return root;
+}
+
+/* Sends a fetched event back to its original topic (a dead letter) or to
+ * the topic it was read from, reopening its run first so the tracking
+ * follows it; run_id and event_id receive what was sent. */
+static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, cJSON *event,
+                       char *run_id, char *err, size_t errlen) {
+    char *value = cJSON_PrintUnformatted(event);
     const orch_worker_t *w =
         orch_worker_by_input(api->conf, orch_topic_base(api->conf, f->original_topic));
-    snprintf(run_id, TG_ID_LEN, "%s", tg_json_str(root, "runId") ? tg_json_str(root, "runId") : "");
-    cJSON_Delete(root);
+    snprintf(run_id, TG_ID_LEN, "%s", tg_json_str(event, "runId") ? tg_json_str(event, "runId") : "");
     if (run_id[0] && w && orch_id_valid(run_id)) {
         orch_reopen_t outcome;
         char worker[48], *input = NULL;
@@ -618,16 +655,17 @@ static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, cha
         free(input);
     }
     const tg_header_t headers[] = {
-        {"x-attempt", "1"}, {"x-replayed", "dead-letter"}, {"x-worker", "orchestrator"}};
-    int rc = tg_producer_send(api->producer, f->original_topic, f->key, value ? value : f->value,
-                              value ? strlen(value) : f->len, headers, w ? 3 : 2,
-                              ORCH_SEND_TIMEOUT_MS, err, errlen);
+        {"x-attempt", "1"}, {"x-replayed", "operator"}, {"x-worker", "orchestrator"}};
+    int rc = value ? tg_producer_send(api->producer, f->original_topic, f->key, value,
+                                      strlen(value), headers, w ? 3 : 2, ORCH_SEND_TIMEOUT_MS, err,
+                                      errlen)
+                   : tg_fail(TG_ERR_NOMEM, err, errlen, "out of memory");
     free(value);
     return rc;
 }
 
 static int replay_offset(struct mg_connection *conn, orch_api_t *api) {
-    char topic[ORCH_TOPIC_LEN], err[512], run_id[TG_ID_LEN];
+    char topic[ORCH_TOPIC_LEN], dead[ORCH_TOPIC_LEN], err[512], run_id[TG_ID_LEN];
     long partition, offset;
     int status = replay_params(conn, api, topic, sizeof topic, &partition, &offset);
     if (status) {
@@ -640,22 +678,35 @@ static int replay_offset(struct mg_connection *conn, orch_api_t *api) {
                   rc == TG_ERR_NOTFOUND ? "not_found" : "unavailable", err, NULL);
         return rc == TG_ERR_NOTFOUND ? 404 : 503;
     }
+    /* A dead letter goes back where it came from; any other event to the
+     * topic it was read from. */
+    int is_dead = !strcmp(topic, tg_topic(&api->conf->cfg, TG_TOPIC_DEAD_LETTER, dead, sizeof dead));
+    if (!f.original_topic[0] && !is_dead) {
+        snprintf(f.original_topic, sizeof f.original_topic, "%s", topic);
+    }
     if (!f.original_topic[0]) {
         retry_fetched_free(&f);
         api_error(conn, 400, "bad_request", "that message has no x-original-topic header", NULL);
         return 400;
     }
+    cJSON *event = replay_event(&f, f.original_topic, (int)partition, offset, err, sizeof err);
     req_db_t db;
-    if (!db_open(conn, api, &db)) {
+    if (!event || !db_open(conn, api, &db)) {
         retry_fetched_free(&f);
-        return 503;
+        if (!event) {
+            api_error(conn, 400, "bad_request", err, NULL);
+        }
+        cJSON_Delete(event);
+        return event ? 503 : 400;
     }
-    rc = replay_send(api, db.pg, &f, run_id, err, sizeof err);
+    rc = replay_send(api, db.pg, &f, event, run_id, err, sizeof err);
     db_close(&db);
     cJSON *body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "success");
     cJSON_AddStringToObject(body, "replayedTo", f.original_topic);
     cJSON_AddStringToObject(body, "runId", run_id);
+    cJSON_AddStringToObject(body, "eventId", tg_json_str(event, "eventId"));
+    cJSON_Delete(event);
     retry_fetched_free(&f);
     if (rc) {
         int code = rc == TG_ERR_INVALID ? 400 : 503;
@@ -663,7 +714,8 @@ static int replay_offset(struct mg_connection *conn, orch_api_t *api) {
         api_error(conn, code, code == 400 ? "bad_request" : "unavailable", err, NULL);
         return code;
     }
-    tg_info("Dead letter %s [%ld] @%ld replayed", topic, partition, offset);
+    tg_info("Event %s [%ld] @%ld replayed to %s", topic, partition, offset,
+            tg_json_str(body, "replayedTo"));
     return reply(conn, 202, body, NULL);
 }
 

@@ -10,6 +10,7 @@
 #include "tg/log.h"
 #include "tg/metrics.h"
 #include "tg/topics.h"
+#include "tg/trigger.h"
 
 static int is_active(const orch_run_t *run) {
     return !strcmp(run->status, "queued") || !strcmp(run->status, "running");
@@ -377,18 +378,34 @@ static int track_event(orch_loop_t *o, const char *base, const rd_kafka_message_
     return from ? on_completed(o, from, env, json) : TG_OK;
 }
 
+/* The event as tracked: a trigger from another system completed into the
+ * full envelope with the run id odata-sync-worker derives too, and kept so
+ * (a retry sends the completed one, under the same run). */
+static int event_read(const char *base, const rd_kafka_message_t *msg, tg_envelope_t **env,
+                      char **json, char *err, size_t errlen) {
+    int trigger = !strcmp(base, TG_TOPIC_TRIGGER);
+    int rc = trigger ? tg_trigger_read(msg, env, err, errlen)
+                     : tg_envelope_parse(msg->payload, msg->len, env, err, errlen);
+    if (rc != TG_OK) {
+        return rc;
+    }
+    *json = trigger ? tg_envelope_serialize(*env) : strndup(msg->payload, msg->len);
+    return TG_OK;
+}
+
 int track_message(orch_loop_t *o, const rd_kafka_message_t *msg) {
     char err[512];
     const char *topic = rd_kafka_topic_name(msg->rkt);
+    const char *base = orch_topic_base(o->conf, topic);
     tg_envelope_t *env = NULL;
-    if (tg_envelope_parse(msg->payload, msg->len, &env, err, sizeof err) != TG_OK) {
+    char *json = NULL;
+    if (event_read(base, msg, &env, &json, err, sizeof err) != TG_OK) {
         tg_warn("Malformed event on %s [%d] @%lld not tracked: %s", topic, (int)msg->partition,
                 (long long)msg->offset, err);
         return TG_OK;
     }
-    char *json = strndup(msg->payload, msg->len);
     tg_log_set_run_id(env->run_id);
-    int rc = json ? track_event(o, orch_topic_base(o->conf, topic), msg, env, json) : TG_ERR_NOMEM;
+    int rc = json ? track_event(o, base, msg, env, json) : TG_ERR_NOMEM;
     tg_log_set_run_id(NULL);
     free(json);
     tg_envelope_destroy(env);

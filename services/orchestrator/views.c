@@ -161,7 +161,8 @@ cJSON *views_runs(PGconn *pg, long limit, long offset, const char *status, const
     const char *params[] = {status, trigger, lim, off};
     PGresult *res;
     if (tg_pg_exec(pg,
-                   "SELECT json_build_object(" RUN_FIELDS "), count(*) OVER () FROM runs r "
+                   "SELECT json_build_object(" RUN_FIELDS ", 'steps', " STEPS_JSON "), "
+                   "count(*) OVER () FROM runs r "
                    "WHERE ($1::text IS NULL OR r.status = $1) "
                    "AND ($2::text IS NULL OR r.trigger = $2) "
                    "ORDER BY r.created_at DESC, r.run_id LIMIT $3::int OFFSET $4::int",

@@ -3,10 +3,11 @@
  * --json (the API's answer as it came) for scripts; exit 0 ok, 1 failed or
  * refused, 2 usage.
  *
- *   pipelinectl [--json] trigger [--only WORKER] [--force] [--wait]
+ *   pipelinectl [--json] trigger [--only WORKER] [--force] [--wait] [--kafka [--source ID]]
  *   pipelinectl [--json] runs [--limit N] [--status S]
  *   pipelinectl [--json] run ID
  *   pipelinectl [--json] dead-letters [--limit N] [--offset N]
+ *   pipelinectl [--json] replay [--topic TOPIC] PARTITION OFFSET
  *   pipelinectl [--json] graphs
  *   pipelinectl [--json] graph rollback VERSION
  */
@@ -17,7 +18,10 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "tg/config.h"
 #include "tg/envelope.h"
+#include "tg/kafka.h"
+#include "tg/topics.h"
 
 #define EXIT_OK 0
 #define EXIT_FAILED 1
@@ -25,6 +29,7 @@
 #define REQUEST_TIMEOUT_S 60
 #define TRIGGER_WAIT_S 600 /* --wait: the API's bound on ?wait (ORCH_WAIT_MAX_S) */
 #define FOLLOW_POLL_S 2     /* --wait past that bound: how often the run is asked */
+#define TRACK_WAIT_S 60     /* --kafka --wait: how long the trigger may take to be tracked */
 
 typedef struct {
     ctl_client_t client;
@@ -36,12 +41,16 @@ static int usage(void) {
         stderr,
         "usage: pipelinectl [--json] COMMAND\n"
         "  trigger [--only WORKER] [--force] [--wait]  start a run (--wait: until it ends)\n"
+        "          [--kafka [--source ID]]             ... by a full envelope straight on Kafka\n"
         "  runs [--limit N] [--status STATUS]           newest runs\n"
         "  run ID                                       one run with its steps\n"
         "  dead-letters [--limit N] [--offset N]        the dead-letter topic, newest first\n"
+        "  replay [--topic TOPIC] PARTITION OFFSET      send an event again under a fresh event\n"
+        "                                               id (default topic: the dead letters)\n"
         "  graphs                                       graph versions, * marks the active one\n"
         "  graph rollback VERSION                       make a kept version active again\n"
-        "environment: ORCHESTRATOR_URL (default http://127.0.0.1:3000), API_TOKEN\n"
+        "environment: ORCHESTRATOR_URL (default http://127.0.0.1:3000), API_TOKEN;\n"
+        "  for --kafka: KAFKA_BROKERS, TOPIC_PREFIX\n"
         "exit status: 0 ok, 1 failed or refused, 2 usage\n");
     return EXIT_USAGE;
 }
@@ -136,7 +145,8 @@ static int follow_run(const ctl_t *c, const char *run_id) {
         if (rc) {
             return rc;
         }
-        const char *st = str(cJSON_GetObjectItemCaseSensitive(body, "run"), "status");
+        char st[32]; /* a copy: body goes before st is read again */
+        snprintf(st, sizeof st, "%s", str(cJSON_GetObjectItemCaseSensitive(body, "run"), "status"));
         int active = !strcmp(st, "queued") || !strcmp(st, "running");
         cJSON_Delete(body);
         if (!active) {
@@ -148,9 +158,77 @@ static int follow_run(const ctl_t *c, const char *run_id) {
     }
 }
 
+static int id_ok(const char *s) {
+    return s && *s && strlen(s) < 64 &&
+           strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") ==
+               strlen(s);
+}
+
+/* trigger --kafka: a complete pipeline.trigger envelope on Kafka, keyed by
+ * the source, as another system would send it; the orchestrator's tracking
+ * picks the run up. Writes the run id into run_id. */
+static int trigger_kafka(const char *source, const char *only, int force, char run_id[64]) {
+    char err[512], topic[256];
+    tg_config_t cfg;
+    if (tg_config_load(&cfg, "pipelinectl", TG_NEED_KAFKA, 0, err, sizeof err) != TG_OK) {
+        fprintf(stderr, "pipelinectl: %s\n", err);
+        return EXIT_FAILED;
+    }
+    tg_envelope_t *env = tg_envelope_new(TG_SCHEMA_TRIGGER, NULL, source);
+    char *json = NULL;
+    if (env) {
+        snprintf(env->correlation_id, sizeof env->correlation_id, "%s", env->run_id);
+        cJSON_AddStringToObject(env->payload, "trigger", "kafka");
+        if (force) {
+            cJSON_AddTrueToObject(env->payload, "force");
+        }
+        if (only) {
+            cJSON_AddStringToObject(env->payload, "only", only);
+        }
+        json = tg_envelope_serialize(env);
+    }
+    tg_producer_t *p = json ? tg_producer_new(&cfg, err, sizeof err) : NULL;
+    int rc = !json ? tg_fail(TG_ERR_NOMEM, err, sizeof err, "out of memory")
+             : !p  ? TG_ERR_KAFKA
+                   : tg_producer_send(p, tg_topic(&cfg, TG_TOPIC_TRIGGER, topic, sizeof topic),
+                                      env->source_id, json, strlen(json), NULL, 0, 10000, err,
+                                      sizeof err);
+    if (p) {
+        tg_producer_destroy(p, 5000);
+    }
+    if (rc == TG_OK) {
+        snprintf(run_id, 64, "%s", env->run_id);
+    } else {
+        fprintf(stderr, "pipelinectl: KAFKA_BROKERS %s: %s\n", cfg.kafka_brokers, err);
+    }
+    free(json);
+    tg_envelope_destroy(env);
+    return rc == TG_OK ? EXIT_OK : EXIT_FAILED;
+}
+
+/* Whether the orchestrator tracks run_id, asked every FOLLOW_POLL_S for up
+ * to TRACK_WAIT_S: a trigger sent to Kafka shows up once it was consumed. */
+static int tracked(const ctl_t *c, const char *run_id) {
+    char path[128], err[512];
+    snprintf(path, sizeof path, "/api/v1/runs/%s", run_id);
+    for (int waited = 0; waited <= TRACK_WAIT_S; waited += FOLLOW_POLL_S) {
+        ctl_response_t r;
+        if (ctl_request(&c->client, "GET", path, 0, REQUEST_TIMEOUT_S, &r, err, sizeof err) == 0) {
+            cJSON_Delete(r.body);
+            if (r.status == 200) {
+                return 1;
+            }
+        }
+        sleep(FOLLOW_POLL_S);
+    }
+    fprintf(stderr, "pipelinectl: run %s was sent but the orchestrator did not track it within %d s\n",
+            run_id, TRACK_WAIT_S);
+    return 0;
+}
+
 static int cmd_trigger(const ctl_t *c, int argc, char **argv) {
-    const char *only = NULL;
-    int force = 0, wait = 0;
+    const char *only = NULL, *source = "default";
+    int force = 0, wait = 0, kafka = 0;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--only") && i + 1 < argc) {
             only = argv[++i];
@@ -158,12 +236,35 @@ static int cmd_trigger(const ctl_t *c, int argc, char **argv) {
             force = 1;
         } else if (!strcmp(argv[i], "--wait")) {
             wait = 1;
+        } else if (!strcmp(argv[i], "--kafka")) {
+            kafka = 1;
+        } else if (!strcmp(argv[i], "--source") && i + 1 < argc) {
+            source = argv[++i];
         } else {
             return usage();
         }
     }
-    if (only && strspn(only, "abcdefghijklmnopqrstuvwxyz-") != strlen(only)) {
+    if ((only && strspn(only, "abcdefghijklmnopqrstuvwxyz-") != strlen(only)) || !id_ok(source) ||
+        (!kafka && strcmp(source, "default"))) {
         return usage();
+    }
+    if (kafka) {
+        char run_id[64];
+        int rc = trigger_kafka(source, only, force, run_id);
+        if (rc || wait) {
+            return rc ? rc : tracked(c, run_id) ? follow_run(c, run_id) : EXIT_FAILED;
+        }
+        if (c->json) {
+            cJSON *out = cJSON_CreateObject();
+            cJSON_AddTrueToObject(out, "success");
+            cJSON_AddStringToObject(out, "runId", run_id);
+            cJSON_AddStringToObject(out, "status", "sent");
+            print_json(out);
+            cJSON_Delete(out);
+        } else {
+            printf("run %s sent to Kafka\n", run_id);
+        }
+        return EXIT_OK;
     }
     char path[256];
     snprintf(path, sizeof path, "/api/v1/workers%s%s/execute?force=%s%s", only ? "/" : "",
@@ -332,6 +433,44 @@ static int cmd_dead_letters(const ctl_t *c, int argc, char **argv) {
     return EXIT_OK;
 }
 
+/* replay: a dead letter back to its topic, or any event again on its own
+ * topic, under a fresh event id so that the worker really runs it. */
+static int cmd_replay(const ctl_t *c, int argc, char **argv) {
+    const char *topic = NULL, *pos[2] = {NULL, NULL};
+    int n = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--topic") && i + 1 < argc) {
+            topic = argv[++i];
+        } else if (n < 2 && *argv[i] && strspn(argv[i], "0123456789") == strlen(argv[i])) {
+            pos[n++] = argv[i];
+        } else {
+            return usage();
+        }
+    }
+    if (n != 2 || (topic && (!*topic || strlen(topic) > 200 ||
+                             strspn(topic, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                           "0123456789._-") != strlen(topic)))) {
+        return usage();
+    }
+    char path[320];
+    snprintf(path, sizeof path, "/api/v1/dead-letters/replay?partition=%s&offset=%s%s%s", pos[0],
+             pos[1], topic ? "&topic=" : "", topic ? topic : "");
+    long status;
+    cJSON *body;
+    int rc = call(c, "POST", path, 0, REQUEST_TIMEOUT_S, &status, &body);
+    if (rc) {
+        return rc;
+    }
+    if (c->json) {
+        print_json(body);
+    } else {
+        printf("replayed to %s as event %s (run %s)\n", str(body, "replayedTo"),
+               str(body, "eventId"), str(body, "runId"));
+    }
+    cJSON_Delete(body);
+    return EXIT_OK;
+}
+
 static int cmd_graphs(const ctl_t *c, int argc) {
     if (argc != 0) {
         return usage();
@@ -409,6 +548,7 @@ int main(int argc, char **argv) {
              : !strcmp(cmd, "runs")         ? cmd_runs(&c, rest, args)
              : !strcmp(cmd, "run")          ? cmd_run(&c, rest, args)
              : !strcmp(cmd, "dead-letters") ? cmd_dead_letters(&c, rest, args)
+             : !strcmp(cmd, "replay")       ? cmd_replay(&c, rest, args)
              : !strcmp(cmd, "graphs")       ? cmd_graphs(&c, rest)
              : !strcmp(cmd, "graph")        ? cmd_graph(&c, rest, args)
                                             : usage();

@@ -215,6 +215,41 @@ def test_graph_published_in_specification_format(gstack):
     assert "weight_from_flights" in info and "transfer_edges" in info
 
 
+def test_isolated_stop_is_left_out_and_reported(gstack):
+    """Rule 5 as written: a stop no route, virtual route or transfer touches
+    is not published (no node, no neighbors key), the report lists it, the
+    completion event and the run's message count it."""
+    data = network()
+    data["stops"].append(dict(id="s-lonely", name="Остановка без рейсов", city="Оймякон",
+                              lat=63.46, lon=142.78))
+    ds = insert_dataset(gstack, data)
+    gstack.start("graph-builder")
+    trigger(gstack, ds)
+    done, _ = results(gstack, 1)
+    p = done[0]["payload"]
+    assert p["status"] == "success", p
+    assert (p["nodes"], p["isolatedStops"]) == (6, 1), p
+    assert "1 isolated stop left out" in p["message"], p["message"]
+    issue = {i["code"]: i for i in p["validation"]["issues"]}["isolated_stop"]
+    assert issue["count"] == 1 and issue["severity"] == "warning"
+    assert issue["samples"][0].startswith("s-lonely (Остановка без рейсов)")
+    version = p["graphVersion"]
+    r = gstack.redis
+    members = r("SMEMBERS", f"graph:{version}:nodes")
+    assert "s-lonely" not in members and len(members) == 6
+    assert r("EXISTS", f"graph:{version}:node:s-lonely") == 0
+    assert r("EXISTS", f"graph:{version}:neighbors:s-lonely") == 0
+    # No published node is isolated: each has an edge out (the sample is
+    # strongly connected) and is some edge's target.
+    targets = set()
+    for stop in members:
+        out = json.loads(r("GET", f"graph:{version}:neighbors:{stop}"))
+        assert out, stop
+        targets |= {e["toStopId"] for e in out}
+    assert targets == set(members)
+    assert gstack.sql("SELECT node_count, validation->>'warnings' FROM graphs") == [["6", "1"]]
+
+
 def test_redelivery_is_skipped_and_latest_dataset_is_the_default(gstack):
     ds1 = insert_dataset(gstack, network())
     gstack.start("graph-builder")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import BUILD_DIR
+from conftest import BUILD_DIR, wait_for
 from orchestrator_test import call
 from pipeline_test import SAMPLE, start_all
 
@@ -22,8 +22,8 @@ def orch(stack, odata_server):
     return start_all(stack, odata_server(SAMPLE, "--quiet"), API_TOKEN=TOKEN)
 
 
-def ctl(orch, *args, token=TOKEN):
-    env = dict(os.environ, ORCHESTRATOR_URL=orch.url(""), API_TOKEN=token)
+def ctl(orch, *args, token=TOKEN, stack=None):
+    env = dict(stack.env if stack else os.environ, ORCHESTRATOR_URL=orch.url(""), API_TOKEN=token)
     p = subprocess.run([CTL, *args], env=env, capture_output=True, text=True, timeout=300)
     return p.returncode, p.stdout, p.stderr
 
@@ -194,3 +194,45 @@ def test_pipelinectl_against_the_stack(stack, orch):
     body = ctl_json(orch, "dead-letters", "--limit", "5")
     assert body["total"] == 1 and body["deadLetters"][0]["headers"]["x-worker"] == \
         "odata-sync-worker"
+
+
+def test_pipelinectl_trigger_on_kafka_and_replay(stack, orch):
+    # trigger --kafka: a complete envelope straight on pipeline.trigger.
+    rc, out, err = ctl(orch, "trigger", "--kafka", "--wait", stack=stack)
+    assert rc == 0, (out, err)
+    run_id = stack.scalar("SELECT run_id FROM runs")
+    assert run_id in out and "graph-builder" in out
+    assert stack.sql(f"SELECT trigger, status FROM runs WHERE run_id = '{run_id}'") == \
+        [["kafka", "succeeded"]]
+    sent = stack.consume("pipeline.trigger", 1)[0]
+    assert sent["key"] == "default" and sent["json"]["runId"] == run_id
+    assert {"schema", "schemaVersion", "eventId", "producedAt", "sourceId"} <= set(sent["json"])
+
+    # replay any event by topic/partition/offset: sent again under a fresh
+    # event id, so worker 1 runs again (the data is unchanged: no changes).
+    rc, out, err = ctl(orch, "--json", "replay", "--topic", "pipeline.trigger",
+                       str(sent["partition"]), str(sent["offset"]))
+    assert rc == 0, (out, err)
+    body = json.loads(out)
+    assert body["replayedTo"] == stack.topic("pipeline.trigger") and body["runId"] == run_id
+    again = stack.consume("pipeline.trigger", 2)[1]
+    assert again["json"]["eventId"] == body["eventId"] != sent["json"]["eventId"]
+    assert again["json"]["runId"] == run_id and again["key"] == "default"
+
+    def rerun_ended():
+        row = stack.sql(f"SELECT status, message FROM runs WHERE run_id = '{run_id}'")[0]
+        return row if row[0] == "succeeded" and "No changes" in row[1] else None
+    wait_for(rerun_ended, 60, what="the replayed run to end again")
+    rc, out, err = ctl(orch, "replay", "--topic", "pipeline.trigger", "0", "0")
+    assert rc == 0 and out.startswith(f"replayed to {stack.topic('pipeline.trigger')} as event")
+
+    # Exit codes: usage 2; nothing there or unreadable 1, with the reason.
+    assert ctl(orch, "replay", "0")[0] == 2
+    assert ctl(orch, "replay", "--topic", "a b", "0", "0")[0] == 2
+    rc, out, err = ctl(orch, "replay", "0", "99")
+    assert rc == 1 and "404" in err
+    stack.produce("pipeline.dead-letter", "not json",
+                  headers={"x-original-topic": stack.topic("pipeline.trigger"),
+                           "x-error": "envelope: not valid JSON", "x-worker": "test"})
+    rc, out, err = ctl(orch, "replay", "0", "0")
+    assert rc == 1 and "400" in err and "not a readable event" in err, err

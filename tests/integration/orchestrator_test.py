@@ -238,6 +238,8 @@ def test_retry_through_delay_topics_then_dead_letter_and_replay(stack):
     assert status == 202 and body["replayedTo"] == stack.topic("pipeline.trigger"), body
     fourth = messages(stack, "pipeline.trigger", 4, run_id)[3]
     assert fourth["json"]["attempt"] == 1 and fourth["hdrs"]["x-attempt"] == "1"
+    # A fresh event id: the worker must not take it for the event it handled.
+    assert fourth["json"]["eventId"] == body["eventId"] != dead["json"]["eventId"]
     wait_step(stack, run_id, "odata-sync-worker", "running", 1)
     assert run_row(stack, run_id)[:2] == ["running", "retry"]
     status, body, _ = call(svc, "POST", "/api/v1/dead-letters/replay?partition=0&offset=99")

@@ -154,15 +154,50 @@ static void test_strongly_connected(void) {
     gb_report_free(&r);
 }
 
+/* Rule 5 as written: a stop without any edge is not published. Left in the
+ * graph it fails the rule; gb_graph_drop_isolated leaves it out, the rest
+ * keeps its edges, and the report lists it. */
 static void test_isolated_stop(void) {
     gb_report_t r;
     gb_graph_t *g = ring();
     CHECK(gb_add_node(g, "lonely", "Lonely stop", NULL, NAN, NAN) == TG_OK);
     validate(g, &r);
-    const gb_issue_t *is = gb_report_find(&r, "isolated_stop");
-    CHECK(is && is->count == 1 && !strcmp(is->severity, "warning"));
-    CHECK(has_sample(is, "lonely (Lonely stop)"));
-    CHECK(r.errors == 0 && r.warnings == 1);
+    const gb_issue_t *is = gb_report_find(&r, "not_strongly_connected");
+    CHECK(is && is->count == 1 && has_sample(is, "lonely: no path to or from"));
+    CHECK(gb_report_find(&r, "isolated_stop") == NULL);
+    gb_report_free(&r);
+
+    g = gb_graph_new();
+    CHECK(gb_add_node(g, "lonely", "Lonely stop", NULL, NAN, NAN) == TG_OK);
+    CHECK(gb_add_node(g, "a", "A", NULL, NAN, NAN) == TG_OK);
+    CHECK(gb_add_node(g, "alone-too", "Alone too", NULL, NAN, NAN) == TG_OK);
+    CHECK(gb_add_node(g, "b", "B", NULL, NAN, NAN) == TG_OK);
+    CHECK(gb_add_edge(g, "a", "b", 60, 60, "BUS", "ab", 0) == TG_OK);
+    CHECK(gb_add_edge(g, "b", "a", 60, 60, "BUS", "ba", 0) == TG_OK);
+    CHECK(gb_graph_index(g) == TG_OK);
+    CHECK(gb_graph_drop_isolated(g) == TG_OK);
+    CHECK(g->n_nodes == 2 && g->isolated_stops == 2);
+    CHECK(gb_find_node(g, "lonely") < 0 && gb_find_node(g, "alone-too") < 0);
+    CHECK(gb_find_node(g, "a") == 0 && gb_find_node(g, "b") == 1);
+    CHECK(g->edges[0].from == 0 && g->edges[0].to == 1);
+    CHECK(g->out_start[2] - g->out_start[1] == 1 && g->edges[g->out_edges[1]].to == 0);
+    CHECK(gb_validate(g, &r) == TG_OK);
+    is = gb_report_find(&r, "isolated_stop");
+    CHECK(is && is->count == 2 && !strcmp(is->severity, "warning"));
+    CHECK(has_sample(is, "lonely (Lonely stop)") && has_sample(is, "alone-too (Alone too)"));
+    CHECK(r.errors == 0 && r.warnings == 2);
+    gb_report_free(&r);
+    gb_graph_free(g);
+
+    /* Nothing but isolated stops: nothing is left to publish. */
+    g = gb_graph_new();
+    CHECK(gb_add_node(g, "x", "X", NULL, NAN, NAN) == TG_OK);
+    CHECK(gb_graph_index(g) == TG_OK);
+    CHECK(gb_graph_drop_isolated(g) == TG_OK);
+    CHECK(g->n_nodes == 0 && g->isolated_stops == 1);
+    validate(g, &r);
+    is = gb_report_find(&r, "no_nodes");
+    CHECK(is && has_sample(is, "every stop of the dataset is isolated (1 left out)"));
     gb_report_free(&r);
 }
 
