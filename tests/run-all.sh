@@ -32,6 +32,9 @@ if ! python3 -c "import networkx" >/dev/null 2>&1; then
   python3 -m pip install --quiet networkx
 fi
 
+# The C layout check (ctest -R format) needs clang-format 15+ (InsertBraces).
+bash deploy/stack.sh apt clang-format-16
+
 # The dashboard's test drives Debian's headless Chromium with Selenium
 # (tests/integration/dashboard_test.py).
 bash deploy/stack.sh apt chromium chromium-driver
