@@ -25,7 +25,7 @@ void tg_trigger_derived_id(const char *kind, const char *a, const char *b, char 
     tg_sha256_update(h, b, strlen(b) + 1);
     tg_sha256_final(h, hex);
     int nibble = hex[16] <= '9' ? hex[16] - '0' : hex[16] - 'a' + 10;
-    hex[12] = '8';                 /* version 8: custom */
+    hex[12] = '8';                /* version 8: custom */
     hex[16] = "89ab"[nibble & 3]; /* variant 10 */
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
@@ -58,8 +58,8 @@ static void iso_of_ms(int64_t ms, char out[32]) {
 
 /* The small object of a minimal trigger or a CloudEvent's data: {},
  * {"force":bool}, {"only":"worker-id"}; an empty value is {}. */
-static int small_payload(const tg_trigger_msg_t *m, const char *form, cJSON *payload,
-                         char *errstr, size_t errlen) {
+static int small_payload(const tg_trigger_msg_t *m, const char *form, cJSON *payload, char *errstr,
+                         size_t errlen) {
     size_t len = m->value ? m->len : 0;
     while (len > 0 && (m->value[len - 1] == '\n' || m->value[len - 1] == ' ')) {
         len--;
@@ -82,8 +82,7 @@ static int small_payload(const tg_trigger_msg_t *m, const char *form, cJSON *pay
                    id_chars(item->valuestring, strlen(item->valuestring))) {
             cJSON_AddStringToObject(payload, "only", item->valuestring);
         } else if (!strcmp(item->string, "force") || !strcmp(item->string, "only")) {
-            rc = tg_fail(TG_ERR_INVALID, errstr, errlen,
-                         "%s: %s must be %s", form, item->string,
+            rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: %s must be %s", form, item->string,
                          !strcmp(item->string, "force") ? "true or false" : "a worker id");
             break;
         } else {
@@ -124,9 +123,9 @@ static int cloudevent_check(const tg_trigger_msg_t *m, char *errstr, size_t errl
                           : !m->ce_source || !*m->ce_source ? "ce_source"
                           : !m->ce_type || !*m->ce_type     ? "ce_type"
                                                             : NULL;
-    return missing ? tg_fail(TG_ERR_INVALID, errstr, errlen, "cloudevent: %s header missing",
-                             missing)
-                   : TG_OK;
+    return missing
+               ? tg_fail(TG_ERR_INVALID, errstr, errlen, "cloudevent: %s header missing", missing)
+               : TG_OK;
 }
 
 int tg_trigger_complete(const tg_trigger_msg_t *m, tg_envelope_t **out, char *errstr,

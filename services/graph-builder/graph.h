@@ -48,7 +48,7 @@ typedef struct {
     const char *big_city_samples[5];
     size_t isolated_stops; /* stops no edge touched, left out (gb_graph_drop_isolated) */
     const char *isolated_stop_samples[5]; /* "id (name)" */
-    gb_arena_t *arena; /* every string of the graph */
+    gb_arena_t *arena;                    /* every string of the graph */
 } gb_graph_t;
 
 /* Creates an empty graph; the caller frees it with gb_graph_free(). */

@@ -604,9 +604,13 @@ static cJSON *replay_event(const orch_fetched_t *f, const char *topic, int parti
                            int64_t offset, char *err, size_t errlen) {
     cJSON *root = tg_json_parse(f->value, strlen(f->value), TG_JSON_MAX_DEPTH);
     if (cJSON_IsObject(root) && !cJSON_GetObjectItemCaseSensitive(root, "schema")) {
-        tg_trigger_msg_t m = {.topic = topic, .partition = partition, .offset = offset,
-                              .key = f->key, .key_len = f->key ? strlen(f->key) : 0,
-                              .value = f->value, .len = f->len};
+        tg_trigger_msg_t m = {.topic = topic,
+                              .partition = partition,
+                              .offset = offset,
+                              .key = f->key,
+                              .key_len = f->key ? strlen(f->key) : 0,
+                              .value = f->value,
+                              .len = f->len};
         tg_envelope_t *env = NULL;
         char *json = NULL;
         cJSON_Delete(root);
@@ -644,7 +648,8 @@ static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, cJS
     char *value = cJSON_PrintUnformatted(event);
     const orch_worker_t *w =
         orch_worker_by_input(api->conf, orch_topic_base(api->conf, f->original_topic));
-    snprintf(run_id, TG_ID_LEN, "%s", tg_json_str(event, "runId") ? tg_json_str(event, "runId") : "");
+    snprintf(run_id, TG_ID_LEN, "%s",
+             tg_json_str(event, "runId") ? tg_json_str(event, "runId") : "");
     if (run_id[0] && w && orch_id_valid(run_id)) {
         orch_reopen_t outcome;
         char worker[48], *input = NULL;
@@ -656,10 +661,10 @@ static int replay_send(orch_api_t *api, PGconn *pg, const orch_fetched_t *f, cJS
     }
     const tg_header_t headers[] = {
         {"x-attempt", "1"}, {"x-replayed", "operator"}, {"x-worker", "orchestrator"}};
-    int rc = value ? tg_producer_send(api->producer, f->original_topic, f->key, value,
-                                      strlen(value), headers, w ? 3 : 2, ORCH_SEND_TIMEOUT_MS, err,
-                                      errlen)
-                   : tg_fail(TG_ERR_NOMEM, err, errlen, "out of memory");
+    int rc = value
+                 ? tg_producer_send(api->producer, f->original_topic, f->key, value, strlen(value),
+                                    headers, w ? 3 : 2, ORCH_SEND_TIMEOUT_MS, err, errlen)
+                 : tg_fail(TG_ERR_NOMEM, err, errlen, "out of memory");
     free(value);
     return rc;
 }
@@ -680,7 +685,8 @@ static int replay_offset(struct mg_connection *conn, orch_api_t *api) {
     }
     /* A dead letter goes back where it came from; any other event to the
      * topic it was read from. */
-    int is_dead = !strcmp(topic, tg_topic(&api->conf->cfg, TG_TOPIC_DEAD_LETTER, dead, sizeof dead));
+    int is_dead =
+        !strcmp(topic, tg_topic(&api->conf->cfg, TG_TOPIC_DEAD_LETTER, dead, sizeof dead));
     if (!f.original_topic[0] && !is_dead) {
         snprintf(f.original_topic, sizeof f.original_topic, "%s", topic);
     }

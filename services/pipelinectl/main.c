@@ -28,8 +28,8 @@
 #define EXIT_USAGE 2
 #define REQUEST_TIMEOUT_S 60
 #define TRIGGER_WAIT_S 600 /* --wait: the API's bound on ?wait (ORCH_WAIT_MAX_S) */
-#define FOLLOW_POLL_S 2     /* --wait past that bound: how often the run is asked */
-#define TRACK_WAIT_S 60     /* --kafka --wait: how long the trigger may take to be tracked */
+#define FOLLOW_POLL_S 2    /* --wait past that bound: how often the run is asked */
+#define TRACK_WAIT_S 60    /* --kafka --wait: how long the trigger may take to be tracked */
 
 typedef struct {
     ctl_client_t client;
@@ -221,7 +221,8 @@ static int tracked(const ctl_t *c, const char *run_id) {
         }
         sleep(FOLLOW_POLL_S);
     }
-    fprintf(stderr, "pipelinectl: run %s was sent but the orchestrator did not track it within %d s\n",
+    fprintf(stderr,
+            "pipelinectl: run %s was sent but the orchestrator did not track it within %d s\n",
             run_id, TRACK_WAIT_S);
     return 0;
 }

@@ -26,8 +26,9 @@ static long utf8_next(const unsigned char **p) {
         return -1;
     }
     for (int i = 1; i <= extra; i++) {
-        if ((s[i] & 0xC0) != 0x80)
+        if ((s[i] & 0xC0) != 0x80) {
             return -1;
+        }
         cp = (cp << 6) | (s[i] & 0x3F);
     }
     *p = s + extra + 1;
@@ -57,8 +58,9 @@ static int utf8_put(char *out, size_t outlen, size_t *n, long cp) {
         buf[3] = (unsigned char)(0x80 | (cp & 0x3F));
         len = 4;
     }
-    if (*n + len >= outlen)
+    if (*n + len >= outlen) {
         return -1;
+    }
     memcpy(out + *n, buf, len);
     *n += len;
     return 0;
@@ -66,14 +68,18 @@ static int utf8_put(char *out, size_t outlen, size_t *n, long cp) {
 
 /* Lower case for Latin, Russian and the Yakut letters Ҕ Ҥ Ө Һ Ү; ё → е. */
 static long fold(long cp) {
-    if (cp >= 'A' && cp <= 'Z')
+    if (cp >= 'A' && cp <= 'Z') {
         return cp + 32;
-    if (cp >= 0x0410 && cp <= 0x042F) /* А..Я */
+    }
+    if (cp >= 0x0410 && cp <= 0x042F) { /* А..Я */
         return cp + 0x20;
-    if (cp == 0x0401 || cp == 0x0451) /* Ё ё */
+    }
+    if (cp == 0x0401 || cp == 0x0451) { /* Ё ё */
         return 0x0435;
-    if (cp == 0x0494 || cp == 0x04A4 || cp == 0x04AE || cp == 0x04BA || cp == 0x04E8)
+    }
+    if (cp == 0x0494 || cp == 0x04A4 || cp == 0x04AE || cp == 0x04BA || cp == 0x04E8) {
         return cp + 1;
+    }
     return cp;
 }
 
@@ -84,13 +90,15 @@ static int is_separator(long cp) {
 
 /* Skips a leading "г." or "г " (the abbreviation of город, "town"). */
 static const unsigned char *skip_town_prefix(const unsigned char *p) {
-    while (*p == ' ' || *p == '\t')
+    while (*p == ' ' || *p == '\t') {
         p++;
+    }
     /* "г" and "Г" are U+0433 and U+0413: D0 B3 / D0 93 */
     if (p[0] == 0xD0 && (p[1] == 0xB3 || p[1] == 0x93) && (p[2] == '.' || p[2] == ' ')) {
         p += 3;
-        while (*p == ' ' || *p == '\t')
+        while (*p == ' ' || *p == '\t') {
             p++;
+        }
     }
     return p;
 }
@@ -99,19 +107,22 @@ int virtual_normalize(const char *name, char *out, size_t outlen) {
     const unsigned char *p = skip_town_prefix((const unsigned char *)name);
     size_t n = 0;
     int pending_space = 0;
-    if (outlen == 0)
+    if (outlen == 0) {
         return TG_ERR_INVALID;
+    }
     while (*p) {
         long cp = utf8_next(&p);
-        if (cp < 0)
+        if (cp < 0) {
             return TG_ERR_INVALID;
+        }
         if (is_separator(cp)) {
             pending_space = n > 0;
             continue;
         }
         if ((pending_space && utf8_put(out, outlen, &n, ' ')) ||
-            utf8_put(out, outlen, &n, fold(cp)))
+            utf8_put(out, outlen, &n, fold(cp))) {
             return TG_ERR_INVALID;
+        }
         pending_space = 0;
     }
     out[n] = '\0';
@@ -127,8 +138,9 @@ static const char *const cyrillic[32] = {
 /* The ASCII for cp ("" for ъ/ь), or NULL for anything else, which becomes
  * a word break. ascii is scratch space for letters and digits. */
 static const char *translit_cp(long cp, char ascii[2]) {
-    if (cp >= 0x0430 && cp <= 0x044F)
+    if (cp >= 0x0430 && cp <= 0x044F) {
         return cyrillic[cp - 0x0430];
+    }
     switch (cp) {
     case 0x0451:
         return "e"; /* ё, should normalisation have left one */
@@ -164,8 +176,9 @@ int virtual_translit(const char *normalized, char *out, size_t outlen) {
     int pending_dash = 0;
     while (*p) {
         long cp = utf8_next(&p);
-        if (cp < 0)
+        if (cp < 0) {
             return TG_ERR_INVALID;
+        }
         char ascii[2];
         const char *t = translit_cp(cp, ascii);
         if (!t) {
@@ -173,18 +186,22 @@ int virtual_translit(const char *normalized, char *out, size_t outlen) {
             continue;
         }
         size_t tl = strlen(t);
-        if (!tl)
+        if (!tl) {
             continue; /* ъ, ь */
-        if (n + pending_dash + tl >= outlen)
+        }
+        if (n + pending_dash + tl >= outlen) {
             return TG_ERR_INVALID;
-        if (pending_dash)
+        }
+        if (pending_dash) {
             out[n++] = '-';
+        }
         memcpy(out + n, t, tl);
         n += tl;
         pending_dash = 0;
     }
-    if (n >= outlen)
+    if (n >= outlen) {
         return TG_ERR_INVALID;
+    }
     out[n] = '\0';
     return n ? TG_OK : TG_ERR_INVALID;
 }

@@ -31,8 +31,9 @@ static int lock_dataset(PGconn *pg, const char *dv, dataset_row_t *row, char *er
                         "coalesce(virtual_through - date '1970-01-01', -1) "
                         "FROM datasets WHERE version = $1 FOR UPDATE",
                         1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     row->found = PQntuples(res) == 1;
     row->from = row->found ? atoll(PQgetvalue(res, 0, 0)) : -1;
     row->through = row->found ? atoll(PQgetvalue(res, 0, 1)) : -1;
@@ -42,8 +43,8 @@ static int lock_dataset(PGconn *pg, const char *dv, dataset_row_t *row, char *er
 
 /* Records the days the virtual flights now cover; a new generation stamp
  * tells graph-builder that its graph of this dataset is out of date. */
-static int record_horizon(PGconn *pg, const char *dv, int64_t from, int64_t through,
-                          char *errstr, size_t errlen) {
+static int record_horizon(PGconn *pg, const char *dv, int64_t from, int64_t through, char *errstr,
+                          size_t errlen) {
     char f[16], t[16];
     tg_day_format(from, f, sizeof(f));
     tg_day_format(through, t, sizeof(t));
@@ -70,8 +71,9 @@ static int existing(PGconn *pg, const char *dv, virtual_outcome_t *out, int *gen
         "coalesce(stats->>'virtualMode', ''), coalesce(stats->>'citiesWithoutStops', '0'), "
         "stats ? 'virtualStops' FROM datasets WHERE version = $1",
         1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     out->stops = atoll(PQgetvalue(res, 0, 0));
     out->routes = atoll(PQgetvalue(res, 0, 1));
     out->flights = atoll(PQgetvalue(res, 0, 2));
@@ -87,12 +89,14 @@ static int delete_existing(PGconn *pg, const char *dv, char *errstr, size_t errl
     const char *params[] = {dv};
     int rc = tg_pg_exec(pg, "DELETE FROM flights WHERE dataset_version = $1 AND is_virtual", 1,
                         params, NULL, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = tg_pg_exec(pg, "DELETE FROM virtual_routes WHERE dataset_version = $1", 1, params,
                         NULL, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_pg_exec(pg, "DELETE FROM virtual_stops WHERE dataset_version = $1", 1, params, NULL,
                         errstr, errlen);
+    }
     return rc;
 }
 
@@ -105,21 +109,24 @@ static int real_stops(PGconn *pg, const char *dv, PGresult **res, virtual_real_s
                         "SELECT id, city_name, latitude, longitude FROM stops "
                         "WHERE dataset_version = $1 ORDER BY id COLLATE \"C\"",
                         1, params, res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *n = (size_t)PQntuples(*res);
     *stops = calloc(*n ? *n : 1, sizeof(**stops));
-    if (!*stops)
+    if (!*stops) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "stops: out of memory");
+    }
     for (size_t i = 0; i < *n; i++) {
         virtual_real_stop_t *s = &(*stops)[i];
         s->id = PQgetvalue(*res, (int)i, 0);
         /* odata-sync-worker refuses longer ids; a dataset loaded another way
          * is refused here, never given route ids cut short. */
-        if (strlen(s->id) > TG_ENTITY_ID_MAX)
+        if (strlen(s->id) > TG_ENTITY_ID_MAX) {
             return tg_fail(TG_ERR_INVALID, errstr, errlen,
-                           "stop id \"%.40s...\" is %zu bytes, more than %d", s->id,
-                           strlen(s->id), TG_ENTITY_ID_MAX);
+                           "stop id \"%.40s...\" is %zu bytes, more than %d", s->id, strlen(s->id),
+                           TG_ENTITY_ID_MAX);
+        }
         s->city_name = PQgetisnull(*res, (int)i, 1) ? NULL : PQgetvalue(*res, (int)i, 1);
         s->latitude = PQgetisnull(*res, (int)i, 2) ? NAN : atof(PQgetvalue(*res, (int)i, 2));
         s->longitude = PQgetisnull(*res, (int)i, 3) ? NAN : atof(PQgetvalue(*res, (int)i, 3));
@@ -140,13 +147,14 @@ static int copy_stops(PGconn *pg, const char *dv, const virtual_plan_t *plan, ch
              tg_copy_str(&b, s->city->name, 0) || tg_copy_double(&b, s->city->latitude, 0) ||
              tg_copy_double(&b, s->city->longitude, 0) || tg_copy_str(&b, "virtual", 1);
     }
-    if (rc)
+    if (rc) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual_stops: out of memory");
-    else if (b.len)
+    } else if (b.len) {
         rc = tg_pg_copy(pg,
                         "COPY virtual_stops (dataset_version, id, name, city_name, latitude, "
                         "longitude, stop_type) FROM STDIN",
                         b.data, b.len, errstr, errlen);
+    }
     tg_buf_free(&b);
     return rc;
 }
@@ -167,16 +175,18 @@ static int copy_routes(PGconn *pg, const char *dv, const virtual_plan_t *plan,
     tg_buf_t b;
     tg_buf_init(&b);
     int rc = TG_OK;
-    for (size_t i = 0; i < plan->nroutes && !rc; i++)
+    for (size_t i = 0; i < plan->nroutes && !rc; i++) {
         rc = route_row(&b, dv, &plan->routes[i], cfg);
-    if (rc)
+    }
+    if (rc) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual_routes: out of memory");
-    else if (b.len)
+    } else if (b.len) {
         rc = tg_pg_copy(pg,
                         "COPY virtual_routes (dataset_version, id, name, from_stop_id, "
                         "to_stop_id, transport_type, duration_minutes, distance_km, fare) "
                         "FROM STDIN",
                         b.data, b.len, errstr, errlen);
+    }
     tg_buf_free(&b);
     return rc;
 }
@@ -188,9 +198,9 @@ static int copy_flights(PGconn *pg, const char *dv, const virtual_plan_t *plan, 
     tg_buf_init(&b);
     int rc = TG_OK;
     for (size_t i = 0; i < plan->nroutes && !rc; i++) {
-        if (virtual_flights_append(&b, dv, &plan->routes[i], first_day, days))
+        if (virtual_flights_append(&b, dv, &plan->routes[i], first_day, days)) {
             rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "flights: out of memory");
-        else if (b.len >= FLIGHT_CHUNK_BYTES || i + 1 == plan->nroutes) {
+        } else if (b.len >= FLIGHT_CHUNK_BYTES || i + 1 == plan->nroutes) {
             rc = tg_pg_copy(pg, VIRTUAL_FLIGHT_COPY, b.data, b.len, errstr, errlen);
             tg_buf_reset(&b);
         }
@@ -221,11 +231,13 @@ static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
                      char *errstr, size_t errlen) {
     int64_t t0 = tg_mono_ms();
     int rc = copy_stops(pg, dv, plan, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = copy_routes(pg, dv, plan, cfg, errstr, errlen);
+    }
     int64_t t1 = tg_mono_ms();
-    if (!rc)
+    if (!rc) {
         rc = copy_flights(pg, dv, plan, first_day, cfg->horizon_days, errstr, errlen);
+    }
     tg_info("COPY took %lld ms for stops and routes, %lld ms for flights", (long long)(t1 - t0),
             (long long)(tg_mono_ms() - t1));
     out->stops = (long long)plan->nstops;
@@ -233,8 +245,9 @@ static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
     out->flights = (long long)plan->nroutes * cfg->horizon_days * 2;
     out->cities_without_stops = plan->cities_without_stops;
     snprintf(out->mode, sizeof(out->mode), "%s", plan->mode == VIRTUAL_MODE_HUB ? "hub" : "direct");
-    if (!rc)
+    if (!rc) {
         rc = update_stats(pg, dv, out, errstr, errlen);
+    }
     return rc;
 }
 
@@ -248,8 +261,9 @@ static int generate_locked(PGconn *pg, const char *dv, const virtual_cities_t *c
     virtual_plan_t plan;
     int64_t t0 = tg_mono_ms();
     int rc = real_stops(pg, dv, &res, &stops, &nstops, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = virtual_plan_build(cities, stops, nstops, cfg, &plan, errstr, errlen);
+    }
     if (!rc) {
         tg_debug("Planned %zu virtual stops and %zu routes from %zu real stops in %lld ms",
                  plan.nstops, plan.nroutes, nstops, (long long)(tg_mono_ms() - t0));
@@ -269,18 +283,21 @@ static int copy_days(PGconn *pg, const char *dv, int64_t first, int64_t last, lo
     PGresult *res;
     const char *params[] = {dv};
     *added = 0;
-    if (last < first)
+    if (last < first) {
         return TG_OK;
+    }
     int rc = tg_pg_exec(pg,
                         "SELECT id, from_stop_id, to_stop_id, duration_minutes FROM "
                         "virtual_routes WHERE dataset_version = $1 ORDER BY id COLLATE \"C\"",
                         1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     virtual_plan_t plan = {.nroutes = (size_t)PQntuples(res)};
     plan.routes = calloc(plan.nroutes ? plan.nroutes : 1, sizeof(*plan.routes));
-    if (!plan.routes)
+    if (!plan.routes) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual routes: out of memory");
+    }
     for (size_t i = 0; !rc && i < plan.nroutes; i++) {
         virtual_route_t *r = &plan.routes[i];
         snprintf(r->id, sizeof(r->id), "%s", PQgetvalue(res, (int)i, 0));
@@ -288,8 +305,9 @@ static int copy_days(PGconn *pg, const char *dv, int64_t first, int64_t last, lo
         r->to.stop_id = PQgetvalue(res, (int)i, 2);
         r->duration_min = (int)lround(atof(PQgetvalue(res, (int)i, 3)));
     }
-    if (!rc && plan.nroutes)
+    if (!rc && plan.nroutes) {
         rc = copy_flights(pg, dv, &plan, first, (int)(last - first + 1), errstr, errlen);
+    }
     *added = (long long)plan.nroutes * (last - first + 1) * 2;
     free(plan.routes);
     PQclear(res);
@@ -309,14 +327,16 @@ static int top_up(PGconn *pg, const char *dv, const dataset_row_t *row, int64_t 
                         "DELETE FROM flights WHERE dataset_version = $1 AND is_virtual AND "
                         "departure_time < $2::date::timestamp AT TIME ZONE 'Asia/Yakutsk'",
                         2, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     out->deleted = atoll(PQcmdTuples(res));
     PQclear(res);
     rc = copy_days(pg, dv, from, last, &out->added, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = record_horizon(pg, dv, today, last > row->through ? last : row->through, errstr,
                             errlen);
+    }
     out->topped_up = 1;
     return rc;
 }
@@ -330,10 +350,12 @@ int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_c
     snprintf(dv, sizeof(dv), "%lld", (long long)dataset_version);
     memset(out, 0, sizeof(*out));
     int rc = tg_pg_begin(pg, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = lock_dataset(pg, dv, &row, errstr, errlen);
-    if (!rc && row.found)
+    }
+    if (!rc && row.found) {
         rc = existing(pg, dv, out, &generated, errstr, errlen);
+    }
     out->dataset_found = row.found;
     int current = generated && row.from >= today;
     if (rc || !row.found || (current && !force)) {
@@ -349,15 +371,19 @@ int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_c
             out->deleted = out->stops + out->routes + out->flights;
             rc = delete_existing(pg, dv, errstr, errlen);
         }
-        if (!rc)
+        if (!rc) {
             rc = generate_locked(pg, dv, cities, cfg, today, out, errstr, errlen);
-        if (!rc)
+        }
+        if (!rc) {
             rc = record_horizon(pg, dv, today, today + cfg->horizon_days - 1, errstr, errlen);
+        }
     }
     tg_day_format(today + cfg->horizon_days - 1, out->through, sizeof(out->through));
-    if (!rc)
+    if (!rc) {
         rc = tg_pg_commit(pg, errstr, errlen);
-    if (rc)
+    }
+    if (rc) {
         tg_pg_rollback(pg);
+    }
     return rc;
 }

@@ -64,7 +64,7 @@ typedef struct {
     double speed_kmh;
     double fare_rub;
     const char *transport_type;
-    int horizon_days;      /* virtual flights cover today and the days after: 365 */
+    int horizon_days; /* virtual flights cover today and the days after: 365 */
 } virtual_config_t;
 
 /* A real stop of the dataset (input to the plan). */
@@ -147,10 +147,10 @@ typedef struct {
     long long stops, routes, flights;
     long long deleted; /* rows of a previous generation replaced (force), or past flights */
     char mode[16];
-    int existed;       /* 1 when the dataset already had them, horizon current (replay) */
-    int topped_up;     /* 1 when only the horizon was moved on */
-    long long added;   /* flights added by a top-up */
-    char through[16];  /* last local date the virtual flights cover, YYYY-MM-DD */
+    int existed;      /* 1 when the dataset already had them, horizon current (replay) */
+    int topped_up;    /* 1 when only the horizon was moved on */
+    long long added;  /* flights added by a top-up */
+    char through[16]; /* last local date the virtual flights cover, YYYY-MM-DD */
     int dataset_found;
     size_t cities_without_stops;
 } virtual_outcome_t;

@@ -13,8 +13,9 @@ int main(void) {
     CHECK_STR(b.data, "plain\ttab\\there\\\\ and\\nnewline\t\\N\t-42\t62.027799999999999\n");
 
     tg_buf_reset(&b);
-    for (int i = 0; i < 10000; i++)
+    for (int i = 0; i < 10000; i++) {
         CHECK(tg_buf_appendf(&b, "%d,", i) == TG_OK);
+    }
     CHECK(b.len == 48890);
     CHECK(strncmp(b.data + b.len - 5, "9999,", 5) == 0);
     tg_buf_free(&b);

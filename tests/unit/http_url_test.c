@@ -1,9 +1,9 @@
 /* Resolving OData next links: absolute, relative to the page's URL; origins,
  * and credentials that never leave theirs. */
-#include <stdlib.h>
-#include <string.h>
 #include "tg/http.h"
 #include "tg_test.h"
+#include <stdlib.h>
+#include <string.h>
 
 static void check_resolve(const char *base, const char *ref, const char *want) {
     char *got = tg_url_resolve(base, ref);
@@ -56,7 +56,8 @@ int main(void) {
     check_resolve(page, "Stops?$skiptoken=1000", "http://h:8080/odata/Stops?$skiptoken=1000");
     check_resolve(page, "/other/Stops?p=2", "http://h:8080/other/Stops?p=2");
     check_resolve(page, "http://x/y?z=1", "http://x/y?z=1");
-    check_resolve("http://h/svc/odata.svc/Stops", "Stops?$skip=5", "http://h/svc/odata.svc/Stops?$skip=5");
+    check_resolve("http://h/svc/odata.svc/Stops", "Stops?$skip=5",
+                  "http://h/svc/odata.svc/Stops?$skip=5");
 
     check_origin("http://h:8080/odata/Stops?$top=10", "http://h:8080");
     check_origin("HTTP://Example.COM/odata/", "http://example.com:80");

@@ -16,8 +16,9 @@ int main(void) {
     tg_sha256_t *h = tg_sha256_new();
     char block[1001];
     memset(block, 'a', sizeof(block));
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < 1000; i++) {
         tg_sha256_update(h, block, i % 2 ? 999 : 1001);
+    }
     tg_sha256_final(h, hex);
     CHECK_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     TG_TEST_END();

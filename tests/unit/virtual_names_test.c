@@ -10,8 +10,9 @@ static const char *norm(const char *in) {
 
 static const char *slug(const char *in) {
     static char n[VIRTUAL_NAME_MAX], out[VIRTUAL_NAME_MAX];
-    if (virtual_normalize(in, n, sizeof(n)) || virtual_translit(n, out, sizeof(out)))
+    if (virtual_normalize(in, n, sizeof(n)) || virtual_translit(n, out, sizeof(out))) {
         return "(invalid)";
+    }
     return out;
 }
 

@@ -11,17 +11,21 @@
 static virtual_cities_t cities(const char *csv) {
     virtual_cities_t c;
     char err[256] = "";
-    if (virtual_cities_parse("test.csv", csv, strlen(csv), &c, err, sizeof(err)))
+    if (virtual_cities_parse("test.csv", csv, strlen(csv), &c, err, sizeof(err))) {
         fprintf(stderr, "fixture: %s\n", err);
+    }
     return c;
 }
 
-static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB, "Якутск", 60, 1000, "BUS", VIRTUAL_FLIGHT_DAYS};
+static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB,   "Якутск", 60, 1000, "BUS",
+                                         VIRTUAL_FLIGHT_DAYS};
 
 static const virtual_route_t *route(const virtual_plan_t *p, const char *id) {
-    for (size_t i = 0; i < p->nroutes; i++)
-        if (!strcmp(p->routes[i].id, id))
+    for (size_t i = 0; i < p->nroutes; i++) {
+        if (!strcmp(p->routes[i].id, id)) {
             return &p->routes[i];
+        }
+    }
     return NULL;
 }
 
@@ -57,8 +61,9 @@ static void test_calendar(void) {
 
 static int count_lines(const tg_buf_t *b) {
     int n = 0;
-    for (size_t i = 0; i < b->len; i++)
+    for (size_t i = 0; i < b->len; i++) {
         n += b->data[i] == '\n';
+    }
     return n;
 }
 
@@ -71,7 +76,8 @@ static void test_flights(void) {
     r.duration_min = 125;
     tg_buf_t b;
     tg_buf_init(&b);
-    CHECK(virtual_flights_append(&b, "7", &r, virtual_days_from_civil(2026, 11, 29), VIRTUAL_FLIGHT_DAYS) == 0);
+    CHECK(virtual_flights_append(&b, "7", &r, virtual_days_from_civil(2026, 11, 29),
+                                 VIRTUAL_FLIGHT_DAYS) == 0);
     CHECK(count_lines(&b) == 730);
     const char *first = "7\tvirtual-flight-virtual-route-virtual-stop-amga-stop-1-20261129-0800\t"
                         "virtual-route-virtual-stop-amga-stop-1\tvirtual-stop-amga\tstop-1\t"
@@ -129,8 +135,9 @@ static void test_hub(void) {
                                    {"amg-1", "Амга", 60.9, 131.97}};
     CHECK(virtual_plan_build(&c, later, 2, &hub_cfg, &p, err, sizeof(err)) == 0);
     CHECK(p.nstops == 2 && p.nroutes == 4);
-    for (size_t i = 0; i < p.nstops; i++)
+    for (size_t i = 0; i < p.nstops; i++) {
         CHECK(strcmp(p.stops[i].id, "virtual-stop-amga") != 0);
+    }
     virtual_plan_free(&p);
     virtual_cities_free(&c);
 }

@@ -7,10 +7,10 @@
 #ifndef TG_ENVELOPE_H
 #define TG_ENVELOPE_H
 
+#include "tg/error.h"
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cjson/cJSON.h>
-#include "tg/error.h"
 
 #define TG_ENVELOPE_VERSION 1
 #define TG_ENVELOPE_MAX_BYTES (1024 * 1024)

@@ -3,8 +3,8 @@
 #ifndef TG_PG_H
 #define TG_PG_H
 
-#include <libpq-fe.h>
 #include "tg/error.h"
+#include <libpq-fe.h>
 
 /* Connects to conninfo (conninfo string or URI), retrying with backoff until
  * timeout_s passes. The caller closes the connection with PQfinish().
