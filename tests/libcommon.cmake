@@ -1,5 +1,8 @@
-# libcommon unit tests: configuration, hashing, backoff, buffers, URLs.
+# libcommon unit tests: configuration, hashing, backoff, buffers, URLs, text
+# (the city rule, JSON escaping, UTF-8), time, geo and files.
 tg_unit_test(config_test)
+tg_unit_test(text_test)
+tg_unit_test(time_test)
 tg_unit_test(sha256_test)
 tg_unit_test(backoff_test)
 tg_unit_test(buf_test)

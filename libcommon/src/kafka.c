@@ -3,6 +3,7 @@
  * at-least-once group consumer (offsets stored only by tg_consumer_done). */
 #include "tg/kafka.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
+#include "tg/time.h"
 
 extern char **environ;
 

@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 #include "tg/backoff.h"
-#include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/pg.h"
-#include "tg/service.h"
+#include "tg/shutdown.h"
+#include "tg/time.h"
 
 /* libpq's messages end with a newline; keep the first line only. */
 static const char *first_line(const char *msg, char *out, size_t outlen) {
@@ -35,7 +35,7 @@ PGconn *tg_pg_connect(const char *conninfo, int timeout_s, char *errstr, size_t 
             return NULL;
         }
         tg_warn("PostgreSQL not reachable yet (%s); retrying in %lld ms", line, (long long)wait);
-        tg_sleep_ms(wait, (volatile int *)&tg_shutdown_requested);
+        tg_sleep_ms(wait, &tg_shutdown_requested);
     }
 }
 

@@ -1,5 +1,4 @@
-/* The process around a service: the shutdown flag, and the civetweb server
- * answering GET /healthz, /readyz and /metrics for Kubernetes and Prometheus,
+/* The process around a service: the civetweb server answering GET /healthz, /readyz and /metrics for Kubernetes and Prometheus,
  * counting every request by route and status. */
 #include "tg/service.h"
 
@@ -9,9 +8,9 @@
 #include <string.h>
 
 #include "tg/buf.h"
-#include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
+#include "tg/time.h"
 
 #define MAX_DEPS 8
 #define MAX_ROUTES 32
@@ -25,8 +24,6 @@
 #ifndef TG_REVISION
 #define TG_REVISION "unknown"
 #endif
-
-volatile sig_atomic_t tg_shutdown_requested = 0;
 
 typedef struct {
     char name[32];
@@ -59,23 +56,6 @@ struct tg_service_s {
  * end_request, so the request's start and route live in that thread. */
 static __thread int64_t request_started_ms;
 static __thread const char *request_route;
-
-/* ---- signals ----------------------------------------------------------- */
-
-static void on_shutdown_signal(int sig) {
-    tg_shutdown_requested = 1;
-}
-
-void tg_signals_install(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_shutdown_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-}
 
 /* ---- replies ----------------------------------------------------------- */
 

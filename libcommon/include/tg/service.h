@@ -1,5 +1,4 @@
-/* The process around a service: the shutdown flag set by SIGTERM/SIGINT, and
- * a small civetweb server with GET /healthz, /readyz and /metrics, also
+/* Layer 3 (service): the process around a service: a small civetweb server with GET /healthz, /readyz and /metrics, also
  * served on a listener of their own (PROBE_PORT) that API clients cannot
  * starve.
  * Readiness is reported by the service's own loop (tg_service_set_dep), so
@@ -9,15 +8,9 @@
 
 #include "tg/config.h"
 #include "tg/error.h"
+#include "tg/shutdown.h" /* the flag and signals every service main() installs */
 #include <civetweb.h>
 #include <cjson/cJSON.h>
-#include <signal.h>
-
-/* Set to 1 by SIGTERM/SIGINT; loops poll it with a short timeout. */
-extern volatile sig_atomic_t tg_shutdown_requested;
-
-/* Installs the handlers for SIGTERM and SIGINT and ignores SIGPIPE. */
-void tg_signals_install(void);
 
 typedef struct tg_service_s tg_service_t;
 
