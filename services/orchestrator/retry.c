@@ -13,6 +13,8 @@
 #include "orchestrator.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
+#include "tg/text.h"
+#include "tg/time.h"
 #include "tg/topics.h"
 
 #define RETRY_LATER_MS 1000 /* a forward that failed is tried again after this */
@@ -23,26 +25,6 @@ struct orch_delay_s {
     holds_t holds;
     orch_conf_t *conf;
 };
-
-/* Truncates to at most max bytes without splitting a UTF-8 sequence. */
-static void utf8_truncate(char *s, size_t max) {
-    size_t n = strlen(s);
-    if (n <= max) {
-        return;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
-        max--;
-    }
-    s[max] = '\0';
-}
-
-static void iso_from_ms(int64_t ms, char out[32]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* ---- scheduling a retry ------------------------------------------------ */
 
@@ -58,10 +40,10 @@ int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_pla
     snprintf(part, sizeof part, "%d", f->orig_partition);
     snprintf(off, sizeof off, "%lld", (long long)f->orig_offset);
     snprintf(attempt, sizeof attempt, "%d", plan->next_attempt);
-    iso_from_ms(f->first_failed_ms, first);
+    tg_time_iso(f->first_failed_ms, first);
     snprintf(due, sizeof due, "%lld", (long long)due_ms);
     snprintf(error, sizeof error, "%s", f->error);
-    utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
+    tg_utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
     const tg_header_t headers[] = {
         {"x-original-topic", f->orig_topic},
         {"x-original-partition", part},
@@ -108,7 +90,7 @@ int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t 
     snprintf(attempt, sizeof attempt, "%d", f->attempt);
     tg_now_iso(failed_at);
     snprintf(error, sizeof error, "%s", f->error);
-    utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
+    tg_utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
     const tg_header_t headers[] = {
         {"x-error", error},
         {"x-original-topic", f->orig_topic},

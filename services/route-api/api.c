@@ -13,6 +13,7 @@
 #include "openapi_json.h"
 #include "route_api.h"
 #include "tg/envelope.h"
+#include "tg/time.h"
 #include "tg/metrics.h"
 #include "tg/service.h"
 
@@ -55,14 +56,6 @@ static cJSON *ok_body(void) {
     cJSON *body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "success");
     return body;
-}
-
-static void iso_time(int64_t ms, char out[32]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
 /* ---- parameters ---- */
@@ -133,7 +126,7 @@ static int graph_get(struct mg_connection *conn, const struct mg_request_info *r
     if (strcmp(ri->local_uri, "/api/v1/graph") != 0)
         return reply_error(conn, g, 404, "not_found", "no such resource: %s", ri->local_uri);
     char at[32];
-    iso_time(g->loaded_at_ms, at);
+    tg_time_iso(g->loaded_at_ms, at);
     cJSON *body = ok_body();
     cJSON_AddStringToObject(body, "version", g->version);
     cJSON_AddNumberToObject(body, "nodes", (double)g->nnodes);

@@ -12,15 +12,11 @@
 
 #define VIRTUAL_NAME_MAX 256 /* bytes of a city name, normalised name or id */
 
-/* ---- names.c: matching and ids ---------------------------------------- */
+/* ---- names.c: ids ----------------------------------------------------- */
+/* A directory city matches the real stops whose city name has the same
+ * tg_city_key (tg/text.h): "г. Усть-Мая" and "Усть Мая" are one city. */
 
-/* Normalises a city name for matching: lower case (Latin, Cyrillic and the
- * Yakut letters), ё→е, a leading "г." / "г " dropped, runs of spaces and
- * hyphens collapsed to one space, trimmed. Writes at most outlen-1 bytes.
- * Returns TG_ERR_INVALID for malformed UTF-8 or an empty result. */
-int virtual_normalize(const char *name, char *out, size_t outlen) TG_WARN_UNUSED;
-
-/* Transliterates a normalised name to the ASCII slug of the ids (BGN/PCGN
+/* Transliterates a city key to the ASCII slug of the ids (BGN/PCGN
  * simplified, see README): "нижний бестях" → "nizhniy-bestyakh". Returns
  * TG_ERR_INVALID when nothing transliterable is left. */
 int virtual_translit(const char *normalized, char *out, size_t outlen) TG_WARN_UNUSED;
@@ -29,7 +25,7 @@ int virtual_translit(const char *normalized, char *out, size_t outlen) TG_WARN_U
 
 typedef struct {
     char name[VIRTUAL_NAME_MAX];       /* as in the file: "Нижний Бестях" */
-    char normalized[VIRTUAL_NAME_MAX]; /* "нижний бестях" */
+    char normalized[VIRTUAL_NAME_MAX]; /* its tg_city_key: "нижний бестях" */
     char slug[VIRTUAL_NAME_MAX];       /* "nizhniy-bestyakh" */
     char district[VIRTUAL_NAME_MAX];
     double latitude, longitude;
@@ -103,9 +99,6 @@ typedef struct {
     char hub_stop_id[VIRTUAL_NAME_MAX + 16]; /* hub mode only */
 } virtual_plan_t;
 
-/* Great-circle distance (haversine, R = 6371 km). */
-double virtual_distance_km(double lat1, double lon1, double lat2, double lon2);
-
 /* Minutes at speed_kmh, rounded up, at least 1. */
 int virtual_duration_min(double distance_km, double speed_kmh);
 
@@ -121,10 +114,6 @@ void virtual_plan_free(virtual_plan_t *plan);
 
 #define VIRTUAL_FLIGHT_DAYS 365 /* the default horizon (VIRTUAL_HORIZON_DAYS) */
 #define VIRTUAL_FLIGHT_SEATS 50
-
-/* Days since 1970-01-01 of a civil date, and back. */
-int64_t virtual_days_from_civil(int y, int m, int d);
-void virtual_civil_from_days(int64_t days, int *y, int *m, int *d);
 
 /* Formats local minutes since the epoch in Asia/Yakutsk (a fixed UTC+9, no
  * DST since 2014) as
