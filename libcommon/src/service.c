@@ -85,14 +85,22 @@ void tg_http_reply_json(struct mg_connection *conn, int status, cJSON *obj,
     free(body);
 }
 
+cJSON *tg_http_error_body(const char *code, const char *message) {
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *err = NULL;
+    if (!obj || !cJSON_AddFalseToObject(obj, "success") ||
+        !(err = cJSON_AddObjectToObject(obj, "error")) ||
+        !cJSON_AddStringToObject(err, "code", code) ||
+        !cJSON_AddStringToObject(err, "message", message)) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 void tg_http_reply_error(struct mg_connection *conn, int status, const char *code,
                          const char *message) {
-    cJSON *obj = cJSON_CreateObject();
-    cJSON *err = cJSON_AddObjectToObject(obj, "error");
-    cJSON_AddBoolToObject(obj, "success", 0);
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", message);
-    tg_http_reply_json(conn, status, obj, NULL);
+    tg_http_reply_json(conn, status, tg_http_error_body(code, message), NULL);
 }
 
 /* ---- handlers ---------------------------------------------------------- */
@@ -106,12 +114,9 @@ static int reject_request(struct mg_connection *conn, const char *path) {
         return 404;
     }
     if (strcmp(ri->request_method, "GET") != 0) {
-        cJSON *obj = cJSON_CreateObject();
-        cJSON *err = cJSON_AddObjectToObject(obj, "error");
-        cJSON_AddBoolToObject(obj, "success", 0);
-        cJSON_AddStringToObject(err, "code", "method_not_allowed");
-        cJSON_AddStringToObject(err, "message", "only GET is allowed here");
-        tg_http_reply_json(conn, 405, obj, "Allow: GET\r\n");
+        tg_http_reply_json(conn, 405,
+                           tg_http_error_body("method_not_allowed", "only GET is allowed here"),
+                           "Allow: GET\r\n");
         return 405;
     }
     return 0;

@@ -13,9 +13,9 @@
 #include "openapi_json.h"
 #include "route_api.h"
 #include "tg/envelope.h"
-#include "tg/time.h"
 #include "tg/metrics.h"
 #include "tg/service.h"
+#include "tg/time.h"
 
 #define STOPS_DEFAULT 20
 #define STOPS_MAX 100
@@ -44,12 +44,7 @@ static int reply_error(struct mg_connection *conn, const rg_graph_t *g, int stat
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddBoolToObject(body, "success", 0);
-    cJSON *err = cJSON_AddObjectToObject(body, "error");
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", msg);
-    return reply(conn, g, status, body);
+    return reply(conn, g, status, tg_http_error_body(code, msg));
 }
 
 static cJSON *ok_body(void) {
@@ -286,12 +281,9 @@ static int serve(struct mg_connection *conn, resource_fn fn, const char *route) 
     rg_graph_t *g = rg_acquire();
     int status;
     if (strcmp(ri->request_method, "GET") != 0) {
-        cJSON *body = cJSON_CreateObject();
-        cJSON_AddBoolToObject(body, "success", 0);
-        cJSON *err = cJSON_AddObjectToObject(body, "error");
-        cJSON_AddStringToObject(err, "code", "method_not_allowed");
-        cJSON_AddStringToObject(err, "message", "only GET is allowed here");
-        tg_http_reply_json(conn, 405, body, "Allow: GET\r\n");
+        tg_http_reply_json(conn, 405,
+                           tg_http_error_body("method_not_allowed", "only GET is allowed here"),
+                           "Allow: GET\r\n");
         status = 405;
     } else if (!g) {
         status = reply_error(conn, NULL, 503, "unavailable", "no graph loaded yet");

@@ -53,7 +53,13 @@ void tg_service_stop(tg_service_t *svc);
 void tg_http_reply_json(struct mg_connection *conn, int status, cJSON *obj,
                         const char *extra_headers);
 
-/* Sends {"success":false,"error":{"code":code,"message":message}}. */
+/* The error body of every service's API:
+ * {"success":false,"error":{"code":code,"message":message}}. The caller
+ * owns it (tg_http_reply_json frees it) and may add members; NULL when out
+ * of memory, which tg_http_reply_json answers with a 500. */
+cJSON *tg_http_error_body(const char *code, const char *message);
+
+/* Sends tg_http_error_body(code, message) with status. */
 void tg_http_reply_error(struct mg_connection *conn, int status, const char *code,
                          const char *message);
 
