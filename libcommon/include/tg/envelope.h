@@ -1,4 +1,5 @@
-/* Layer 1 (process support): the event envelope every topic carries (see proto/topics.md):
+/* Layer 1 (process support).
+ * The event envelope every topic carries (see proto/topics.md):
  *   {"schema":"odata-sync.completed","schemaVersion":1,"eventId":"...",
  *    "runId":"...","sourceId":"default","datasetVersion":12,"attempt":1,
  *    "producedAt":"2026-01-01T00:00:00.000Z","correlationId":"...",

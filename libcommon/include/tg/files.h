@@ -1,4 +1,5 @@
-/* Layer 0 (base): files. Reading a whole file into memory (a mapping, a
+/* Layer 0 (base).
+ * Files. Reading a whole file into memory (a mapping, a
  * migration, the cities directory). */
 #ifndef TG_FILES_H
 #define TG_FILES_H

@@ -1,4 +1,5 @@
-/* Layer 0 (base): geography. The one distance between two points that the
+/* Layer 0 (base).
+ * Geography. The one distance between two points that the
  * services use: great-circle (haversine) on a sphere of radius 6371 km. */
 #ifndef TG_GEO_H
 #define TG_GEO_H

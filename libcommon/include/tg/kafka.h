@@ -1,4 +1,5 @@
-/* Kafka on librdkafka: an idempotent producer (acks=all) whose sends wait for
+/* Layer 2 (clients).
+ * Kafka on librdkafka: an idempotent producer (acks=all) whose sends wait for
  * their delivery report, and a group consumer with at-least-once semantics
  * (offsets are stored only by tg_consumer_done, after the work and its
  * outgoing event succeeded).

@@ -1,4 +1,5 @@
-/* Layer 2 (clients): PostgreSQL on libpq: connect with retry and backoff, parameterised
+/* Layer 2 (clients).
+ * PostgreSQL on libpq: connect with retry and backoff, parameterised
  * statements only, transactions, and bulk loads through COPY. */
 #ifndef TG_PG_H
 #define TG_PG_H

@@ -1,5 +1,6 @@
-/* Layer 3 (service): the process around a service: a small civetweb server with GET /healthz, /readyz and /metrics, also
- * served on a listener of their own (PROBE_PORT) that API clients cannot
+/* Layer 3 (service).
+ * The process around a service: a small civetweb server with GET /healthz,
+ * /readyz and /metrics, also served on a listener of their own (PROBE_PORT) that API clients cannot
  * starve.
  * Readiness is reported by the service's own loop (tg_service_set_dep), so
  * HTTP threads never touch a connection the loop is using. */

@@ -1,4 +1,5 @@
-/* Layer 0 (base): the shutdown flag, set by SIGTERM/SIGINT. Every layer may
+/* Layer 0 (base).
+ * The shutdown flag, set by SIGTERM/SIGINT. Every layer may
  * read it; only the signal handler installed here writes it. */
 #ifndef TG_SHUTDOWN_H
 #define TG_SHUTDOWN_H

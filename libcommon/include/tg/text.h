@@ -1,4 +1,5 @@
-/* Layer 0 (base): text. JSON string escaping, UTF-8 checks, and the one rule
+/* Layer 0 (base).
+ * Text. JSON string escaping, UTF-8 checks, and the one rule
  * that decides whether two city names are the same city.
  *
  * The city rule (tg_city_key), used by virtual-entities-generator to match a

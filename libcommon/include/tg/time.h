@@ -1,4 +1,5 @@
-/* Layer 0 (base): time. The wall and monotonic clocks, and conversions
+/* Layer 0 (base).
+ * Time. The wall and monotonic clocks, and conversions
  * between instants and UTC calendar fields done by libc (timegm, gmtime_r,
  * strftime), never by hand. ISO 8601 is written in one form only:
  * "2026-01-01T00:00:00.000Z". Nothing here reads TZ. */
