@@ -80,9 +80,9 @@ static int parse_local_offset(const char *s, int *out) {
     char sign;
     if (sscanf(s, "%c%2d:%2d", &sign, &h, &m) != 3 || (sign != '+' && sign != '-') || h > 23 ||
         m > 59)
-        return -1;
+        return TG_ERR_INVALID;
     *out = (sign == '-' ? -1 : 1) * (h * 60 + m);
-    return 0;
+    return TG_OK;
 }
 
 static int parse_options(const cJSON *root, odata_mapping_t *m, char *errstr, size_t errlen) {
