@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "orchestrator.h"
+#include "runs.h"
 #include "tg/pg.h"
 
 #define ACTIVE "('queued', 'running')"
