@@ -144,13 +144,50 @@ typedef struct {
     size_t cities_without_stops;
 } virtual_outcome_t;
 
-/* Generates and saves the virtual entities of dataset_version in one
- * transaction, with flights from local day `today` over the horizon (see
- * README: replay-safe unless force). When the dataset has them already and
- * their flights start before today, only the horizon moves on: past flights
- * go, the missing days are added. */
-int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_config_t *cfg,
-                     int64_t dataset_version, int force, int64_t today, virtual_outcome_t *out,
-                     char *errstr, size_t errlen) TG_WARN_UNUSED;
+/* The dataset being generated for, its row locked until the transaction
+ * ends: generators of one version are serialised. */
+typedef struct {
+    char version[24];      /* the dataset version as text, for statements */
+    int found;             /* the dataset exists */
+    int generated;         /* a generation was committed before */
+    int64_t from, through; /* local days its virtual flights cover; -1 when none */
+} virtual_dataset_t;
+
+/* Begins the transaction, locks the dataset's row and reads what it holds:
+ * ds, and in out the counts and mode of a previous generation. The caller
+ * ends the transaction (tg_pg_commit or tg_pg_rollback) on every path. */
+int virtual_dataset_lock(PGconn *pg, int64_t dataset_version, virtual_dataset_t *ds,
+                         virtual_outcome_t *out, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* force: deletes the previous generation (counted in out->deleted). */
+int virtual_delete(PGconn *pg, const virtual_dataset_t *ds, virtual_outcome_t *out, char *errstr,
+                   size_t errlen) TG_WARN_UNUSED;
+
+/* The dataset's real stops; items point into res. Free with
+ * virtual_real_stops_free (also after a failure). */
+typedef struct {
+    PGresult *res;
+    virtual_real_stop_t *items;
+    size_t count;
+} virtual_real_stops_t;
+int virtual_real_stops_read(PGconn *pg, const virtual_dataset_t *ds, virtual_real_stops_t *out,
+                            char *errstr, size_t errlen) TG_WARN_UNUSED;
+void virtual_real_stops_free(virtual_real_stops_t *s);
+
+/* COPYs the plan (stops, routes, then flights from local day first_day over
+ * the horizon) and records its counts in out and in the dataset's stats. */
+int virtual_plan_save(PGconn *pg, const virtual_dataset_t *ds, const virtual_plan_t *plan,
+                      const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
+                      char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Records the local days [from, through] the virtual flights cover; the new
+ * generation stamp tells graph-builder its graph of the dataset is stale. */
+int virtual_horizon_record(PGconn *pg, const virtual_dataset_t *ds, int64_t from,
+                           int64_t through, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Moves the horizon of an earlier generation on to [today, today + days - 1]:
+ * flights before today go, the days after the old end come. */
+int virtual_top_up(PGconn *pg, const virtual_dataset_t *ds, int64_t today, int days,
+                   virtual_outcome_t *out, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 #endif
