@@ -4,10 +4,19 @@
 #include <string.h>
 
 volatile sig_atomic_t tg_shutdown_requested = 0;
+static volatile int *volatile mirror;
 
 static void on_shutdown_signal(int sig) {
     (void)sig;
     tg_shutdown_requested = 1;
+    volatile int *also = mirror;
+    if (also) {
+        *also = 1;
+    }
+}
+
+void tg_shutdown_mirror(volatile int *also) {
+    mirror = also;
 }
 
 void tg_signals_install(void) {

@@ -12,4 +12,8 @@ extern volatile sig_atomic_t tg_shutdown_requested;
 /* Installs the handlers for SIGTERM and SIGINT and ignores SIGPIPE. */
 void tg_signals_install(void);
 
+/* A second flag the handler also sets (NULL: none), for code that polls a
+ * flag of its own, such as a worker step's ctx->stop. */
+void tg_shutdown_mirror(volatile int *also);
+
 #endif
