@@ -262,15 +262,6 @@ void delay_poll(orch_loop_t *o, int timeout_ms) {
 
 /* ---- reading a message back (replay) ----------------------------------- */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                    size_t errlen) {
-    char rderr[256];
-    if (rd_kafka_conf_set(conf, name, value, rderr, sizeof rderr) != RD_KAFKA_CONF_OK) {
-        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: %s: %s", name, rderr);
-    }
-    return TG_OK;
-}
-
 void retry_fetched_free(orch_fetched_t *f) {
     free(f->key);
     free(f->value);
@@ -324,42 +315,19 @@ static int fetch_poll(rd_kafka_t *rk, int64_t offset, orch_fetched_t *out, char 
 int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64_t offset,
                 orch_fetched_t *out, char *errstr, size_t errlen) {
     memset(out, 0, sizeof *out);
-    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
     char group[ORCH_TOPIC_LEN + 16];
     snprintf(group, sizeof group, "%s-replay", conf->group);
-    int rc = tg_kafka_conf_apply_env(kconf, &conf->cfg, errstr, errlen);
-    if (!rc) {
-        rc = conf_set(kconf, "group.id", group, errstr, errlen);
-    }
-    if (!rc) {
-        rc = conf_set(kconf, "enable.auto.commit", "false", errstr, errlen);
-    }
-    if (!rc) {
-        rc = conf_set(kconf, "enable.partition.eof", "true", errstr, errlen);
-    }
-    char rderr[256];
-    rd_kafka_t *rk = rc ? NULL : rd_kafka_new(RD_KAFKA_CONSUMER, kconf, rderr, sizeof rderr);
+    rd_kafka_t *rk = tg_kafka_reader_new(&conf->cfg, group, errstr, errlen);
     if (!rk) {
-        rd_kafka_conf_destroy(kconf);
-        return rc ? rc : tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rderr);
+        return TG_ERR_KAFKA;
     }
-    rd_kafka_poll_set_consumer(rk);
     /* A partition the topic does not have is not found (librdkafka would
      * wait for it to appear until fetch_poll gives up). */
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int count = -1;
-    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->topic_cnt == 1 && !md->topics[0].err) {
-        count = md->topics[0].partition_cnt;
+    int count = 0;
+    if (tg_kafka_partition_count(rk, topic, 5000, &count, NULL, 0) != TG_OK) {
+        count = 0; /* unknown: let the fetch try */
     }
-    if (md) {
-        rd_kafka_metadata_destroy(md);
-    }
-    if (rkt) {
-        rd_kafka_topic_destroy(rkt);
-    }
-    if (count >= 0 && partition >= count) {
+    if (count > 0 && partition >= count) {
         rd_kafka_destroy(rk);
         return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "%s has %d partition(s), not %d", topic,
                        count, partition + 1);
@@ -368,8 +336,8 @@ int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64
     rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
     rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
     rd_kafka_topic_partition_list_destroy(list);
-    rc = err ? tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rd_kafka_err2str(err))
-             : fetch_poll(rk, offset, out, errstr, errlen);
+    int rc = err ? tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rd_kafka_err2str(err))
+                 : fetch_poll(rk, offset, out, errstr, errlen);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     if (rc) {
