@@ -1,5 +1,6 @@
-/* The process around a service: the civetweb server answering GET /healthz, /readyz and /metrics for Kubernetes and Prometheus,
- * counting every request by route and status. */
+/* The process around a service: the civetweb server answering GET /healthz,
+ * /readyz and /metrics for Kubernetes and Prometheus, counting every request
+ * by route and status. */
 #include "tg/service.h"
 
 #include <pthread.h>
