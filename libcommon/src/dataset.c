@@ -41,14 +41,13 @@ int tg_refresh_due(PGconn *pg, int64_t dataset_version, int64_t now_ms, tg_refre
     tg_day_format(tg_local_day(now_ms), today, sizeof today);
     const char *params[] = {dv, today};
     *out = TG_REFRESH_NONE;
-    int rc = tg_pg_exec(
-        pg,
-        "SELECT NOT (d.stats ? 'virtualStops'), "
-        "d.virtual_from IS NULL OR d.virtual_from < $2::date, "
-        "NOT EXISTS (SELECT 1 FROM graphs g WHERE g.dataset_version = d.version "
-        "AND g.status = 'active' AND g.virtual_generation = d.virtual_generation) "
-        "FROM datasets d WHERE d.version = $1",
-        2, params, &res, errstr, errlen);
+    int rc = tg_pg_exec(pg,
+                        "SELECT NOT (d.stats ? 'virtualStops'), "
+                        "d.virtual_from IS NULL OR d.virtual_from < $2::date, "
+                        "NOT EXISTS (SELECT 1 FROM graphs g WHERE g.dataset_version = d.version "
+                        "AND g.status = 'active' AND g.virtual_generation = d.virtual_generation) "
+                        "FROM datasets d WHERE d.version = $1",
+                        2, params, &res, errstr, errlen);
     if (rc) {
         return rc;
     }

@@ -1,24 +1,38 @@
 /* Error codes: names, retry classification and the errstr helper. */
+#include "tg/error.h"
 #include <stdarg.h>
 #include <stdio.h>
-#include "tg/error.h"
 
 const char *tg_err_name(int err) {
     switch (err) {
-    case TG_OK: return "ok";
-    case TG_ERR_CONFIG: return "config";
-    case TG_ERR_INVALID: return "invalid";
-    case TG_ERR_UNAVAILABLE: return "unavailable";
-    case TG_ERR_TIMEOUT: return "timeout";
-    case TG_ERR_DB: return "database";
-    case TG_ERR_REDIS: return "redis";
-    case TG_ERR_KAFKA: return "kafka";
-    case TG_ERR_HTTP: return "http";
-    case TG_ERR_NOMEM: return "nomem";
-    case TG_ERR_NOTFOUND: return "not_found";
-    case TG_ERR_SHUTDOWN: return "shutdown";
-    case TG_ERR_IO: return "io";
-    default: return "unknown";
+    case TG_OK:
+        return "ok";
+    case TG_ERR_CONFIG:
+        return "config";
+    case TG_ERR_INVALID:
+        return "invalid";
+    case TG_ERR_UNAVAILABLE:
+        return "unavailable";
+    case TG_ERR_TIMEOUT:
+        return "timeout";
+    case TG_ERR_DB:
+        return "database";
+    case TG_ERR_REDIS:
+        return "redis";
+    case TG_ERR_KAFKA:
+        return "kafka";
+    case TG_ERR_HTTP:
+        return "http";
+    case TG_ERR_NOMEM:
+        return "nomem";
+    case TG_ERR_NOTFOUND:
+        return "not_found";
+    case TG_ERR_SHUTDOWN:
+        return "shutdown";
+    case TG_ERR_IO:
+        return "io";
+    default:
+        return "unknown";
     }
 }
 

@@ -1,11 +1,11 @@
 /* Whole-file reads. */
 #include "tg/files.h"
 
+#include "tg/buf.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tg/buf.h"
 
 int tg_file_read(const char *path, size_t max, char **out, size_t *len, char *errstr,
                  size_t errlen) {

@@ -1,14 +1,16 @@
 /* HTTP GET over libcurl with timeouts, gzip, auth kept to one origin,
  * Retry-After, and URLs: resolution of relative links, origins. */
+#include "tg/http.h"
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include "tg/http.h"
 
-void tg_http_global_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+void tg_http_global_init(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
 
 typedef struct {
     tg_http_response_t *resp;
@@ -31,13 +33,16 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
     size_t n = size * nmemb;
     if (n > 12 && !strncasecmp(data, "Retry-After:", 12)) {
         const char *v = data + 12;
-        while (v < data + n && isspace((unsigned char)*v))
+        while (v < data + n && isspace((unsigned char)*v)) {
             v++;
-        if (isdigit((unsigned char)*v))
+        }
+        if (isdigit((unsigned char)*v)) {
             s->resp->retry_after_s = strtol(v, NULL, 10);
+        }
         /* An HTTP-date Retry-After is treated as "soon" (1 s). */
-        else if (v < data + n && *v != '\r')
+        else if (v < data + n && *v != '\r') {
             s->resp->retry_after_s = 1;
+        }
     }
     return n;
 }
@@ -47,32 +52,37 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud) {
 static int check_auth_origin(const char *url, const tg_http_opts_t *opts, char *errstr,
                              size_t errlen) {
     int has_auth = (opts->user && *opts->user) || (opts->bearer && *opts->bearer);
-    if (!has_auth || !opts->auth_origin)
+    if (!has_auth || !opts->auth_origin) {
         return TG_OK;
+    }
     char origin[TG_URL_ORIGIN_MAX], why[200];
     int rc = tg_url_origin(url, origin, why, sizeof(why));
-    if (rc)
+    if (rc) {
         return tg_fail(rc, errstr, errlen, "http: %s", why);
-    if (strcmp(origin, opts->auth_origin))
+    }
+    if (strcmp(origin, opts->auth_origin)) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "http: not sending credentials meant for %s to %s; request refused",
                        opts->auth_origin, origin);
+    }
     return TG_OK;
 }
 
-int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t *resp,
-                char *errstr, size_t errlen) {
+int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t *resp, char *errstr,
+                size_t errlen) {
     memset(resp, 0, sizeof(*resp));
     tg_buf_init(&resp->body);
     resp->retry_after_s = -1;
     int rc = check_auth_origin(url, opts, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     sink_t sink = {resp, opts->max_body ? opts->max_body : (size_t)256 << 20, 0};
 
     CURL *h = curl_easy_init();
-    if (!h)
+    if (!h) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "http: cannot create a curl handle");
+    }
     struct curl_slist *hdrs = NULL;
     char line[1024];
     snprintf(line, sizeof(line), "Accept: %s", opts->accept ? opts->accept : "application/json");
@@ -85,8 +95,10 @@ int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t 
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* gzip and deflate */
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, opts->connect_timeout_ms ? opts->connect_timeout_ms : 5000L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, opts->total_timeout_ms ? opts->total_timeout_ms : 60000L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     opts->connect_timeout_ms ? opts->connect_timeout_ms : 5000L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                     opts->total_timeout_ms ? opts->total_timeout_ms : 60000L);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -105,9 +117,10 @@ int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t 
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
 
-    if (sink.too_big)
+    if (sink.too_big) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "http: %s: body larger than %zu bytes", url,
                        sink.max_body);
+    }
     switch (cc) {
     case CURLE_OK:
         return TG_OK;
@@ -119,11 +132,14 @@ int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t 
         return tg_fail(TG_ERR_UNAVAILABLE, errstr, errlen, "http: %s: answer cut short (%s)", url,
                        curl_easy_strerror(cc));
     default:
-        return tg_fail(TG_ERR_UNAVAILABLE, errstr, errlen, "http: %s: %s", url, curl_easy_strerror(cc));
+        return tg_fail(TG_ERR_UNAVAILABLE, errstr, errlen, "http: %s: %s", url,
+                       curl_easy_strerror(cc));
     }
 }
 
-void tg_http_response_free(tg_http_response_t *resp) { tg_buf_free(&resp->body); }
+void tg_http_response_free(tg_http_response_t *resp) {
+    tg_buf_free(&resp->body);
+}
 
 char *tg_url_resolve(const char *base, const char *ref) {
     CURLU *u = curl_url();
@@ -143,27 +159,34 @@ int tg_url_origin(const char *url, char out[TG_URL_ORIGIN_MAX], char *errstr, si
     char *scheme = NULL, *host = NULL, *port = NULL;
     int rc = TG_OK;
     out[0] = '\0';
-    if (!u)
+    if (!u) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    }
     CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
-    if (uc == CURLUE_OK)
+    if (uc == CURLUE_OK) {
         uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    if (uc == CURLUE_OK)
+    }
+    if (uc == CURLUE_OK) {
         uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
-    if (uc == CURLUE_OK)
+    }
+    if (uc == CURLUE_OK) {
         uc = curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    if (uc == CURLUE_OUT_OF_MEMORY)
+    }
+    if (uc == CURLUE_OUT_OF_MEMORY) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
-    else if (uc != CURLUE_OK)
+    } else if (uc != CURLUE_OK) {
         rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "not an absolute URL with a host (%s)",
                      curl_url_strerror(uc));
-    else if (snprintf(out, TG_URL_ORIGIN_MAX, "%s://%s:%s", scheme, host, port) >=
-             TG_URL_ORIGIN_MAX)
+    } else if (snprintf(out, TG_URL_ORIGIN_MAX, "%s://%s:%s", scheme, host, port) >=
+               TG_URL_ORIGIN_MAX) {
         rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "host name too long");
-    if (rc)
+    }
+    if (rc) {
         out[0] = '\0';
-    for (char *p = out; *p; p++) /* host names are case-insensitive */
+    }
+    for (char *p = out; *p; p++) { /* host names are case-insensitive */
         *p = (char)tolower((unsigned char)*p);
+    }
     curl_free(scheme);
     curl_free(host);
     curl_free(port);

@@ -1,12 +1,12 @@
 /* PostgreSQL helpers on libpq: connect with backoff, parameterised
  * statements, transactions and COPY. */
-#include <stdio.h>
-#include <string.h>
+#include "tg/pg.h"
 #include "tg/backoff.h"
 #include "tg/log.h"
-#include "tg/pg.h"
 #include "tg/shutdown.h"
 #include "tg/time.h"
+#include <stdio.h>
+#include <string.h>
 
 /* libpq's messages end with a newline; keep the first line only. */
 static const char *first_line(const char *msg, char *out, size_t outlen) {
@@ -24,8 +24,9 @@ PGconn *tg_pg_connect(const char *conninfo, int timeout_s, char *errstr, size_t 
         const char *keys[] = {"dbname", "connect_timeout", NULL};
         const char *vals[] = {conninfo, "5", NULL};
         PGconn *conn = PQconnectdbParams(keys, vals, 1);
-        if (conn && PQstatus(conn) == CONNECTION_OK)
+        if (conn && PQstatus(conn) == CONNECTION_OK) {
             return conn;
+        }
         first_line(conn ? PQerrorMessage(conn) : "out of memory", line, sizeof(line));
         PQfinish(conn);
         int64_t wait = tg_backoff_ms(attempt, 200, 2000, 0, NULL);
@@ -40,15 +41,19 @@ PGconn *tg_pg_connect(const char *conninfo, int timeout_s, char *errstr, size_t 
 }
 
 int tg_pg_classify(PGconn *conn, const PGresult *res) {
-    if (PQstatus(conn) != CONNECTION_OK)
+    if (PQstatus(conn) != CONNECTION_OK) {
         return TG_ERR_UNAVAILABLE;
+    }
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-    if (!state)
+    if (!state) {
         return TG_ERR_UNAVAILABLE;
-    if (!strncmp(state, "08", 2) || !strncmp(state, "57", 2) || !strncmp(state, "53", 2))
+    }
+    if (!strncmp(state, "08", 2) || !strncmp(state, "57", 2) || !strncmp(state, "53", 2)) {
         return TG_ERR_UNAVAILABLE; /* connection, shutdown, resources */
-    if (!strncmp(state, "22", 2) || !strncmp(state, "23", 2))
+    }
+    if (!strncmp(state, "22", 2) || !strncmp(state, "23", 2)) {
         return TG_ERR_INVALID; /* data exception, integrity violation */
+    }
     return TG_ERR_DB;
 }
 
@@ -69,10 +74,12 @@ int tg_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *pa
 
 int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *const *params,
                     PGresult **out, tg_pg_diag_t *diag, char *errstr, size_t errlen) {
-    if (out)
+    if (out) {
         *out = NULL;
-    if (diag)
+    }
+    if (diag) {
         memset(diag, 0, sizeof(*diag));
+    }
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
@@ -86,10 +93,11 @@ int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *cons
         snprintf(what, sizeof(what), "%.*s", (int)strcspn(sql, "\n("), sql);
         return result_error(conn, res, what, errstr, errlen);
     }
-    if (out)
+    if (out) {
         *out = res;
-    else
+    } else {
         PQclear(res);
+    }
     return TG_OK;
 }
 
@@ -102,8 +110,9 @@ int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) {
 }
 
 void tg_pg_rollback(PGconn *conn) {
-    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE) {
         PQclear(PQexec(conn, "ROLLBACK"));
+    }
 }
 
 /* Reads every result left after a COPY, so the connection is idle again (or
@@ -123,29 +132,33 @@ static int copy_results(PGconn *conn, const char *copy_sql, const char *sent, ch
                       : tg_fail(TG_ERR_UNAVAILABLE, errstr, errlen, "postgres: %s: %s", copy_sql,
                                 *sent ? sent : "the COPY could not be ended");
         }
-        if (st != PGRES_COMMAND_OK && rc == TG_OK)
+        if (st != PGRES_COMMAND_OK && rc == TG_OK) {
             rc = result_error(conn, res, copy_sql, errstr, errlen);
-        else
+        } else {
             PQclear(res);
+        }
     }
-    if (rc == TG_OK && *sent)
+    if (rc == TG_OK && *sent) {
         rc = tg_fail(PQstatus(conn) == CONNECTION_OK ? TG_ERR_DB : TG_ERR_UNAVAILABLE, errstr,
                      errlen, "postgres: %s: %s", copy_sql, sent);
+    }
     return rc;
 }
 
 /* libpq's reason for a failed send, never empty. */
 static void send_failure(PGconn *conn, const char *fallback, char *out, size_t outlen) {
     first_line(PQerrorMessage(conn), out, outlen);
-    if (!*out)
+    if (!*out) {
         snprintf(out, outlen, "%s", fallback);
+    }
 }
 
 int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *errstr,
                size_t errlen) {
     PGresult *res = PQexec(conn, copy_sql);
-    if (!res || PQresultStatus(res) != PGRES_COPY_IN)
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
         return result_error(conn, res, copy_sql, errstr, errlen);
+    }
     PQclear(res);
     /* Send in chunks so a large load does not need one huge libpq buffer. A
      * failed send ends the COPY with its reason (the server then rolls the
@@ -154,21 +167,26 @@ int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len,
     char sent[512] = "";
     for (size_t off = 0; off < len && !*sent; off += chunk) {
         size_t n = len - off < chunk ? len - off : chunk;
-        if (PQputCopyData(conn, data + off, (int)n) != 1)
+        if (PQputCopyData(conn, data + off, (int)n) != 1) {
             send_failure(conn, "could not send the COPY data", sent, sizeof(sent));
+        }
     }
-    if (PQputCopyEnd(conn, *sent ? sent : NULL) != 1 && !*sent)
+    if (PQputCopyEnd(conn, *sent ? sent : NULL) != 1 && !*sent) {
         send_failure(conn, "could not end the COPY", sent, sizeof(sent));
+    }
     return copy_results(conn, copy_sql, sent, errstr, errlen);
 }
 
 int tg_pg_ping(PGconn *conn) {
-    if (!conn)
+    if (!conn) {
         return 0;
-    if (PQstatus(conn) != CONNECTION_OK)
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
         PQreset(conn);
-    if (PQstatus(conn) != CONNECTION_OK)
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
         return 0;
+    }
     PGresult *res = PQexec(conn, "SELECT 1");
     int ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
     PQclear(res);

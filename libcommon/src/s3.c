@@ -21,8 +21,9 @@ typedef struct {
 static size_t on_read(char *out, size_t size, size_t nmemb, void *ud) {
     src_t *s = ud;
     size_t n = size * nmemb;
-    if (n > s->len - s->off)
+    if (n > s->len - s->off) {
         n = s->len - s->off;
+    }
     memcpy(out, s->data + s->off, n);
     s->off += n;
     return n;
@@ -37,13 +38,15 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
 static int s3_request(const tg_config_t *cfg, const char *method, const char *key, const void *body,
                       size_t len, const char *content_type, tg_buf_t *out, char *errstr,
                       size_t errlen) {
-    if (!tg_s3_enabled(cfg))
+    if (!tg_s3_enabled(cfg)) {
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "S3_ENDPOINT: not set");
+    }
     char url[2048], sigv4[128], userpwd[512], hdr[160], payload_hash[65];
     const char *ep = cfg->s3_endpoint;
     size_t eplen = strlen(ep);
-    while (eplen && ep[eplen - 1] == '/')
+    while (eplen && ep[eplen - 1] == '/') {
         eplen--;
+    }
     snprintf(url, sizeof(url), "%.*s/%s%s%s", (int)eplen, ep, cfg->s3_bucket,
              key[0] == '?' ? "" : "/", key);
     snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", cfg->s3_region);
@@ -53,8 +56,9 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
     snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", payload_hash);
 
     CURL *h = curl_easy_init();
-    if (!h)
+    if (!h) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "s3: cannot create a curl handle");
+    }
     struct curl_slist *hdrs = curl_slist_append(NULL, hdr);
     char ct[160];
     if (content_type) {
@@ -84,14 +88,17 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
-    if (cc != CURLE_OK)
+    if (cc != CURLE_OK) {
         return tg_fail(cc == CURLE_OPERATION_TIMEDOUT ? TG_ERR_TIMEOUT : TG_ERR_UNAVAILABLE, errstr,
                        errlen, "S3_ENDPOINT: %s %s: %s", method, url, curl_easy_strerror(cc));
-    if (status == 404)
+    }
+    if (status == 404) {
         return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "s3: %s %s: not found", method, url);
-    if (status < 200 || status >= 300)
+    }
+    if (status < 200 || status >= 300) {
         return tg_fail(TG_ERR_HTTP, errstr, errlen, "s3: %s %s: HTTP %ld: %.200s", method, url,
                        status, out->data ? out->data : "");
+    }
     return TG_OK;
 }
 
@@ -137,8 +144,9 @@ static char *xml_next(const char *tag, const char **pos) {
     snprintf(close, sizeof(close), "</%s>", tag);
     const char *a = strstr(*pos, open);
     const char *b = a ? strstr(a, close) : NULL;
-    if (!b)
+    if (!b) {
         return NULL;
+    }
     a += strlen(open);
     *pos = b + strlen(close);
     static const struct {
@@ -147,8 +155,9 @@ static char *xml_next(const char *tag, const char **pos) {
     char *text = malloc((size_t)(b - a) + 1), *w = text;
     while (text && a < b) {
         size_t i = 0;
-        while (i < sizeof(ents) / sizeof(ents[0]) && strncmp(a, ents[i].ent, strlen(ents[i].ent)))
+        while (i < sizeof(ents) / sizeof(ents[0]) && strncmp(a, ents[i].ent, strlen(ents[i].ent))) {
             i++;
+        }
         if (i < sizeof(ents) / sizeof(ents[0])) {
             *w++ = ents[i].ch[0];
             a += strlen(ents[i].ent);
@@ -156,8 +165,9 @@ static char *xml_next(const char *tag, const char **pos) {
             *w++ = *a++;
         }
     }
-    if (text)
+    if (text) {
         *w = '\0';
+    }
     return text;
 }
 
@@ -189,8 +199,9 @@ int tg_s3_list(const tg_config_t *cfg, const char *prefix, char ***keys, size_t 
     *keys = NULL;
     *n = 0;
     CURL *h = curl_easy_init();
-    if (!h)
+    if (!h) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "s3: cannot create a curl handle");
+    }
     char *eprefix = curl_easy_escape(h, prefix, 0), *token = NULL;
     int rc = eprefix ? TG_OK : TG_ERR_NOMEM;
     do {
@@ -199,20 +210,24 @@ int tg_s3_list(const tg_config_t *cfg, const char *prefix, char ***keys, size_t 
         tg_buf_init(&query);
         tg_buf_init(&out);
         /* Parameters in SigV4's canonical (sorted) order, values escaped. */
-        if (rc == TG_OK && (token && !etoken))
+        if (rc == TG_OK && (token && !etoken)) {
             rc = TG_ERR_NOMEM;
-        if (rc == TG_OK)
+        }
+        if (rc == TG_OK) {
             rc = tg_buf_appendf(&query, "?%s%s%slist-type=2&prefix=%s",
                                 etoken ? "continuation-token=" : "", etoken ? etoken : "",
                                 etoken ? "&" : "", eprefix);
-        if (rc == TG_OK)
+        }
+        if (rc == TG_OK) {
             rc = s3_request(cfg, "GET", query.data, NULL, 0, NULL, &out, errstr, errlen);
-        else
+        } else {
             tg_fail(rc, errstr, errlen, "s3: out of memory listing %s", prefix);
+        }
         free(token);
         token = NULL;
-        if (rc == TG_OK && (rc = list_page(out.data ? out.data : "", keys, n, &token)))
+        if (rc == TG_OK && (rc = list_page(out.data ? out.data : "", keys, n, &token))) {
             tg_fail(rc, errstr, errlen, "s3: out of memory listing %s", prefix);
+        }
         curl_free(etoken);
         tg_buf_free(&query);
         tg_buf_free(&out);
@@ -229,16 +244,18 @@ int tg_s3_list(const tg_config_t *cfg, const char *prefix, char ***keys, size_t 
 }
 
 void tg_s3_keys_free(char **keys, size_t n) {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         free(keys[i]);
+    }
     free(keys);
 }
 
 int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) {
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         return TG_ERR_NOMEM;
+    }
     size_t cap = deflateBound(&zs, (uLong)len);
     unsigned char *buf = malloc(cap);
     if (!buf) {

@@ -16,9 +16,9 @@
 #define MAX_DEPS 8
 #define MAX_ROUTES 32
 #define REQUEST_TIMEOUT_MS 5000       /* default of HTTP_REQUEST_TIMEOUT_MS */
-#define PROBE_THREADS 3                /* liveness, readiness and a scrape at once */
-#define PROBE_REQUEST_TIMEOUT_MS 2000  /* a kubelet sends its request at once */
-#define ROUTE_OTHER "other" /* no handler: the path itself could be anything */
+#define PROBE_THREADS 3               /* liveness, readiness and a scrape at once */
+#define PROBE_REQUEST_TIMEOUT_MS 2000 /* a kubelet sends its request at once */
+#define ROUTE_OTHER "other"           /* no handler: the path itself could be anything */
 #define M_REQUESTS "tg_http_requests_total", "HTTP requests answered, by route and status"
 #define M_REQUEST_SECONDS "tg_http_request_duration_seconds", "HTTP request duration, by route"
 
@@ -272,8 +272,11 @@ static struct mg_context *listener_start(const listener_t *l, char *errstr, size
 static int http_start(tg_service_t *svc, int port, char *errstr, size_t errlen) {
     long n = strtol(tg_env_str("HTTP_THREADS", "8"), NULL, 10);
     const char *keep_alive = tg_env_str("HTTP_KEEP_ALIVE", "no");
-    listener_t l = {"HTTP_PORT", port, n < 1 ? 8 : n > 1024 ? 1024 : n, 0,
-                    !strcmp(keep_alive, "yes") || !strcmp(keep_alive, "true")};
+    listener_t l = {"HTTP_PORT", port,
+                    n < 1      ? 8
+                    : n > 1024 ? 1024
+                               : n,
+                    0, !strcmp(keep_alive, "yes") || !strcmp(keep_alive, "true")};
     int rc = tg_env_long("HTTP_REQUEST_TIMEOUT_MS", REQUEST_TIMEOUT_MS, 100, 600000,
                          &l.request_timeout_ms, errstr, errlen);
     if (rc != TG_OK || !(svc->http = listener_start(&l, errstr, errlen))) {

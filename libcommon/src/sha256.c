@@ -1,8 +1,8 @@
 /* SHA-256 over OpenSSL's EVP digest interface. */
+#include "tg/sha256.h"
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "tg/sha256.h"
 
 struct tg_sha256_s {
     EVP_MD_CTX *ctx;
@@ -10,8 +10,9 @@ struct tg_sha256_s {
 
 tg_sha256_t *tg_sha256_new(void) {
     tg_sha256_t *h = calloc(1, sizeof(*h));
-    if (!h)
+    if (!h) {
         return NULL;
+    }
     h->ctx = EVP_MD_CTX_new();
     if (!h->ctx || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(h->ctx);
@@ -29,8 +30,9 @@ void tg_sha256_final(tg_sha256_t *h, char hex[65]) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
     EVP_DigestFinal_ex(h->ctx, md, &n);
-    for (unsigned int i = 0; i < n && i < 32; i++)
+    for (unsigned int i = 0; i < n && i < 32; i++) {
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
     hex[64] = '\0';
     EVP_MD_CTX_free(h->ctx);
     free(h);

@@ -175,8 +175,8 @@ static long city_fold(long cp) {
 
 /* Blanks (ASCII white space, no-break space) and hyphens or dashes. */
 static int city_separator(long cp) {
-    return cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == '-' || cp == 0x00A0 ||
-           cp == 0x2010 || cp == 0x2011 || cp == 0x2013 || cp == 0x2014;
+    return cp == ' ' || (cp >= '\t' && cp <= '\r') || cp == '-' || cp == 0x00A0 || cp == 0x2010 ||
+           cp == 0x2011 || cp == 0x2013 || cp == 0x2014;
 }
 
 /* Settlement types, as they read after steps 1 and 2 of the rule. */

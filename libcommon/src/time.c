@@ -44,8 +44,12 @@ void tg_now_iso(char out[32]) {
 }
 
 int tg_time_from_utc(int year, int month, int day, int hour, int min, int sec, int64_t *secs) {
-    struct tm tm = {.tm_year = year - 1900, .tm_mon = month - 1, .tm_mday = day,
-                    .tm_hour = hour, .tm_min = min, .tm_sec = sec};
+    struct tm tm = {.tm_year = year - 1900,
+                    .tm_mon = month - 1,
+                    .tm_mday = day,
+                    .tm_hour = hour,
+                    .tm_min = min,
+                    .tm_sec = sec};
     if (month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || min < 0 || min > 59 ||
         sec < 0 || sec > 59) {
         return TG_ERR_INVALID;

@@ -2,11 +2,11 @@
  * array with a per-stop outgoing index (CSR), transfer edges inside a city,
  * and the JSON of the Redis format written in one pass into a tg_buf. */
 #include "graph.h"
+#include "tg/geo.h"
+#include "tg/text.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tg/geo.h"
-#include "tg/text.h"
 
 /* ---- strings: one arena per graph, freed at once ------------------------ */
 
@@ -24,8 +24,9 @@ static const char *arena_strdup(gb_graph_t *g, const char *s) {
     if (!a || a->cap - a->used < len) {
         size_t cap = len > ARENA_CHUNK ? len : ARENA_CHUNK;
         gb_arena_t *n = malloc(sizeof(*n) + cap);
-        if (!n)
+        if (!n) {
             return NULL;
+        }
         n->next = a;
         n->used = 0;
         n->cap = cap;
@@ -42,8 +43,9 @@ gb_graph_t *gb_graph_new(void) {
 }
 
 void gb_graph_free(gb_graph_t *g) {
-    if (!g)
+    if (!g) {
         return;
+    }
     while (g->arena) {
         gb_arena_t *next = g->arena->next;
         free(g->arena);
@@ -61,50 +63,59 @@ void gb_graph_free(gb_graph_t *g) {
 
 static size_t hash_str(const char *s) {
     size_t h = 1469598103934665603ULL;
-    for (; *s; s++)
+    for (; *s; s++) {
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
     return h;
 }
 
 static size_t slot_of(const gb_graph_t *g, const char *id) {
     size_t mask = g->n_slots - 1, i = hash_str(id) & mask;
-    while (g->slots[i] >= 0 && strcmp(g->nodes[g->slots[i]].id, id) != 0)
+    while (g->slots[i] >= 0 && strcmp(g->nodes[g->slots[i]].id, id) != 0) {
         i = (i + 1) & mask;
+    }
     return i;
 }
 
 /* Keeps the table at most half full so probes stay short. */
 static int slots_grow(gb_graph_t *g) {
-    if (g->n_slots && (g->n_nodes + 1) * 2 <= g->n_slots)
+    if (g->n_slots && (g->n_nodes + 1) * 2 <= g->n_slots) {
         return TG_OK;
+    }
     size_t n = g->n_slots ? g->n_slots * 2 : 1024;
     int *slots = malloc(n * sizeof(*slots));
-    if (!slots)
+    if (!slots) {
         return TG_ERR_NOMEM;
+    }
     memset(slots, 0xff, n * sizeof(*slots));
     free(g->slots);
     g->slots = slots;
     g->n_slots = n;
-    for (size_t i = 0; i < g->n_nodes; i++)
+    for (size_t i = 0; i < g->n_nodes; i++) {
         g->slots[slot_of(g, g->nodes[i].id)] = (int)i;
+    }
     return TG_OK;
 }
 
 int gb_find_node(const gb_graph_t *g, const char *id) {
-    if (!g->n_slots || !id)
+    if (!g->n_slots || !id) {
         return -1;
+    }
     return g->slots[slot_of(g, id)];
 }
 
 static int grow(void **arr, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap)
+    if (need <= *cap) {
         return TG_OK;
+    }
     size_t n = *cap ? *cap * 2 : 256;
-    while (n < need)
+    while (n < need) {
         n *= 2;
+    }
     void *p = realloc(*arr, n * size);
-    if (!p)
+    if (!p) {
         return TG_ERR_NOMEM;
+    }
     *arr = p;
     *cap = n;
     return TG_OK;
@@ -113,21 +124,25 @@ static int grow(void **arr, size_t *cap, size_t need, size_t size) {
 int gb_add_node(gb_graph_t *g, const char *id, const char *name, const char *city, double lat,
                 double lon) {
     if (gb_find_node(g, id) >= 0) {
-        if (g->duplicate_stops < GB_MAX_SAMPLES)
+        if (g->duplicate_stops < GB_MAX_SAMPLES) {
             g->duplicate_stop_samples[g->duplicate_stops] = arena_strdup(g, id);
+        }
         g->duplicate_stops++;
         return TG_OK;
     }
-    if (slots_grow(g) || grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof(gb_node_t)))
+    if (slots_grow(g) ||
+        grow((void **)&g->nodes, &g->cap_nodes, g->n_nodes + 1, sizeof(gb_node_t))) {
         return TG_ERR_NOMEM;
+    }
     gb_node_t *n = &g->nodes[g->n_nodes];
     n->id = arena_strdup(g, id);
     n->name = arena_strdup(g, name ? name : id);
     n->city = city && *city ? arena_strdup(g, city) : NULL;
     n->lat = lat;
     n->lon = lon;
-    if (!n->id || !n->name || (city && *city && !n->city))
+    if (!n->id || !n->name || (city && *city && !n->city)) {
         return TG_ERR_NOMEM;
+    }
     g->slots[slot_of(g, id)] = (int)g->n_nodes++;
     return TG_OK;
 }
@@ -141,8 +156,9 @@ static const char *end_id(gb_graph_t *g, const char *id, int *index) {
 int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double weight,
                 double distance, const char *transport, const char *route_id,
                 int weight_from_flights) {
-    if (grow((void **)&g->edges, &g->cap_edges, g->n_edges + 1, sizeof(gb_edge_t)))
+    if (grow((void **)&g->edges, &g->cap_edges, g->n_edges + 1, sizeof(gb_edge_t))) {
         return TG_ERR_NOMEM;
+    }
     gb_edge_t *e = &g->edges[g->n_edges];
     memset(e, 0, sizeof(*e));
     e->from_id = end_id(g, from_id, &e->from);
@@ -153,8 +169,9 @@ int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double we
     e->route_id = route_id ? arena_strdup(g, route_id) : NULL;
     e->weight_from_flights = weight_from_flights;
     if (!e->from_id || !e->to_id || (transport && *transport && !e->transport) ||
-        (route_id && !e->route_id))
+        (route_id && !e->route_id)) {
         return TG_ERR_NOMEM;
+    }
     g->n_edges++;
     return TG_OK;
 }
@@ -180,13 +197,15 @@ static int transfer_group(gb_graph_t *g, const city_stop_t *cs, size_t from, siz
                           double minutes) {
     for (size_t i = from; i < to; i++) {
         for (size_t j = from; j < to; j++) {
-            if (i == j)
+            if (i == j) {
                 continue;
+            }
             const gb_node_t *a = &g->nodes[cs[i].node], *b = &g->nodes[cs[j].node];
             double km = tg_geo_distance_km(a->lat, a->lon, b->lat, b->lon);
             if (gb_add_edge(g, a->id, b->id, minutes, isnan(km) ? NAN : round(km * 100) / 100,
-                            "TRANSFER", NULL, 0))
+                            "TRANSFER", NULL, 0)) {
                 return TG_ERR_NOMEM;
+            }
             g->transfer_edges++;
         }
     }
@@ -194,12 +213,14 @@ static int transfer_group(gb_graph_t *g, const city_stop_t *cs, size_t from, siz
 }
 
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
-    if (minutes <= 0 || g->n_nodes < 2)
+    if (minutes <= 0 || g->n_nodes < 2) {
         return TG_OK;
+    }
     /* A key is never longer than its name (+3 keeps room for "" of NULL). */
     size_t total = 0;
-    for (size_t i = 0; i < g->n_nodes; i++)
+    for (size_t i = 0; i < g->n_nodes; i++) {
         total += (g->nodes[i].city ? strlen(g->nodes[i].city) : 0) + 3;
+    }
     city_stop_t *cs = malloc(g->n_nodes * sizeof(*cs));
     char *keys = malloc(total);
     if (!cs || !keys) {
@@ -223,8 +244,9 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
         for (end = start + 1; end < n && !strcmp(cs[end].key, cs[start].key); end++)
             ;
         if (end - start > max_stops) {
-            if (g->big_cities < GB_MAX_SAMPLES)
+            if (g->big_cities < GB_MAX_SAMPLES) {
                 g->big_city_samples[g->big_cities] = g->nodes[cs[start].node].city;
+            }
             g->big_cities++;
         } else if (end - start > 1) {
             rc = transfer_group(g, cs, start, end, minutes);
@@ -248,15 +270,19 @@ int gb_graph_index(gb_graph_t *g) {
         return TG_ERR_NOMEM;
     }
     /* Counting sort by source stop; edges with a missing source are left out. */
-    for (size_t e = 0; e < g->n_edges; e++)
-        if (g->edges[e].from >= 0)
+    for (size_t e = 0; e < g->n_edges; e++) {
+        if (g->edges[e].from >= 0) {
             g->out_start[g->edges[e].from + 1]++;
-    for (size_t i = 0; i < g->n_nodes; i++)
+        }
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
         g->out_start[i + 1] += g->out_start[i];
+    }
     for (size_t e = 0; e < g->n_edges; e++) {
         int f = g->edges[e].from;
-        if (f >= 0)
+        if (f >= 0) {
             g->out_edges[g->out_start[f] + fill[f]++] = e;
+        }
     }
     free(fill);
     return TG_OK;
@@ -267,10 +293,12 @@ int gb_graph_index(gb_graph_t *g) {
 /* ,"name": then the string; names are literals, so no escaping. */
 static int json_field_str(tg_buf_t *b, const char *name, const char *value) {
     int rc = tg_buf_append(b, ",\"", 2);
-    if (!rc)
+    if (!rc) {
         rc = tg_buf_append(b, name, strlen(name));
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_buf_append(b, "\":", 2);
+    }
     return rc ? rc : tg_json_append_str(b, value);
 }
 
@@ -279,55 +307,70 @@ static int json_field_str(tg_buf_t *b, const char *name, const char *value) {
 static int json_field_num(tg_buf_t *b, const char *name, double v) {
     char num[32];
     int n;
-    if (v == floor(v) && fabs(v) < 1e15)
+    if (v == floor(v) && fabs(v) < 1e15) {
         n = snprintf(num, sizeof(num), "%lld", (long long)v);
-    else
+    } else {
         n = snprintf(num, sizeof(num), "%.10g", v);
+    }
     int rc = tg_buf_append(b, ",\"", 2);
-    if (!rc)
+    if (!rc) {
         rc = tg_buf_append(b, name, strlen(name));
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_buf_append(b, "\":", 2);
+    }
     return rc ? rc : tg_buf_append(b, num, (size_t)n);
 }
 
 int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
     int rc = tg_buf_append(b, "{\"stopId\":", 10);
-    if (!rc)
+    if (!rc) {
         rc = tg_json_append_str(b, n->id);
-    if (!rc)
+    }
+    if (!rc) {
         rc = json_field_str(b, "stopName", n->name);
-    if (!rc && !isnan(n->lat) && !isnan(n->lon) && !(rc = json_field_num(b, "latitude", n->lat)))
+    }
+    if (!rc && !isnan(n->lat) && !isnan(n->lon) && !(rc = json_field_num(b, "latitude", n->lat))) {
         rc = json_field_num(b, "longitude", n->lon);
-    if (!rc && n->city)
+    }
+    if (!rc && n->city) {
         rc = json_field_str(b, "cityName", n->city);
+    }
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
 
 int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
     int rc = tg_buf_append(b, "{\"fromStopId\":", 14);
-    if (!rc)
+    if (!rc) {
         rc = tg_json_append_str(b, e->from_id);
-    if (!rc)
+    }
+    if (!rc) {
         rc = json_field_str(b, "toStopId", e->to_id);
-    if (!rc)
+    }
+    if (!rc) {
         rc = json_field_num(b, "weight", e->weight);
-    if (!rc && !isnan(e->distance))
+    }
+    if (!rc && !isnan(e->distance)) {
         rc = json_field_num(b, "distance", e->distance);
-    if (!rc && e->transport)
+    }
+    if (!rc && e->transport) {
         rc = json_field_str(b, "transportType", e->transport);
-    if (!rc && e->route_id)
+    }
+    if (!rc && e->route_id) {
         rc = json_field_str(b, "routeId", e->route_id);
+    }
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
 
 int gb_neighbors_json(tg_buf_t *b, const gb_graph_t *g, size_t i) {
     int rc = tg_buf_append(b, "[", 1);
     for (size_t k = g->out_start[i]; k < g->out_start[i + 1] && rc == TG_OK; k++) {
-        if (k > g->out_start[i])
+        if (k > g->out_start[i]) {
             rc = tg_buf_append(b, ",", 1);
-        if (!rc)
+        }
+        if (!rc) {
             rc = gb_edge_json(b, &g->edges[g->out_edges[k]]);
+        }
     }
     return rc ? rc : tg_buf_append(b, "]", 1);
 }

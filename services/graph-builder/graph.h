@@ -68,8 +68,8 @@ int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double we
 int gb_find_node(const gb_graph_t *g, const char *id);
 
 /* Adds TRANSFER edges both ways between every two stops of the same city
- * (the same tg_city_key; stops without a valid city name get none), weight minutes; cities with more than max_stops stops get
- * none (counted in big_cities). */
+ * (the same tg_city_key; stops without a valid city name get none), weight minutes; cities with
+ * more than max_stops stops get none (counted in big_cities). */
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) TG_WARN_UNUSED;
 
 /* Builds the outgoing-edge index (out_start/out_edges); call after the last

@@ -22,13 +22,15 @@ int gb_dataset_resolve(PGconn *pg, int64_t requested, const char *source_id, int
                                         "SELECT max(version) FROM datasets WHERE source_id = $1 "
                                         "HAVING max(version) IS NOT NULL",
                                         1, by_source, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     if (PQntuples(res) == 0) {
         PQclear(res);
-        if (requested > 0)
+        if (requested > 0) {
             return tg_fail(TG_ERR_NOTFOUND, errstr, errlen,
                            "No data: dataset version %lld does not exist", (long long)requested);
+        }
         return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "No data: source %s has no dataset",
                        by_source[0]);
     }
@@ -72,11 +74,13 @@ static int load_stops(PGconn *pg, const char *sql, const char *const *params, gb
                       char *errstr, size_t errlen) {
     PGresult *res;
     int rc = tg_pg_exec(pg, sql, 1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
-    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++)
+    }
+    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++) {
         rc = gb_add_node(g, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), str_or_null(res, i, 2),
                          num_or_nan(res, i, 3), num_or_nan(res, i, 4));
+    }
     PQclear(res);
     return rc ? tg_fail(rc, errstr, errlen, "graph: out of memory loading stops") : TG_OK;
 }
@@ -85,12 +89,14 @@ static int load_routes(PGconn *pg, const char *const *params, gb_graph_t *g, cha
                        size_t errlen) {
     PGresult *res;
     int rc = tg_pg_exec(pg, routes_sql, 1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
-    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++)
+    }
+    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++) {
         rc = gb_add_edge(g, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), num_or_nan(res, i, 4),
                          num_or_nan(res, i, 5), str_or_null(res, i, 3), PQgetvalue(res, i, 0),
                          PQgetvalue(res, i, 6)[0] == 't');
+    }
     PQclear(res);
     return rc ? tg_fail(rc, errstr, errlen, "graph: out of memory loading routes") : TG_OK;
 }
@@ -107,17 +113,22 @@ int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr, size_t err
      * before that version was written say it has one row, and the planner
      * then joins routes to the flight aggregate with a nested loop: 80 s
      * instead of 0.5 s at 100,000 edges. Hash joins are always right here. */
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = tg_pg_exec(pg, "SET LOCAL enable_nestloop = off", 0, NULL, NULL, errstr, errlen);
-    for (size_t i = 0; i < 2 && rc == TG_OK; i++)
+    }
+    for (size_t i = 0; i < 2 && rc == TG_OK; i++) {
         rc = load_stops(pg, stops_sql[i], params, g, errstr, errlen);
-    if (rc == TG_OK)
+    }
+    if (rc == TG_OK) {
         rc = load_routes(pg, params, g, errstr, errlen);
-    if (rc == TG_OK)
+    }
+    if (rc == TG_OK) {
         rc = tg_pg_commit(pg, errstr, errlen);
-    if (rc)
+    }
+    if (rc) {
         tg_pg_rollback(pg);
-    else
+    } else {
         tg_debug("Loaded dataset %s: %zu stops, %zu routes", v, g->n_nodes, g->n_edges);
+    }
     return rc;
 }

@@ -44,15 +44,18 @@ static void result_graph(build_t *b, const char *status, const char *version, lo
     res->dataset_version = b->dataset;
     cJSON *d = res->details ? res->details : cJSON_CreateObject();
     res->details = d;
-    if (version && *version)
+    if (version && *version) {
         cJSON_AddStringToObject(d, "graphVersion", version);
+    }
     cJSON_AddNumberToObject(d, "nodes", (double)nodes);
     cJSON_AddNumberToObject(d, "edges", (double)edges);
-    if (validation)
+    if (validation) {
         cJSON_AddItemToObject(d, "validation", validation);
+    }
     const char *only = tg_json_str(b->in->payload, "only");
-    if (only)
+    if (only) {
         cJSON_AddStringToObject(d, "only", only);
+    }
 }
 
 /* Reports the graph that graph:version points at, without building. */
@@ -63,8 +66,9 @@ static void result_skipped(build_t *b, const char *current, const char *why) {
     result_graph(b, "skipped", current, found ? row.nodes : 0, found ? row.edges : 0,
                  found && row.validation ? cJSON_Duplicate(row.validation, 1) : NULL);
     snprintf(b->res->message, sizeof(b->res->message), "%s", why);
-    if (found)
+    if (found) {
         gb_meta_row_clear(&row);
+    }
 }
 
 /* ---- before building: dataset, leftovers, idempotency ------------------ */
@@ -73,8 +77,9 @@ static int resolve_dataset(build_t *b) {
     char err[512];
     int rc = gb_dataset_resolve(b->ctx->pg, b->in->dataset_version, b->in->source_id, &b->dataset,
                                 err, sizeof(err));
-    if (rc == TG_ERR_NOTFOUND)
+    if (rc == TG_ERR_NOTFOUND) {
         rc = TG_ERR_INVALID; /* the specification: no data, fail immediately */
+    }
     return rc ? tg_step_fail(b->res, rc, "%s", err) : TG_OK;
 }
 
@@ -84,20 +89,23 @@ static int recover_version(build_t *b, const char *version, const char *current)
     char err[512];
     int was_active = !strcmp(version, current), rc = TG_OK;
     if (!was_active &&
-        (rc = gb_redis_drop_version(b->ctx->redis, version, &was_active, err, sizeof(err))))
+        (rc = gb_redis_drop_version(b->ctx->redis, version, &was_active, err, sizeof(err)))) {
         return tg_step_fail(b->res, rc, "Cleaning up graph %s: %s", version, err);
+    }
     if (was_active) {
         rc = gb_meta_activate_begin(b->ctx->pg, version, -1, -1, err, sizeof(err));
-        if (rc == TG_OK)
+        if (rc == TG_OK) {
             rc = tg_pg_commit(b->ctx->pg, err, sizeof(err));
+        }
         tg_info("Graph %s was already live: recorded as active", version);
     } else {
         rc = gb_meta_fail(b->ctx->pg, version, "build interrupted; keys removed by a later build",
                           0, err, sizeof(err));
         tg_info("Removed the keys of interrupted graph build %s", version);
     }
-    if (rc)
+    if (rc) {
         tg_pg_rollback(b->ctx->pg);
+    }
     return rc ? tg_step_fail(b->res, rc, "Recording graph %s: %s", version, err) : TG_OK;
 }
 
@@ -106,13 +114,17 @@ static int recover_leftovers(build_t *b) {
     char **pending;
     size_t n;
     int rc = gb_meta_pending(b->ctx->pg, &pending, &n, err, sizeof(err));
-    if (rc)
+    if (rc) {
         return tg_step_fail(b->res, rc, "%s", err);
-    if (n > 0 && (rc = gb_redis_current(b->ctx->redis, current, sizeof(current), err, sizeof(err))))
+    }
+    if (n > 0 &&
+        (rc = gb_redis_current(b->ctx->redis, current, sizeof(current), err, sizeof(err)))) {
         tg_step_fail(b->res, rc, "%s", err);
+    }
     for (size_t i = 0; i < n; i++) {
-        if (rc == TG_OK)
+        if (rc == TG_OK) {
             rc = recover_version(b, pending[i], current);
+        }
         free(pending[i]);
     }
     free(pending);
@@ -126,22 +138,25 @@ static int already_built(build_t *b) {
     char err[512], current[64], why[256];
     gb_meta_row_t row;
     if (gb_redis_current(b->ctx->redis, current, sizeof(current), err, sizeof(err)) != TG_OK ||
-        !*current || gb_meta_get(b->ctx->pg, current, &row, err, sizeof(err)) != TG_OK)
+        !*current || gb_meta_get(b->ctx->pg, current, &row, err, sizeof(err)) != TG_OK) {
         return 0;
+    }
     int live = row.dataset == b->dataset && !row.virtual_stale &&
                (!strcmp(row.status, "active") || !strcmp(row.status, "retired")) &&
                gb_redis_has_version(b->ctx->redis, current);
     int newer = row.dataset > b->dataset;
-    if (live)
+    if (live) {
         snprintf(why, sizeof(why), "Graph %s of dataset %lld is already active", current,
                  (long long)b->dataset);
-    else if (newer)
+    } else if (newer) {
         snprintf(why, sizeof(why),
                  "Graph %s of the newer dataset %lld is active; dataset %lld not built", current,
                  (long long)row.dataset, (long long)b->dataset);
+    }
     gb_meta_row_clear(&row);
-    if (!live && !newer)
+    if (!live && !newer) {
         return 0;
+    }
     result_skipped(b, current, why);
     return 1;
 }
@@ -153,24 +168,30 @@ static int load_and_build(build_t *b) {
     char err[512];
     int64_t t = tg_mono_ms();
     b->graph = gb_graph_new();
-    if (!b->graph)
+    if (!b->graph) {
         return tg_step_fail(b->res, TG_ERR_NOMEM, "graph: out of memory");
+    }
     int rc = gb_load(b->ctx->pg, b->dataset, b->graph, err, sizeof(err));
-    if (rc)
+    if (rc) {
         return tg_step_fail(b->res, rc, "Loading dataset %lld: %s", (long long)b->dataset, err);
-    if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after loading the dataset")))
+    }
+    if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after loading the dataset"))) {
         return rc;
+    }
     int64_t loaded = tg_mono_ms();
     if ((rc = gb_add_transfers(b->graph, set->transfer_minutes, (size_t)set->transfer_max_stops)) ||
-        (rc = gb_graph_index(b->graph)))
+        (rc = gb_graph_index(b->graph))) {
         return tg_step_fail(b->res, rc, "graph: out of memory building dataset %lld",
                             (long long)b->dataset);
-    if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after building the graph")))
+    }
+    if ((rc = tg_worker_deadline_check(b->ctx, b->res, "after building the graph"))) {
         return rc;
-    if ((rc = gb_validate(b->graph, &b->report)))
+    }
+    if ((rc = gb_validate(b->graph, &b->report))) {
         return tg_step_fail(b->res, rc,
                             "graph: out of memory validating dataset %lld; not published",
                             (long long)b->dataset);
+    }
     tg_info("Dataset %lld: %zu stops, %zu edges (%zu transfers); load %lld ms, build and "
             "validate %lld ms; %zu errors, %zu warnings",
             (long long)b->dataset, b->graph->n_nodes, b->graph->n_edges, b->graph->transfer_edges,
@@ -203,11 +224,13 @@ static void reject_invalid(build_t *b) {
 static int publish_failed(build_t *b, int rc, const char *why) {
     char err[512];
     int was_active = 0, cleaned = 0;
-    if (b->ctx->redis && !b->ctx->redis->err)
+    if (b->ctx->redis && !b->ctx->redis->err) {
         cleaned = gb_redis_drop_version(b->ctx->redis, b->version, &was_active, err, sizeof(err)) ==
                   TG_OK;
-    if (gb_meta_fail(b->ctx->pg, b->version, why, !cleaned, err, sizeof(err)) != TG_OK)
+    }
+    if (gb_meta_fail(b->ctx->pg, b->version, why, !cleaned, err, sizeof(err)) != TG_OK) {
         tg_error("Recording the failed graph %s: %s", b->version, err);
+    }
     tg_warn("Graph %s not activated (%s); its keys %s", b->version, why,
             cleaned ? "were deleted" : "are left for the next build to delete");
     return tg_step_fail(b->res, rc, "Publishing graph %s: %s", b->version, why);
@@ -222,10 +245,12 @@ static int publish_keys(build_t *b) {
                               sizeof(err));
     set->fail_after_keys = 0; /* the fault hits the first build only */
     int64_t written = tg_mono_ms();
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = gb_redis_verify(b->ctx->redis, b->graph, b->version, err, sizeof(err));
-    if (rc)
+    }
+    if (rc) {
         return publish_failed(b, rc, err);
+    }
     long long after = gb_redis_used_memory(b->ctx->redis);
     int64_t verified = tg_mono_ms();
     if (gb_redis_version_bytes(b->ctx->redis, b->graph, b->version, &b->redis_bytes, err,
@@ -247,8 +272,9 @@ static int activate(build_t *b) {
     char err[512], previous[64];
     long long ms = (long long)(tg_mono_ms() - b->t0);
     int rc = gb_meta_activate_begin(b->ctx->pg, b->version, ms, b->redis_bytes, err, sizeof(err));
-    if (rc)
+    if (rc) {
         return publish_failed(b, rc, err);
+    }
     if ((rc = gb_redis_activate(b->ctx->redis, b->version, previous, sizeof(previous), err,
                                 sizeof(err)))) {
         tg_pg_rollback(b->ctx->pg);
@@ -269,10 +295,12 @@ static int publish_graph(build_t *b) {
         gb_meta_insert(b->ctx->pg, b->version, b->dataset, "building", b->graph->n_nodes,
                        b->graph->n_edges, validation, b->in->run_id, NULL, 1, err, sizeof(err));
     cJSON_Delete(validation);
-    if (rc)
+    if (rc) {
         return tg_step_fail(b->res, rc, "Recording graph build: %s", err);
-    if ((rc = publish_keys(b)) == TG_OK)
+    }
+    if ((rc = publish_keys(b)) == TG_OK) {
         rc = activate(b);
+    }
     return rc;
 }
 
@@ -282,28 +310,35 @@ static void retain_versions(build_t *b) {
     const settings_t *set = b->ctx->state;
     char err[512];
     int dropped = 0;
-    if (gb_redis_retain(b->ctx->redis, set->keep_versions, &dropped, err, sizeof(err)) != TG_OK)
+    if (gb_redis_retain(b->ctx->redis, set->keep_versions, &dropped, err, sizeof(err)) != TG_OK) {
         tg_warn("Deleting old graph versions: %s (retried after the next build)", err);
+    }
 }
 
 static int backup_json(const build_t *b, tg_buf_t *out) {
     const gb_graph_t *g = b->graph;
     int rc = tg_buf_appendf(out, "{\"graphVersion\":\"%s\",\"datasetVersion\":%lld,\"nodes\":[",
                             b->version, (long long)b->dataset);
-    for (size_t i = 0; i < g->n_nodes && rc == TG_OK; i++)
-        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK))
+    for (size_t i = 0; i < g->n_nodes && rc == TG_OK; i++) {
+        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK)) {
             rc = gb_node_json(out, &g->nodes[i]);
-    if (rc == TG_OK)
+        }
+    }
+    if (rc == TG_OK) {
         rc = tg_buf_append(out, "],\"edges\":[", 11);
-    for (size_t i = 0; i < g->n_edges && rc == TG_OK; i++)
-        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK))
+    }
+    for (size_t i = 0; i < g->n_edges && rc == TG_OK; i++) {
+        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK)) {
             rc = gb_edge_json(out, &g->edges[i]);
+        }
+    }
     return rc ? rc : tg_buf_append(out, "]}", 2);
 }
 
 static void backup(build_t *b) {
-    if (!tg_s3_enabled(b->ctx->cfg))
+    if (!tg_s3_enabled(b->ctx->cfg)) {
         return;
+    }
     char key[128], err[512];
     snprintf(key, sizeof(key), "graphs/%s.json.gz", b->version);
     tg_buf_t json;
@@ -311,12 +346,14 @@ static void backup(build_t *b) {
     void *gz = NULL;
     size_t gzlen = 0;
     int rc = backup_json(b, &json);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = tg_gzip(json.data, json.len, &gz, &gzlen);
-    if (rc == TG_OK)
+    }
+    if (rc == TG_OK) {
         rc = tg_s3_put(b->ctx->cfg, key, gz, gzlen, "application/gzip", err, sizeof(err));
-    else
+    } else {
         snprintf(err, sizeof(err), "out of memory");
+    }
     if (rc == TG_OK) {
         tg_info("Graph %s backed up to %s (%zu bytes)", b->version, key, gzlen);
         cJSON_AddStringToObject(b->res->details, "backupKey", key);
@@ -330,15 +367,17 @@ static void backup(build_t *b) {
 /* ---- the step ---------------------------------------------------------- */
 
 static void build_graph(build_t *b) {
-    if (load_and_build(b))
+    if (load_and_build(b)) {
         return;
+    }
     if (b->report.errors) {
         reject_invalid(b);
         return;
     }
     if (tg_worker_deadline_check(b->ctx, b->res, "after validating, before publishing") ||
-        publish_graph(b))
+        publish_graph(b)) {
         return;
+    }
     retain_versions(b);
     const gb_graph_t *g = b->graph;
     result_graph(b, "success", b->version, (long long)g->n_nodes, (long long)g->n_edges,
@@ -361,17 +400,20 @@ static void graph_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_re
                  only);
         return;
     }
-    if (resolve_dataset(&b))
+    if (resolve_dataset(&b)) {
         return;
-    if (!strcmp(in->schema, TG_SCHEMA_HANDOVER))
+    }
+    if (!strcmp(in->schema, TG_SCHEMA_HANDOVER)) {
         tg_info("Building the graph of dataset %lld: %s", (long long)b.dataset,
                 tg_json_str(in->payload, "message"));
-    else
+    } else {
         tg_info("Building the graph of dataset %lld (virtual entities: %s)", (long long)b.dataset,
                 tg_json_str(in->payload, "status") ? tg_json_str(in->payload, "status")
                                                    : "unknown");
-    if (recover_leftovers(&b) || (!tg_json_bool(in->payload, "force", 0) && already_built(&b)))
+    }
+    if (recover_leftovers(&b) || (!tg_json_bool(in->payload, "force", 0) && already_built(&b))) {
         return;
+    }
     build_graph(&b);
     gb_report_free(&b.report);
     gb_graph_free(b.graph);
@@ -381,22 +423,27 @@ static void graph_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_re
 
 static int graph_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     settings_t *set = calloc(1, sizeof(*set));
-    if (!set)
+    if (!set) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    }
     ctx->state = set; /* graph_fini frees it, whatever follows */
     int rc = tg_env_double("GRAPH_TRANSFER_MINUTES", 15, 0, 1440, &set->transfer_minutes, errstr,
                            errlen);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = tg_env_long("GRAPH_TRANSFER_MAX_STOPS", 30, 2, 1000, &set->transfer_max_stops, errstr,
                          errlen);
-    if (rc == TG_OK)
+    }
+    if (rc == TG_OK) {
         rc = tg_env_long("GRAPH_KEEP_VERSIONS", 3, 1, 100, &set->keep_versions, errstr, errlen);
+    }
 #ifdef TG_FAULT_HOOKS /* test builds only (CMake option TG_FAULT_HOOKS; off in the image) */
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = tg_env_long("GRAPH_FAIL_AFTER_KEYS", 0, 0, 1L << 30, &set->fail_after_keys, errstr,
                          errlen);
-    if (rc == TG_OK && set->fail_after_keys)
+    }
+    if (rc == TG_OK && set->fail_after_keys) {
         tg_warn("GRAPH_FAIL_AFTER_KEYS=%ld: test-only fault injection is on", set->fail_after_keys);
+    }
 #endif
     return rc;
 }

@@ -23,8 +23,9 @@ int gb_meta_get(PGconn *pg, const char *version, gb_meta_row_t *row, char *errst
                         "FROM d.virtual_generation FROM graphs g LEFT JOIN datasets d "
                         "ON d.version = g.dataset_version WHERE g.version = $1",
                         1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     if (PQntuples(res) == 0) {
         PQclear(res);
         return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "graphs: no row for %s", version);
@@ -88,13 +89,16 @@ int gb_meta_pending(PGconn *pg, char ***versions, size_t *n, char *errstr, size_
     *n = 0;
     int rc = tg_pg_exec(pg, "SELECT version FROM graphs WHERE keys_pending ORDER BY created_at", 0,
                         NULL, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     int rows = PQntuples(res);
     *versions = calloc((size_t)rows + 1, sizeof(char *));
-    for (int i = 0; *versions && i < rows; i++)
-        if (((*versions)[*n] = strdup(PQgetvalue(res, i, 0))) != NULL)
+    for (int i = 0; *versions && i < rows; i++) {
+        if (((*versions)[*n] = strdup(PQgetvalue(res, i, 0))) != NULL) {
             (*n)++;
+        }
+    }
     PQclear(res);
     return *versions ? TG_OK : tg_fail(TG_ERR_NOMEM, errstr, errlen, "graphs: out of memory");
 }
@@ -116,19 +120,22 @@ int gb_meta_activate_begin(PGconn *pg, const char *version, long long build_ms,
     snprintf(bytes, sizeof(bytes), "%lld", redis_bytes);
     const char *params[] = {version, build_ms >= 0 ? ms : NULL, redis_bytes >= 0 ? bytes : NULL};
     int rc = tg_pg_begin(pg, errstr, errlen);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = tg_pg_exec(pg,
                         "UPDATE graphs SET status = 'retired' WHERE status = 'active' "
                         "AND version <> $1",
                         1, params, NULL, errstr, errlen);
-    if (rc == TG_OK)
+    }
+    if (rc == TG_OK) {
         rc = tg_pg_exec(pg,
                         "UPDATE graphs SET status = 'active', activated_at = now(), "
                         "keys_pending = false, error = NULL, "
                         "build_ms = COALESCE($2::integer, build_ms), "
                         "redis_bytes = COALESCE($3::bigint, redis_bytes) WHERE version = $1",
                         3, params, NULL, errstr, errlen);
-    if (rc)
+    }
+    if (rc) {
         tg_pg_rollback(pg);
+    }
     return rc;
 }

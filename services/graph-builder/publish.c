@@ -22,8 +22,9 @@ static int key_printf(tg_buf_t *b, const char *fmt, const char *version, const c
  * rest of the publish meets a dead connection exactly like in production. */
 static void cut_connection(redisContext *c, tg_redis_pipe_t *p, long keys) {
     char err[256];
-    if (tg_redis_pipe_flush(p, err, sizeof(err)) != TG_OK)
+    if (tg_redis_pipe_flush(p, err, sizeof(err)) != TG_OK) {
         tg_warn("GRAPH_FAIL_AFTER_KEYS: flush before the cut failed: %s", err);
+    }
     tg_warn("GRAPH_FAIL_AFTER_KEYS: cutting the Redis connection after %ld keys", keys);
     shutdown(c->fd, SHUT_RDWR);
 }
@@ -36,11 +37,14 @@ static void cut_connection(redisContext *c, tg_redis_pipe_t *p, long keys) {
 
 static int send_ahead(redisContext *c) {
     int done = 0;
-    if (sdslen(c->obuf) < SEND_AHEAD)
+    if (sdslen(c->obuf) < SEND_AHEAD) {
         return TG_OK;
-    while (!done)
-        if (redisBufferWrite(c, &done) != REDIS_OK)
+    }
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
             return TG_ERR_REDIS;
+        }
+    }
     return TG_OK;
 }
 
@@ -63,15 +67,18 @@ static int publish_nodes(redisContext *c, tg_redis_pipe_t *p, const gb_graph_t *
         const gb_node_t *n = &g->nodes[i];
         tg_buf_reset(&val);
         rc = key_printf(&key, "graph:%s:node:%s", version, n->id);
-        if (!rc && !(rc = gb_node_json(&val, n)))
+        if (!rc && !(rc = gb_node_json(&val, n))) {
             rc = pipe_set(c, p, &key, &val);
+        }
         tg_buf_reset(&val);
         if (!rc && !(rc = key_printf(&key, "graph:%s:neighbors:%s", version, n->id)) &&
-            !(rc = gb_neighbors_json(&val, g, i)))
+            !(rc = gb_neighbors_json(&val, g, i))) {
             rc = pipe_set(c, p, &key, &val);
+        }
         keys += 2;
-        if (fail_after_keys > 0 && keys >= fail_after_keys && keys - 2 < fail_after_keys)
+        if (fail_after_keys > 0 && keys >= fail_after_keys && keys - 2 < fail_after_keys) {
             cut_connection(c, p, keys);
+        }
     }
     tg_buf_free(&key);
     tg_buf_free(&val);
@@ -99,18 +106,21 @@ static int publish_node_set(tg_redis_pipe_t *p, const gb_graph_t *g, const char 
 int gb_redis_publish(redisContext *c, const gb_graph_t *g, const char *version,
                      long fail_after_keys, char *errstr, size_t errlen) {
     tg_redis_pipe_t *p = tg_redis_pipe_new(c);
-    if (!p)
+    if (!p) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "redis: out of memory");
+    }
     char nodes_key[128];
     snprintf(nodes_key, sizeof(nodes_key), "graph:%s:nodes", version);
     int rc = publish_nodes(c, p, g, version, fail_after_keys);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = publish_node_set(p, g, nodes_key);
+    }
     /* The flush reports the first failed command, also when an add failed. */
     int frc = tg_redis_pipe_flush(p, errstr, errlen);
     tg_redis_pipe_destroy(p);
-    if (frc)
+    if (frc) {
         return frc;
+    }
     return rc ? tg_fail(rc, errstr, errlen, "graph %s: out of memory writing keys", version)
               : TG_OK;
 }
@@ -121,8 +131,9 @@ static int integer_cmd(redisContext *c, long long *out, char *errstr, size_t err
                        const char **argv, const size_t *len) {
     redisReply *r;
     int rc = tg_redis_cmd(c, &r, errstr, errlen, argc, argv, len);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *out = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
     freeReplyObject(r);
     return TG_OK;
@@ -132,12 +143,14 @@ static int integer_cmd(redisContext *c, long long *out, char *errstr, size_t err
 static int exists_batch(redisContext *c, const tg_buf_t *keys, int nkeys, long long *found,
                         char *errstr, size_t errlen) {
     const char **argv = malloc(((size_t)nkeys + 1) * sizeof(char *));
-    if (!argv)
+    if (!argv) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "redis: out of memory");
+    }
     argv[0] = "EXISTS";
     const char *s = keys->data;
-    for (int i = 1; i <= nkeys; i++, s += strlen(s) + 1)
+    for (int i = 1; i <= nkeys; i++, s += strlen(s) + 1) {
         argv[i] = s;
+    }
     int rc = integer_cmd(c, found, errstr, errlen, nkeys + 1, argv, NULL);
     free(argv);
     return rc;
@@ -150,24 +163,28 @@ int gb_redis_verify(redisContext *c, const gb_graph_t *g, const char *version, c
     const char *argv[] = {"SCARD", nodes_key};
     long long n = -1;
     int rc = integer_cmd(c, &n, errstr, errlen, 2, argv, NULL);
-    if (rc == TG_OK && n != (long long)g->n_nodes)
+    if (rc == TG_OK && n != (long long)g->n_nodes) {
         return tg_fail(TG_ERR_REDIS, errstr, errlen, "graph %s: %s holds %lld stops, expected %zu",
                        version, nodes_key, n, g->n_nodes);
+    }
     tg_buf_t keys;
     tg_buf_init(&keys);
     for (size_t i = 0; i < g->n_nodes && rc == TG_OK;) {
         tg_buf_reset(&keys);
         int nkeys = 0;
-        for (; nkeys < EXISTS_BATCH && i < g->n_nodes && rc == TG_OK; i++, nkeys += 2)
+        for (; nkeys < EXISTS_BATCH && i < g->n_nodes && rc == TG_OK; i++, nkeys += 2) {
             rc = tg_buf_appendf(&keys, "graph:%s:node:%s%cgraph:%s:neighbors:%s%c", version,
                                 g->nodes[i].id, 0, version, g->nodes[i].id, 0);
+        }
         long long found = -1;
-        if (rc == TG_OK)
+        if (rc == TG_OK) {
             rc = exists_batch(c, &keys, nkeys, &found, errstr, errlen);
-        if (rc == TG_OK && found != nkeys)
+        }
+        if (rc == TG_OK && found != nkeys) {
             rc = tg_fail(TG_ERR_REDIS, errstr, errlen,
                          "graph %s: %lld of %d node/neighbors keys missing", version, nkeys - found,
                          nkeys);
+        }
     }
     tg_buf_free(&keys);
     return rc;
@@ -196,8 +213,9 @@ int gb_redis_activate(redisContext *c, const char *version, char *previous, size
                           nodes_key, GB_KEY_VERSIONS, version};
     redisReply *r;
     int rc = tg_redis_cmd(c, &r, errstr, errlen, 7, argv, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     snprintf(previous, prevlen, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
     return TG_OK;
@@ -207,8 +225,9 @@ int gb_redis_current(redisContext *c, char *out, size_t outlen, char *errstr, si
     const char *argv[] = {"GET", GB_KEY_VERSION};
     redisReply *r;
     int rc = tg_redis_cmd(c, &r, errstr, errlen, 2, argv, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     snprintf(out, outlen, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
     return TG_OK;
@@ -238,8 +257,9 @@ static int unlink_page(redisContext *c, const char *pattern, char *cursor, size_
     const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", SCAN_COUNT};
     redisReply *r;
     int rc = tg_redis_cmd(c, &r, errstr, errlen, 6, argv, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
         freeReplyObject(r);
         return tg_fail(TG_ERR_REDIS, errstr, errlen, "redis: unexpected SCAN reply");
@@ -248,10 +268,12 @@ static int unlink_page(redisContext *c, const char *pattern, char *cursor, size_
     redisReply *keys = r->element[1];
     if (keys->elements > 0) {
         const char **del = malloc((keys->elements + 1) * sizeof(char *));
-        if (!del)
+        if (!del) {
             rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "redis: out of memory");
-        for (size_t i = 0; del && i < keys->elements; i++)
+        }
+        for (size_t i = 0; del && i < keys->elements; i++) {
             del[i + 1] = keys->element[i]->str;
+        }
         if (del) {
             del[0] = "UNLINK";
             rc = tg_redis_cmd(c, NULL, errstr, errlen, (int)keys->elements + 1, del, NULL);
@@ -272,15 +294,16 @@ int gb_redis_drop_version(redisContext *c, const char *version, int *was_active,
     long long dropped = 0;
     *was_active = 0;
     int rc = integer_cmd(c, &dropped, errstr, errlen, 7, argv, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     if (dropped == 0) {
         *was_active = 1;
         return TG_OK;
     }
-    do
+    do {
         rc = unlink_page(c, pattern, cursor, sizeof(cursor), errstr, errlen);
-    while (rc == TG_OK && strcmp(cursor, "0") != 0);
+    } while (rc == TG_OK && strcmp(cursor, "0") != 0);
     return rc;
 }
 
@@ -291,8 +314,9 @@ int gb_redis_retain(redisContext *c, long keep, int *dropped, char *errstr, size
     redisReply *r;
     *dropped = 0;
     int rc = tg_redis_cmd(c, &r, errstr, errlen, 4, argv, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && rc == TG_OK; i++) {
         int was_active = 0;
         rc = gb_redis_drop_version(c, r->element[i]->str, &was_active, errstr, errlen);
@@ -316,12 +340,14 @@ static int usage_read(redisContext *c, int pending, long long *bytes, char *errs
     int rc = TG_OK;
     for (; pending > 0; pending--) {
         redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK)
+        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
             return tg_fail(TG_ERR_REDIS, errstr, errlen, "redis: connection lost: %s", c->errstr);
-        if (r->type == REDIS_REPLY_INTEGER)
+        }
+        if (r->type == REDIS_REPLY_INTEGER) {
             *bytes += r->integer;
-        else if (r->type == REDIS_REPLY_ERROR && rc == TG_OK)
+        } else if (r->type == REDIS_REPLY_ERROR && rc == TG_OK) {
             rc = tg_fail(TG_ERR_REDIS, errstr, errlen, "redis: MEMORY USAGE: %s", r->str);
+        }
         freeReplyObject(r);
     }
     return rc;
@@ -355,14 +381,16 @@ long long gb_redis_used_memory(redisContext *c) {
     const char *argv[] = {"INFO", "memory"};
     redisReply *r;
     char err[256];
-    if (tg_redis_cmd(c, &r, err, sizeof(err), 2, argv, NULL) != TG_OK)
+    if (tg_redis_cmd(c, &r, err, sizeof(err), 2, argv, NULL) != TG_OK) {
         return -1;
+    }
     long long bytes = -1;
     const char *p = r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS
                         ? strstr(r->str, "used_memory:")
                         : NULL;
-    if (p)
+    if (p) {
         bytes = strtoll(p + strlen("used_memory:"), NULL, 10);
+    }
     freeReplyObject(r);
     return bytes;
 }

@@ -26,41 +26,49 @@ static gb_issue_t *issue_open(gb_report_t *r, const char *severity, const char *
 }
 
 static void issue_close(gb_report_t *r, gb_issue_t *is) {
-    if (!is->count || r->n_issues >= GB_MAX_ISSUES - 1)
+    if (!is->count || r->n_issues >= GB_MAX_ISSUES - 1) {
         return;
-    if (!strcmp(is->severity, "error"))
+    }
+    if (!strcmp(is->severity, "error")) {
         r->errors += is->count;
-    else if (!strcmp(is->severity, "warning"))
+    } else if (!strcmp(is->severity, "warning")) {
         r->warnings += is->count;
+    }
     r->n_issues++;
 }
 
 static void issue_count(gb_issue_t *is, const char *fmt, ...) TG_PRINTF(2, 3);
 static void issue_count(gb_issue_t *is, const char *fmt, ...) {
     is->count++;
-    if (is->n_samples >= GB_MAX_SAMPLES)
+    if (is->n_samples >= GB_MAX_SAMPLES) {
         return;
+    }
     char sample[256];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(sample, sizeof(sample), fmt, ap);
     va_end(ap);
     is->samples[is->n_samples] = strdup(sample);
-    if (is->samples[is->n_samples])
+    if (is->samples[is->n_samples]) {
         is->n_samples++;
+    }
 }
 
 void gb_report_free(gb_report_t *r) {
-    for (int i = 0; i < r->n_issues; i++)
-        for (int k = 0; k < r->issues[i].n_samples; k++)
+    for (int i = 0; i < r->n_issues; i++) {
+        for (int k = 0; k < r->issues[i].n_samples; k++) {
             free(r->issues[i].samples[k]);
+        }
+    }
     memset(r, 0, sizeof(*r));
 }
 
 const gb_issue_t *gb_report_find(const gb_report_t *r, const char *code) {
-    for (int i = 0; i < r->n_issues; i++)
-        if (!strcmp(r->issues[i].code, code))
+    for (int i = 0; i < r->n_issues; i++) {
+        if (!strcmp(r->issues[i].code, code)) {
             return &r->issues[i];
+        }
+    }
     return NULL;
 }
 
@@ -76,8 +84,9 @@ cJSON *gb_report_json(const gb_report_t *r) {
         cJSON_AddStringToObject(j, "code", is->code);
         cJSON_AddNumberToObject(j, "count", (double)is->count);
         cJSON *samples = cJSON_AddArrayToObject(j, "samples");
-        for (int k = 0; k < is->n_samples; k++)
+        for (int k = 0; k < is->n_samples; k++) {
             cJSON_AddItemToArray(samples, cJSON_CreateString(is->samples[k]));
+        }
         cJSON_AddItemToArray(issues, j);
     }
     return o;
@@ -88,15 +97,18 @@ void gb_report_errors_text(const gb_report_t *r, char *out, size_t outlen) {
     out[0] = '\0';
     for (int i = 0; i < r->n_issues && o < outlen; i++) {
         const gb_issue_t *is = &r->issues[i];
-        if (strcmp(is->severity, "error"))
+        if (strcmp(is->severity, "error")) {
             continue;
+        }
         int n = snprintf(out + o, outlen - o, "%s%s: %zu %s (", o ? "; " : "", is->code, is->count,
                          is->what);
-        for (int k = 0; k < is->n_samples && n > 0 && o + (size_t)n < outlen; k++)
+        for (int k = 0; k < is->n_samples && n > 0 && o + (size_t)n < outlen; k++) {
             n += snprintf(out + o + n, outlen - o - (size_t)n, "%s%s", k ? ", " : "",
                           is->samples[k]);
-        if (n > 0 && o + (size_t)n < outlen)
+        }
+        if (n > 0 && o + (size_t)n < outlen) {
             n += snprintf(out + o + n, outlen - o - (size_t)n, ")");
+        }
         o += n > 0 ? (size_t)n : 0;
     }
 }
@@ -111,20 +123,22 @@ static void check_edges(const gb_graph_t *g, gb_report_t *r) {
     gb_issue_t *is = issue_open(r, "error", "invalid_weight", "edges");
     for (size_t i = 0; i < g->n_edges; i++) {
         const gb_edge_t *e = &g->edges[i];
-        if (isnan(e->weight))
+        if (isnan(e->weight)) {
             issue_count(is, "%s (%s -> %s): no duration and no flights", edge_name(e), e->from_id,
                         e->to_id);
-        else if (!isfinite(e->weight) || e->weight <= 0)
+        } else if (!isfinite(e->weight) || e->weight <= 0) {
             issue_count(is, "%s (%s -> %s): weight %g", edge_name(e), e->from_id, e->to_id,
                         e->weight);
+        }
     }
     issue_close(r, is);
     is = issue_open(r, "error", "missing_stop", "edges");
     for (size_t i = 0; i < g->n_edges; i++) {
         const gb_edge_t *e = &g->edges[i];
-        if (e->from < 0 || e->to < 0)
+        if (e->from < 0 || e->to < 0) {
             issue_count(is, "%s: stop %s does not exist", edge_name(e),
                         e->from < 0 ? e->from_id : e->to_id);
+        }
     }
     issue_close(r, is);
 }
@@ -138,9 +152,11 @@ double gb_speed_limit(const char *transport) {
         {"RIVER", 80},   {"FERRY", 80},    {"WATER", 80},   {"SHIP", 80},   {"AIR", 1000},
         {"PLANE", 1000}, {"FLIGHT", 1000}, {"TRANSFER", 0},
     };
-    for (size_t i = 0; transport && i < sizeof(limits) / sizeof(limits[0]); i++)
-        if (!strcasecmp(transport, limits[i].type))
+    for (size_t i = 0; transport && i < sizeof(limits) / sizeof(limits[0]); i++) {
+        if (!strcasecmp(transport, limits[i].type)) {
             return limits[i].kmh;
+        }
+    }
     return 1000; /* an unknown mode is at most as fast as a plane */
 }
 
@@ -149,13 +165,15 @@ static void check_speeds(const gb_graph_t *g, gb_report_t *r) {
     for (size_t i = 0; i < g->n_edges; i++) {
         const gb_edge_t *e = &g->edges[i];
         double limit = gb_speed_limit(e->transport);
-        if (limit <= 0 || !(e->weight > 0) || !isfinite(e->weight) || !(e->distance > 0))
+        if (limit <= 0 || !(e->weight > 0) || !isfinite(e->weight) || !(e->distance > 0)) {
             continue;
+        }
         double kmh = e->distance / (e->weight / 60.0);
-        if (kmh > limit)
+        if (kmh > limit) {
             issue_count(is, "%s: %s %.0f km/h (%.10g km in %.10g min, limit %.0f)", edge_name(e),
                         e->transport ? e->transport : "unknown", kmh, e->distance, e->weight,
                         limit);
+        }
     }
     issue_close(r, is);
 }
@@ -171,34 +189,41 @@ typedef struct {
 
 static int cmp_edge_key(const void *a, const void *b) {
     const edge_key_t *x = a, *y = b;
-    if (x->from != y->from)
+    if (x->from != y->from) {
         return x->from < y->from ? -1 : 1;
-    if (x->to != y->to)
+    }
+    if (x->to != y->to) {
         return x->to < y->to ? -1 : 1;
+    }
     int c = strcmp(x->transport, y->transport);
-    if (c)
+    if (c) {
         return c;
-    if (x->weight != y->weight)
+    }
+    if (x->weight != y->weight) {
         return x->weight < y->weight ? -1 : 1;
+    }
     return (x->edge > y->edge) - (x->edge < y->edge);
 }
 
 static int check_duplicates(const gb_graph_t *g, gb_report_t *r) {
     edge_key_t *k = malloc((g->n_edges ? g->n_edges : 1) * sizeof(*k));
-    if (!k)
+    if (!k) {
         return TG_ERR_NOMEM;
+    }
     size_t n = 0;
     for (size_t i = 0; i < g->n_edges; i++) {
         const gb_edge_t *e = &g->edges[i];
-        if (e->from >= 0 && e->to >= 0 && isfinite(e->weight))
+        if (e->from >= 0 && e->to >= 0 && isfinite(e->weight)) {
             k[n++] = (edge_key_t){e->from, e->to, e->transport ? e->transport : "", e->weight, i};
+        }
     }
     qsort(k, n, sizeof(*k), cmp_edge_key);
     gb_issue_t *is = issue_open(r, "warning", "duplicate_edge", "edges");
     for (size_t i = 1; i < n; i++) {
         if (k[i].from != k[i - 1].from || k[i].to != k[i - 1].to ||
-            k[i].weight != k[i - 1].weight || strcmp(k[i].transport, k[i - 1].transport))
+            k[i].weight != k[i - 1].weight || strcmp(k[i].transport, k[i - 1].transport)) {
             continue;
+        }
         const gb_edge_t *a = &g->edges[k[i - 1].edge], *b = &g->edges[k[i].edge];
         issue_count(is, "%s repeats %s (%s -> %s, %.10g min)", edge_name(b), edge_name(a),
                     b->from_id, b->to_id, b->weight);
@@ -234,16 +259,22 @@ static void reach(const gb_graph_t *g, const size_t *start, const size_t *list, 
 static int index_incoming(const gb_graph_t *g, size_t **start, size_t **list) {
     *start = calloc(g->n_nodes + 2, sizeof(size_t));
     *list = malloc((g->n_edges ? g->n_edges : 1) * sizeof(size_t));
-    if (!*start || !*list)
+    if (!*start || !*list) {
         return TG_ERR_NOMEM;
-    for (size_t e = 0; e < g->n_edges; e++)
-        if (g->edges[e].from >= 0 && g->edges[e].to >= 0)
+    }
+    for (size_t e = 0; e < g->n_edges; e++) {
+        if (g->edges[e].from >= 0 && g->edges[e].to >= 0) {
             (*start)[g->edges[e].to + 2]++;
-    for (size_t i = 0; i < g->n_nodes; i++)
+        }
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) {
         (*start)[i + 2] += (*start)[i + 1];
-    for (size_t e = 0; e < g->n_edges; e++)
-        if (g->edges[e].from >= 0 && g->edges[e].to >= 0)
+    }
+    for (size_t e = 0; e < g->n_edges; e++) {
+        if (g->edges[e].from >= 0 && g->edges[e].to >= 0) {
             (*list)[(*start)[g->edges[e].to + 1]++] = e;
+        }
+    }
     return TG_OK;
 }
 
@@ -264,11 +295,12 @@ static int check_connected(const gb_graph_t *g, const size_t *in_start, const si
     gb_issue_t *iso = issue_open(r, "warning", "isolated_stop", "stops");
     for (size_t i = 0; i < n; i++) {
         size_t deg = (g->out_start[i + 1] - g->out_start[i]) + (in_start[i + 1] - in_start[i]);
-        if (deg == 0)
+        if (deg == 0) {
             issue_count(iso, "%s (%s): no route starts or ends here", g->nodes[i].id,
                         g->nodes[i].name);
-        else if (deg > best)
+        } else if (deg > best) {
             best = deg, hub = i;
+        }
     }
     issue_close(r, iso);
     if (hub < n) {
@@ -278,8 +310,9 @@ static int check_connected(const gb_graph_t *g, const size_t *in_start, const si
         const char *h = g->nodes[hub].id;
         for (size_t i = 0; i < n; i++) {
             size_t deg = (g->out_start[i + 1] - g->out_start[i]) + (in_start[i + 1] - in_start[i]);
-            if (deg == 0 || (fwd[i] && bwd[i]))
+            if (deg == 0 || (fwd[i] && bwd[i])) {
                 continue;
+            }
             issue_count(is, "%s: %s %s", g->nodes[i].id,
                         !fwd[i] && !bwd[i] ? "no path to or from"
                         : !fwd[i]          ? "unreachable from"
@@ -298,32 +331,38 @@ static int check_connected(const gb_graph_t *g, const size_t *in_start, const si
 
 static void check_counts(const gb_graph_t *g, gb_report_t *r) {
     gb_issue_t *is = issue_open(r, "error", "no_nodes", "stops");
-    if (g->n_nodes == 0)
+    if (g->n_nodes == 0) {
         issue_count(is, "the dataset has no stops and no virtual stops");
+    }
     issue_close(r, is);
     /* Transfers alone do not make a network: at least one route must. */
     is = issue_open(r, "error", "no_edges", "edges");
-    if (g->n_edges == g->transfer_edges)
+    if (g->n_edges == g->transfer_edges) {
         issue_count(is, "the dataset has no routes and no virtual routes");
+    }
     issue_close(r, is);
 }
 
 static void note_info(const gb_graph_t *g, gb_report_t *r) {
     gb_issue_t *is = issue_open(r, "warning", "duplicate_stop", "stops");
-    for (size_t i = 0; i < g->duplicate_stops; i++)
+    for (size_t i = 0; i < g->duplicate_stops; i++) {
         issue_count(is, "%s: loaded twice, the first (real) stop kept",
                     i < GB_MAX_SAMPLES ? g->duplicate_stop_samples[i] : "");
+    }
     issue_close(r, is);
     is = issue_open(r, "warning", "transfers_skipped", "cities");
-    for (size_t i = 0; i < g->big_cities; i++)
+    for (size_t i = 0; i < g->big_cities; i++) {
         issue_count(is, "%s: too many stops for transfer edges",
                     i < GB_MAX_SAMPLES ? g->big_city_samples[i] : "");
+    }
     issue_close(r, is);
     is = issue_open(r, "info", "weight_from_flights", "edges");
-    for (size_t i = 0; i < g->n_edges; i++)
-        if (g->edges[i].weight_from_flights)
+    for (size_t i = 0; i < g->n_edges; i++) {
+        if (g->edges[i].weight_from_flights) {
             issue_count(is, "%s: median flight %.10g min", edge_name(&g->edges[i]),
                         g->edges[i].weight);
+        }
+    }
     issue_close(r, is);
     is = issue_open(r, "info", "transfer_edges", "edges");
     is->count = g->transfer_edges;
@@ -336,13 +375,15 @@ int gb_validate(const gb_graph_t *g, gb_report_t *r) {
     check_edges(g, r);
     size_t *in_start = NULL, *in_list = NULL;
     int rc = index_incoming(g, &in_start, &in_list);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = check_connected(g, in_start, in_list, r);
+    }
     free(in_start);
     free(in_list);
     check_speeds(g, r);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = check_duplicates(g, r);
+    }
     note_info(g, r);
     return rc;
 }

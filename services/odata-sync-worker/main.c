@@ -3,9 +3,6 @@
  * last dataset → validate → save a new dataset version → back it up to S3 →
  * hand on to the virtual-entities generator. README.md beside this file
  * describes the data contract, the mapping files and the hashing rule. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "mapping.h"
 #include "odata_client.h"
 #include "records.h"
@@ -19,6 +16,9 @@
 #include "tg/topics.h"
 #include "tg/worker.h"
 #include "validate.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define M_RECORDS_SAVED "tg_odata_records_saved_total", "Records saved in new dataset versions"
 
@@ -57,24 +57,28 @@ static void result_fill(tg_step_result_t *res, const char *status, const odata_v
     cJSON_AddNumberToObject(counts, "stops", (double)v->stops);
     cJSON_AddNumberToObject(counts, "routes", (double)v->routes);
     cJSON_AddNumberToObject(counts, "flights", (double)v->flights);
-    if (v->backup_key[0])
+    if (v->backup_key[0]) {
         cJSON_AddStringToObject(d, "backupKey", v->backup_key);
-    else
+    } else {
         cJSON_AddNullToObject(d, "backupKey");
+    }
     res->details = d;
-    if (!strcmp(status, "skipped"))
-        snprintf(res->message, sizeof(res->message), "Skipped: a single-worker run of another "
-                 "worker; dataset v%lld stays current", (long long)v->version);
-    else if (changed)
+    if (!strcmp(status, "skipped")) {
+        snprintf(res->message, sizeof(res->message),
+                 "Skipped: a single-worker run of another "
+                 "worker; dataset v%lld stays current",
+                 (long long)v->version);
+    } else if (changed) {
         snprintf(res->message, sizeof(res->message),
                  "OData sync completed - dataset v%lld: %lld stops, %lld routes, %lld flights "
                  "(added %lld, updated %lld, deleted %lld)",
                  (long long)v->version, v->stops, v->routes, v->flights, v->added, v->updated,
                  v->deleted);
-    else
+    } else {
         snprintf(res->message, sizeof(res->message),
                  "No changes - dataset v%lld is current (hash %.12s...)", (long long)v->version,
                  v->hash);
+    }
 }
 
 /* ---- the steps: each returns non-zero when the run ends there ------------ */
@@ -83,11 +87,14 @@ static void result_fill(tg_step_result_t *res, const char *status, const odata_v
  * kcat replay) gets that version's completion again, nothing new. */
 static int step_replayed(sync_run_t *run, tg_step_result_t *res) {
     char err[512];
-    int rc = store_find_by_trigger(run->ctx->pg, run->in->event_id, &run->version, err, sizeof(err));
-    if (rc == TG_ERR_NOTFOUND)
+    int rc =
+        store_find_by_trigger(run->ctx->pg, run->in->event_id, &run->version, err, sizeof(err));
+    if (rc == TG_ERR_NOTFOUND) {
         return 0;
-    if (rc)
+    }
+    if (rc) {
         return tg_step_fail(res, rc, "%s", err);
+    }
     tg_info("Trigger %s was already processed: dataset v%lld, sending its completion again",
             run->in->event_id, (long long)run->version.version);
     result_fill(res, "success", &run->version);
@@ -105,8 +112,9 @@ static int on_page(const cJSON *rows, void *ud, char *errstr, size_t errlen) {
     page_sink_t *s = ud;
     const cJSON *row;
     cJSON_ArrayForEach(row, rows) {
-        if (odata_map_row(s->m, s->kind, row, s->index++, &s->run->data, &s->run->report))
+        if (odata_map_row(s->m, s->kind, row, s->index++, &s->run->data, &s->run->report)) {
             return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory after %ld rows", s->index);
+        }
     }
     return TG_OK;
 }
@@ -123,8 +131,9 @@ static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
         page_sink_t sink = {&run->st->mapping, (odata_kind_t)k, 0, run};
         int rc = odata_fetch_set(&client, &run->st->mapping, (odata_kind_t)k, on_page, &sink, err,
                                  sizeof(err));
-        if (rc)
+        if (rc) {
             return tg_step_fail(res, rc, "OData fetch failed: %s", err);
+        }
     }
     tg_info("Fetched: %zu stops, %zu routes, %zu flights", run->data.t[ODATA_STOPS].n,
             run->data.t[ODATA_ROUTES].n, run->data.t[ODATA_FLIGHTS].n);
@@ -133,8 +142,9 @@ static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
 
 static int step_hash(sync_run_t *run, tg_step_result_t *res) {
     tg_info("Step 2: Calculating data hash...");
-    if (odata_canonical(&run->data, &run->canonical, run->hash))
+    if (odata_canonical(&run->data, &run->canonical, run->hash)) {
         return tg_step_fail(res, TG_ERR_NOMEM, "out of memory hashing the data");
+    }
     tg_info("Data hash: %s", run->hash);
     return 0;
 }
@@ -146,15 +156,16 @@ static void unchanged_result(sync_run_t *run, tg_step_result_t *res, const odata
     char err[512], today[16];
     tg_refresh_t due = TG_REFRESH_NONE;
     result_fill(res, "no_changes", v);
-    if (tg_refresh_due(run->ctx->pg, v->version, tg_now_ms(), &due, err, sizeof(err)) != TG_OK)
+    if (tg_refresh_due(run->ctx->pg, v->version, tg_now_ms(), &due, err, sizeof(err)) != TG_OK) {
         tg_warn("Cannot tell whether dataset v%lld needs a refresh: %s", (long long)v->version,
                 err);
-    if (due == TG_REFRESH_NONE)
+    }
+    if (due == TG_REFRESH_NONE) {
         return;
+    }
     cJSON_AddStringToObject(res->details, "refresh", tg_refresh_name(due));
     size_t n = strlen(res->message);
-    snprintf(res->message + n, sizeof(res->message) - n, "; refresh due: %s",
-             tg_refresh_name(due));
+    snprintf(res->message + n, sizeof(res->message) - n, "; refresh due: %s", tg_refresh_name(due));
     tg_day_format(tg_local_day(tg_now_ms()), today, sizeof(today));
     tg_info("Dataset v%lld is unchanged but needs a refresh on %s: %s", (long long)v->version,
             today, tg_refresh_name(due));
@@ -164,8 +175,9 @@ static int step_unchanged(sync_run_t *run, tg_step_result_t *res) {
     char err[512];
     odata_version_t last;
     int rc = store_find_latest(run->ctx->pg, run->in->source_id, &last, err, sizeof(err));
-    if (rc && rc != TG_ERR_NOTFOUND)
+    if (rc && rc != TG_ERR_NOTFOUND) {
         return tg_step_fail(res, rc, "%s", err);
+    }
     if (rc == TG_OK && !strcmp(last.hash, run->hash)) {
         if (!run->force) {
             tg_info("No changes - dataset v%lld has the same hash", (long long)last.version);
@@ -182,8 +194,9 @@ static int step_unchanged(sync_run_t *run, tg_step_result_t *res) {
 static int step_validate(sync_run_t *run, tg_step_result_t *res) {
     char summary[900];
     tg_info("Step 3: Validating...");
-    if (odata_validate(&run->data, &run->st->mapping, &run->report) == 0)
+    if (odata_validate(&run->data, &run->st->mapping, &run->report) == 0) {
         return 0;
+    }
     odata_report_summary(&run->report, summary, sizeof(summary));
     res->details = cJSON_CreateObject();
     cJSON_AddItemToObject(res->details, "validation", odata_report_json(&run->report));
@@ -197,8 +210,9 @@ static int step_save(sync_run_t *run, tg_step_result_t *res) {
                         run->force};
     store_outcome_t outcome;
     int rc = store_save(run->ctx->pg, &run->data, &req, &run->version, &outcome, err, sizeof(err));
-    if (rc)
+    if (rc) {
         return tg_step_fail(res, rc, "Save failed, nothing saved: %s", err);
+    }
     if (outcome == STORE_REPLAYED) {
         result_fill(res, "success", &run->version);
         return 1;
@@ -221,8 +235,9 @@ static void step_backup(sync_run_t *run) {
     char key[512], err[512];
     void *gz = NULL;
     size_t gzlen = 0;
-    if (!tg_s3_enabled(cfg))
+    if (!tg_s3_enabled(cfg)) {
         return;
+    }
     tg_info("Step 5: Backing up to S3...");
     snprintf(key, sizeof(key), "datasets/%s/v%lld-%s.json.gz", run->in->source_id,
              (long long)run->version.version, run->hash);
@@ -232,8 +247,9 @@ static void step_backup(sync_run_t *run) {
     }
     int rc = tg_s3_put(cfg, key, gz, gzlen, "application/gzip", err, sizeof(err));
     free(gz);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = store_set_backup_key(run->ctx->pg, run->version.version, key, err, sizeof(err));
+    }
     if (rc) {
         tg_warn("Backup failed (the dataset is saved; continuing): %s", err);
         return;
@@ -276,38 +292,58 @@ static void sync_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_res
         tg_metric_add(M_RECORDS_SAVED, "",
                       (double)(run.version.stops + run.version.routes + run.version.flights));
     }
-    if (only && *only && res->details) /* travels along the run (proto/topics.md) */
+    if (only && *only && res->details) { /* travels along the run (proto/topics.md) */
         cJSON_AddStringToObject(res->details, "only", only);
+    }
     odata_dataset_free(&run.data);
     tg_buf_free(&run.canonical);
 }
 
 /* ---- start-up ------------------------------------------------------------ */
 
-static int client_config(sync_state_t *st, const tg_config_t *cfg, volatile int *stop,
-                         char *errstr, size_t errlen) {
+static int client_config(sync_state_t *st, const tg_config_t *cfg, volatile int *stop, char *errstr,
+                         size_t errlen) {
     long connect_ms, total_ms, pages, retries, wait_s, page_size;
-    int rc = tg_env_long("ODATA_CONNECT_TIMEOUT_MS", 5000, 100, 600000, &connect_ms, errstr, errlen);
-    if (!rc) rc = tg_env_long("ODATA_TIMEOUT_MS", 60000, 100, 3600000, &total_ms, errstr, errlen);
-    if (!rc) rc = tg_env_long("ODATA_FETCH_TIMEOUT_S", 600, 1, 86400, &st->fetch_timeout_s, errstr, errlen);
-    if (!rc) rc = tg_env_long("ODATA_MAX_PAGES", 1000, 1, 1000000, &pages, errstr, errlen);
-    if (!rc) rc = tg_env_long("ODATA_MAX_RETRIES", 3, 0, 100, &retries, errstr, errlen);
-    if (!rc) rc = tg_env_long("ODATA_MAX_RETRY_WAIT_S", 30, 0, 3600, &wait_s, errstr, errlen);
-    if (!rc) rc = tg_env_long("ODATA_PAGE_SIZE", st->mapping.page_size, 1, 100000, &page_size, errstr, errlen);
-    if (rc)
+    int rc =
+        tg_env_long("ODATA_CONNECT_TIMEOUT_MS", 5000, 100, 600000, &connect_ms, errstr, errlen);
+    if (!rc) {
+        rc = tg_env_long("ODATA_TIMEOUT_MS", 60000, 100, 3600000, &total_ms, errstr, errlen);
+    }
+    if (!rc) {
+        rc = tg_env_long("ODATA_FETCH_TIMEOUT_S", 600, 1, 86400, &st->fetch_timeout_s, errstr,
+                         errlen);
+    }
+    if (!rc) {
+        rc = tg_env_long("ODATA_MAX_PAGES", 1000, 1, 1000000, &pages, errstr, errlen);
+    }
+    if (!rc) {
+        rc = tg_env_long("ODATA_MAX_RETRIES", 3, 0, 100, &retries, errstr, errlen);
+    }
+    if (!rc) {
+        rc = tg_env_long("ODATA_MAX_RETRY_WAIT_S", 30, 0, 3600, &wait_s, errstr, errlen);
+    }
+    if (!rc) {
+        rc = tg_env_long("ODATA_PAGE_SIZE", st->mapping.page_size, 1, 100000, &page_size, errstr,
+                         errlen);
+    }
+    if (rc) {
         return rc;
+    }
     const char *paging = tg_env_str("ODATA_PAGING", NULL);
-    if (paging && strcmp(paging, "server") && strcmp(paging, "client"))
+    if (paging && strcmp(paging, "server") && strcmp(paging, "client")) {
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "ODATA_PAGING: expected server or client");
-    if (paging)
+    }
+    if (paging) {
         st->mapping.client_paging = !strcmp(paging, "client");
+    }
     st->mapping.page_size = (int)page_size;
     odata_client_t *c = &st->client;
     c->root = cfg->odata_url;
     char why[200];
-    if ((rc = tg_url_origin(c->root, c->origin, why, sizeof(why))))
+    if ((rc = tg_url_origin(c->root, c->origin, why, sizeof(why)))) {
         return tg_fail(rc == TG_ERR_NOMEM ? rc : TG_ERR_CONFIG, errstr, errlen, "ODATA_URL: %s",
                        why);
+    }
     c->http.connect_timeout_ms = connect_ms;
     c->http.total_timeout_ms = total_ms;
     c->http.user = tg_env_str("ODATA_USER", NULL);
@@ -323,14 +359,17 @@ static int client_config(sync_state_t *st, const tg_config_t *cfg, volatile int 
 static int sync_init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     tg_metric_add(M_RECORDS_SAVED, "", 0); /* at zero from start-up, like every counter */
     sync_state_t *st = calloc(1, sizeof(*st));
-    if (!st)
+    if (!st) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    }
     ctx->state = st; /* sync_fini frees it, whatever follows */
     int rc = odata_mapping_load(tg_env_str("ODATA_MAPPING", NULL), &st->mapping, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = client_config(st, ctx->cfg, &ctx->stop, errstr, errlen);
-    if (rc)
+    }
+    if (rc) {
         return rc;
+    }
     tg_info("OData source %s, mapping %s, %s paging%s", ctx->cfg->odata_url, st->mapping.name,
             st->mapping.client_paging ? "client ($top/$skip)" : "server (next links)",
             tg_s3_enabled(ctx->cfg) ? ", backups to S3" : ", S3 backups off (S3_ENDPOINT unset)");

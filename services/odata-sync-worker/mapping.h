@@ -4,26 +4,26 @@
 #ifndef ODATA_MAPPING_H
 #define ODATA_MAPPING_H
 
-#include <stddef.h>
-#include <cjson/cJSON.h>
 #include "records.h"
 #include "tg/error.h"
+#include <cjson/cJSON.h>
+#include <stddef.h>
 
 typedef struct {
-    char *entity_set;                /* "Stops", "Catalog_Остановки" */
-    char *fields[ODATA_MAX_FIELDS];  /* source property per contract field; NULL = unmapped */
-    char *exclude_field;             /* rows whose exclude_field equals exclude_value are skipped */
-    cJSON *exclude_value;            /* (1C: "DeletionMark": true) */
+    char *entity_set;               /* "Stops", "Catalog_Остановки" */
+    char *fields[ODATA_MAX_FIELDS]; /* source property per contract field; NULL = unmapped */
+    char *exclude_field;            /* rows whose exclude_field equals exclude_value are skipped */
+    cJSON *exclude_value;           /* (1C: "DeletionMark": true) */
 } odata_entity_map_t;
 
 typedef struct {
     char *name;
     odata_entity_map_t ent[ODATA_KINDS];
-    int client_paging;     /* 1: $top/$skip with $orderby on the key */
-    int page_size;         /* $top for client paging */
-    int select;            /* send $select with the mapped properties */
-    char *query;           /* extra query options for every request, e.g. "$format=json" */
-    int local_offset_min;  /* offset of date-times sent without one (minutes east of UTC) */
+    int client_paging;    /* 1: $top/$skip with $orderby on the key */
+    int page_size;        /* $top for client paging */
+    int select;           /* send $select with the mapped properties */
+    char *query;          /* extra query options for every request, e.g. "$format=json" */
+    int local_offset_min; /* offset of date-times sent without one (minutes east of UTC) */
 } odata_mapping_t;
 
 /* Parses a mapping document. On failure returns TG_ERR_CONFIG with errstr

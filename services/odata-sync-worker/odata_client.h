@@ -6,25 +6,25 @@
 #ifndef ODATA_CLIENT_H
 #define ODATA_CLIENT_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <cjson/cJSON.h>
 #include "mapping.h"
 #include "tg/http.h"
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
-    const char *root;      /* ODATA_URL: the service root */
+    const char *root; /* ODATA_URL: the service root */
     /* root's origin (tg_url_origin): the only one credentials go to and
      * next links may lead to */
     char origin[TG_URL_ORIGIN_MAX];
-    tg_http_opts_t http;   /* timeouts and authentication */
-    int max_pages;         /* per entity set: more is an error */
-    int max_retries;       /* 429/503 answers retried per request */
-    int max_retry_wait_s;  /* a longer Retry-After is cut to this */
-    int64_t deadline_ms;   /* tg_mono_ms() by which the fetch must end; 0 = none;
-                            * it also bounds each request's curl timeouts */
+    tg_http_opts_t http;          /* timeouts and authentication */
+    int max_pages;                /* per entity set: more is an error */
+    int max_retries;              /* 429/503 answers retried per request */
+    int max_retry_wait_s;         /* a longer Retry-After is cut to this */
+    int64_t deadline_ms;          /* tg_mono_ms() by which the fetch must end; 0 = none;
+                                   * it also bounds each request's curl timeouts */
     const char *deadline_setting; /* what set it, named in the error */
-    volatile int *stop;    /* non-zero on shutdown: the fetch gives up */
+    volatile int *stop;           /* non-zero on shutdown: the fetch gives up */
 } odata_client_t;
 
 /* Receives each page's array of entities (borrowed for the call). */

@@ -3,14 +3,14 @@
  * values) that makes the data hash independent of paging and annotations. */
 #include "records.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "tg/error.h"
 #include "tg/sha256.h"
 #include "tg/text.h"
 #include "tg/time.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static const odata_field_t stop_fields[STOP_NFIELDS] = {
     {"id", "id", ODATA_STRING, 1},
@@ -51,8 +51,9 @@ const odata_entity_t odata_entities[ODATA_KINDS] = {
 static int digits(const char **p, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
-        if ((*p)[i] < '0' || (*p)[i] > '9')
+        if ((*p)[i] < '0' || (*p)[i] > '9') {
             return TG_ERR_INVALID;
+        }
         v = v * 10 + ((*p)[i] - '0');
     }
     *p += n;
@@ -70,17 +71,22 @@ static int parse_offset(const char *p, int local_offset_min, int *out) {
         *out = 0;
         return TG_OK;
     }
-    if (*p != '+' && *p != '-')
+    if (*p != '+' && *p != '-') {
         return TG_ERR_INVALID;
+    }
     int sign = *p++ == '-' ? -1 : 1, hh, mm = 0;
-    if (digits(&p, 2, &hh))
+    if (digits(&p, 2, &hh)) {
         return TG_ERR_INVALID;
-    if (*p == ':')
+    }
+    if (*p == ':') {
         p++;
-    if (*p && digits(&p, 2, &mm))
+    }
+    if (*p && digits(&p, 2, &mm)) {
         return TG_ERR_INVALID;
-    if (*p || hh > 23 || mm > 59)
+    }
+    if (*p || hh > 23 || mm > 59) {
         return TG_ERR_INVALID;
+    }
     *out = sign * (hh * 60 + mm);
     return TG_OK;
 }
@@ -88,34 +94,42 @@ static int parse_offset(const char *p, int local_offset_min, int *out) {
 /* Fractional seconds ".123456" -> milliseconds (truncated). */
 static const char *parse_fraction(const char *p, int *ms) {
     *ms = 0;
-    if (*p != '.' && *p != ',')
+    if (*p != '.' && *p != ',') {
         return p;
+    }
     p++;
-    if (*p < '0' || *p > '9')
+    if (*p < '0' || *p > '9') {
         return NULL;
+    }
     int scale = 100;
-    for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
+    for (; *p >= '0' && *p <= '9'; p++, scale /= 10) {
         *ms += scale * (*p - '0');
+    }
     return p;
 }
 
 static int parse_iso(const char *p, int local_offset_min, int64_t *out) {
     int y, mo, d, h = 0, mi = 0, s = 0, ms = 0, off;
     if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-        digits(&p, 2, &d))
+        digits(&p, 2, &d)) {
         return TG_ERR_INVALID;
+    }
     if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;
-        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi))
+        if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi)) {
             return TG_ERR_INVALID;
-        if (*p == ':' && (p++, digits(&p, 2, &s)))
+        }
+        if (*p == ':' && (p++, digits(&p, 2, &s))) {
             return TG_ERR_INVALID;
-        if (!(p = parse_fraction(p, &ms)))
+        }
+        if (!(p = parse_fraction(p, &ms))) {
             return TG_ERR_INVALID;
+        }
     }
     int64_t secs;
-    if (tg_time_from_utc(y, mo, d, h, mi, s, &secs) || parse_offset(p, local_offset_min, &off))
+    if (tg_time_from_utc(y, mo, d, h, mi, s, &secs) || parse_offset(p, local_offset_min, &off)) {
         return TG_ERR_INVALID;
+    }
     *out = (secs - off * 60) * 1000 + ms;
     return TG_OK;
 }
@@ -123,31 +137,37 @@ static int parse_iso(const char *p, int local_offset_min, int64_t *out) {
 /* "/Date(1796079600000+0900)/": the milliseconds are UTC; the offset only
  * says where the value was entered, so it does not change the instant. */
 static int parse_ms_date(const char *p, int64_t *out) {
-    if (strncmp(p, "/Date(", 6) != 0)
+    if (strncmp(p, "/Date(", 6) != 0) {
         return TG_ERR_INVALID;
+    }
     p += 6;
     char *end;
     long long v = strtoll(p, &end, 10);
-    if (end == p || (*p != '-' && (*p < '0' || *p > '9')))
+    if (end == p || (*p != '-' && (*p < '0' || *p > '9'))) {
         return TG_ERR_INVALID;
+    }
     p = end;
     if (*p == '+' || *p == '-') {
         int off;
         p++;
-        if (digits(&p, 4, &off))
+        if (digits(&p, 4, &off)) {
             return TG_ERR_INVALID;
+        }
     }
-    if (strcmp(p, ")/") != 0)
+    if (strcmp(p, ")/") != 0) {
         return TG_ERR_INVALID;
+    }
     *out = v;
     return TG_OK;
 }
 
 int odata_parse_datetime(const char *s, int local_offset_min, int64_t *ms) {
-    if (!s)
+    if (!s) {
         return TG_ERR_INVALID;
-    if (s[0] == '/')
+    }
+    if (s[0] == '/') {
         return parse_ms_date(s, ms);
+    }
     return parse_iso(s, local_offset_min, ms);
 }
 
@@ -158,24 +178,28 @@ int odata_parse_number(const cJSON *item, double *out) {
         *out = item->valuedouble;
         return isfinite(*out) ? TG_OK : TG_ERR_INVALID;
     }
-    if (!cJSON_IsString(item) || !item->valuestring[0])
+    if (!cJSON_IsString(item) || !item->valuestring[0]) {
         return TG_ERR_INVALID;
+    }
     const char *s = item->valuestring;
     /* Only decimal notation: strtod alone would also take "0x1p3", "nan". */
-    if (strspn(s, "0123456789+-.eE") != strlen(s))
+    if (strspn(s, "0123456789+-.eE") != strlen(s)) {
         return TG_ERR_INVALID;
+    }
     char *end;
     *out = strtod(s, &end);
     return *end == '\0' && isfinite(*out) ? TG_OK : TG_ERR_INVALID;
 }
 
 void odata_format_number(double v, char out[32]) {
-    if (v == 0)
+    if (v == 0) {
         v = 0; /* -0 and 0 are the same value */
+    }
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(out, 32, "%.*g", prec, v);
-        if (strtod(out, NULL) == v)
+        if (strtod(out, NULL) == v) {
             return;
+        }
     }
 }
 
@@ -194,35 +218,42 @@ static int convert_string(const cJSON *item, odata_value_t *val, char *why, size
         odata_format_number(item->valuedouble, tmp);
         return set_text(val, tmp);
     }
-    if (!cJSON_IsString(item))
+    if (!cJSON_IsString(item)) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "expected a string");
-    if (strlen(item->valuestring) > ODATA_MAX_STRING)
+    }
+    if (strlen(item->valuestring) > ODATA_MAX_STRING) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "longer than %d bytes", ODATA_MAX_STRING);
-    if (!tg_utf8_valid(item->valuestring))
+    }
+    if (!tg_utf8_valid(item->valuestring)) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "not valid UTF-8");
+    }
     return set_text(val, item->valuestring);
 }
 
 static int convert_number(const cJSON *item, int integer, odata_value_t *val, char *why,
                           size_t whylen) {
     char tmp[32];
-    if (odata_parse_number(item, &val->num))
+    if (odata_parse_number(item, &val->num)) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "expected a %s",
                        integer ? "whole number" : "number");
-    if (integer && (val->num != floor(val->num) || fabs(val->num) > 2147483647.0))
+    }
+    if (integer && (val->num != floor(val->num) || fabs(val->num) > 2147483647.0)) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "expected a whole number within 32 bits");
+    }
     odata_format_number(val->num, tmp);
     return set_text(val, tmp);
 }
 
-static int convert_datetime(const cJSON *item, int local_offset_min, odata_value_t *val,
-                            char *why, size_t whylen) {
+static int convert_datetime(const cJSON *item, int local_offset_min, odata_value_t *val, char *why,
+                            size_t whylen) {
     char tmp[32];
     int64_t ms;
-    if (!cJSON_IsString(item) || odata_parse_datetime(item->valuestring, local_offset_min, &ms))
+    if (!cJSON_IsString(item) || odata_parse_datetime(item->valuestring, local_offset_min, &ms)) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "expected an ISO 8601 or /Date(ms)/ date-time");
-    if (ms < -62135596800000LL || ms > 253402300799999LL) /* years 1..9999 */
+    }
+    if (ms < -62135596800000LL || ms > 253402300799999LL) { /* years 1..9999 */
         return tg_fail(TG_ERR_INVALID, why, whylen, "date-time out of range");
+    }
     val->num = (double)ms;
     tg_time_iso(ms, tmp);
     return set_text(val, tmp);
@@ -231,17 +262,27 @@ static int convert_datetime(const cJSON *item, int local_offset_min, odata_value
 int odata_value_convert(const cJSON *item, odata_type_t type, int local_offset_min,
                         odata_value_t *val, char *why, size_t whylen) {
     memset(val, 0, sizeof(*val));
-    if (!item || cJSON_IsNull(item))
+    if (!item || cJSON_IsNull(item)) {
         return 0;
+    }
     int rc;
     switch (type) {
-    case ODATA_STRING: rc = convert_string(item, val, why, whylen); break;
-    case ODATA_NUMBER: rc = convert_number(item, 0, val, why, whylen); break;
-    case ODATA_INTEGER: rc = convert_number(item, 1, val, why, whylen); break;
-    default: rc = convert_datetime(item, local_offset_min, val, why, whylen); break;
+    case ODATA_STRING:
+        rc = convert_string(item, val, why, whylen);
+        break;
+    case ODATA_NUMBER:
+        rc = convert_number(item, 0, val, why, whylen);
+        break;
+    case ODATA_INTEGER:
+        rc = convert_number(item, 1, val, why, whylen);
+        break;
+    default:
+        rc = convert_datetime(item, local_offset_min, val, why, whylen);
+        break;
     }
-    if (rc == TG_ERR_INVALID)
+    if (rc == TG_ERR_INVALID) {
         val->bad = 1;
+    }
     if (rc) {
         free(val->text);
         val->text = NULL;
@@ -255,16 +296,18 @@ odata_record_t *odata_table_add(odata_table_t *t, int nfields) {
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 1024;
         odata_record_t *rows = realloc(t->rows, cap * sizeof(*rows));
-        if (!rows)
+        if (!rows) {
             return NULL;
+        }
         t->rows = rows;
         t->cap = cap;
     }
     odata_record_t *r = &t->rows[t->n];
     memset(r, 0, sizeof(*r));
     r->v = calloc((size_t)nfields, sizeof(*r->v));
-    if (!r->v)
+    if (!r->v) {
         return NULL;
+    }
     t->n++;
     return r;
 }
@@ -272,17 +315,21 @@ odata_record_t *odata_table_add(odata_table_t *t, int nfields) {
 static int cmp_records(const void *a, const void *b) {
     const odata_record_t *x = a, *y = b;
     int c = strcmp(x->v[0].text ? x->v[0].text : "", y->v[0].text ? y->v[0].text : "");
-    if (c)
+    if (c) {
         return c;
+    }
     return (x->source_index > y->source_index) - (x->source_index < y->source_index);
 }
 
 void odata_dataset_sort(odata_dataset_t *ds) {
-    if (ds->sorted)
+    if (ds->sorted) {
         return;
-    for (int k = 0; k < ODATA_KINDS; k++)
-        if (ds->t[k].n > 1)
+    }
+    for (int k = 0; k < ODATA_KINDS; k++) {
+        if (ds->t[k].n > 1) {
             qsort(ds->t[k].rows, ds->t[k].n, sizeof(odata_record_t), cmp_records);
+        }
+    }
     ds->sorted = 1;
 }
 
@@ -292,12 +339,14 @@ const odata_record_t *odata_table_find(const odata_table_t *t, const char *id) {
         size_t mid = lo + (hi - lo) / 2;
         const char *mid_id = t->rows[mid].v[0].text ? t->rows[mid].v[0].text : "";
         int c = strcmp(mid_id, id);
-        if (c == 0)
+        if (c == 0) {
             return &t->rows[mid];
-        if (c < 0)
+        }
+        if (c < 0) {
             lo = mid + 1;
-        else
+        } else {
             hi = mid;
+        }
     }
     return NULL;
 }
@@ -310,14 +359,16 @@ static int canonical_row(const odata_entity_t *e, const odata_record_t *r, tg_bu
     for (int f = 0; f < e->nfields && !rc; f++) {
         const odata_value_t *v = &r->v[f];
         rc = tg_buf_appendf(b, "%s\"%s\":", f ? "," : "", e->fields[f].key);
-        if (rc)
+        if (rc) {
             break;
-        if (!v->text)
+        }
+        if (!v->text) {
             rc = tg_buf_append(b, v->bad ? "\"\\u0000invalid\"" : "null", v->bad ? 16 : 4);
-        else if (e->fields[f].type == ODATA_NUMBER || e->fields[f].type == ODATA_INTEGER)
+        } else if (e->fields[f].type == ODATA_NUMBER || e->fields[f].type == ODATA_INTEGER) {
             rc = tg_buf_append(b, v->text, strlen(v->text));
-        else
+        } else {
             rc = tg_json_append_str(b, v->text);
+        }
     }
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
@@ -327,8 +378,9 @@ static int canonical_table(const odata_entity_t *e, odata_table_t *t, tg_buf_t *
     int rc = tg_buf_appendf(out, "\"%s\":[", e->name);
     for (size_t i = 0; i < t->n && !rc; i++) {
         tg_buf_reset(row);
-        if ((rc = canonical_row(e, &t->rows[i], row)))
+        if ((rc = canonical_row(e, &t->rows[i], row))) {
             break;
+        }
         tg_sha256_hex(row->data, row->len, t->rows[i].row_hash);
         rc = (i && tg_buf_append(out, ",", 1)) || tg_buf_append(out, row->data, row->len);
     }
@@ -342,16 +394,20 @@ int odata_canonical(odata_dataset_t *ds, tg_buf_t *out, char hash[65]) {
     size_t start = out->len;
     int rc = tg_buf_append(out, "{", 1);
     for (int k = 0; k < ODATA_KINDS && !rc; k++) {
-        if (k)
+        if (k) {
             rc = tg_buf_append(out, ",", 1);
-        if (!rc)
+        }
+        if (!rc) {
             rc = canonical_table(&odata_entities[k], &ds->t[k], out, &row);
+        }
     }
-    if (!rc)
+    if (!rc) {
         rc = tg_buf_append(out, "}", 1);
+    }
     tg_buf_free(&row);
-    if (rc)
+    if (rc) {
         return TG_ERR_NOMEM;
+    }
     tg_sha256_hex(out->data + start, out->len - start, hash);
     return TG_OK;
 }
@@ -360,8 +416,9 @@ void odata_dataset_free(odata_dataset_t *ds) {
     for (int k = 0; k < ODATA_KINDS; k++) {
         odata_table_t *t = &ds->t[k];
         for (size_t i = 0; i < t->n; i++) {
-            for (int f = 0; f < odata_entities[k].nfields; f++)
+            for (int f = 0; f < odata_entities[k].nfields; f++) {
                 free(t->rows[i].v[f].text);
+            }
             free(t->rows[i].v);
         }
         free(t->rows);

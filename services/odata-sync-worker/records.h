@@ -5,20 +5,37 @@
 #ifndef ODATA_RECORDS_H
 #define ODATA_RECORDS_H
 
+#include "tg/buf.h"
+#include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <cjson/cJSON.h>
-#include "tg/buf.h"
 
 typedef enum { ODATA_STOPS = 0, ODATA_ROUTES, ODATA_FLIGHTS, ODATA_KINDS } odata_kind_t;
 typedef enum { ODATA_STRING, ODATA_NUMBER, ODATA_INTEGER, ODATA_DATETIME } odata_type_t;
 
 /* Field positions; field 0 of every kind is its id. */
 enum { STOP_ID, STOP_NAME, STOP_CITY, STOP_LAT, STOP_LON, STOP_NFIELDS };
-enum { ROUTE_ID, ROUTE_NAME, ROUTE_FROM, ROUTE_TO, ROUTE_TYPE, ROUTE_DURATION, ROUTE_DISTANCE,
-       ROUTE_FARE, ROUTE_NFIELDS };
-enum { FLIGHT_ID, FLIGHT_ROUTE, FLIGHT_FROM, FLIGHT_TO, FLIGHT_DEP, FLIGHT_ARR, FLIGHT_SEATS,
-       FLIGHT_NFIELDS };
+enum {
+    ROUTE_ID,
+    ROUTE_NAME,
+    ROUTE_FROM,
+    ROUTE_TO,
+    ROUTE_TYPE,
+    ROUTE_DURATION,
+    ROUTE_DISTANCE,
+    ROUTE_FARE,
+    ROUTE_NFIELDS
+};
+enum {
+    FLIGHT_ID,
+    FLIGHT_ROUTE,
+    FLIGHT_FROM,
+    FLIGHT_TO,
+    FLIGHT_DEP,
+    FLIGHT_ARR,
+    FLIGHT_SEATS,
+    FLIGHT_NFIELDS
+};
 #define ODATA_MAX_FIELDS 8
 #define ODATA_MAX_STRING 65536 /* longer strings are refused as invalid */
 
@@ -44,9 +61,9 @@ typedef struct {
 } odata_value_t;
 
 typedef struct {
-    odata_value_t *v;   /* nfields values, owned */
-    long source_index;  /* position in the source's answer, for messages */
-    char row_hash[65];  /* SHA-256 of the canonical row, set by odata_canonical */
+    odata_value_t *v;  /* nfields values, owned */
+    long source_index; /* position in the source's answer, for messages */
+    char row_hash[65]; /* SHA-256 of the canonical row, set by odata_canonical */
 } odata_record_t;
 
 typedef struct {

@@ -29,8 +29,9 @@ static void version_read(const PGresult *res, odata_version_t *out) {
     snprintf(out->hash, sizeof(out->hash), "%s", PQgetvalue(res, 0, 1));
     long long *counts[] = {&out->stops, &out->routes,  &out->flights,
                            &out->added, &out->updated, &out->deleted};
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 6; i++) {
         *counts[i] = strtoll(PQgetvalue(res, 0, 2 + i), NULL, 10);
+    }
     snprintf(out->backup_key, sizeof(out->backup_key), "%s", PQgetvalue(res, 0, 8));
 }
 
@@ -39,11 +40,13 @@ static int find_one(PGconn *pg, const char *sql, const char *param, odata_versio
     PGresult *res;
     const char *params[] = {param};
     int rc = tg_pg_exec(pg, sql, 1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = PQntuples(res) ? TG_OK : TG_ERR_NOTFOUND;
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         version_read(res, out);
+    }
     PQclear(res);
     return rc;
 }
@@ -71,10 +74,12 @@ static int copy_rows(const odata_dataset_t *ds, odata_kind_t k, const char *vers
     for (size_t i = 0; i < ds->t[k].n && !rc; i++) {
         const odata_record_t *r = &ds->t[k].rows[i];
         rc = tg_copy_str(b, version, 0);
-        for (int f = 0; f < e->nfields && !rc; f++)
+        for (int f = 0; f < e->nfields && !rc; f++) {
             rc = tg_copy_str(b, r->v[f].text, 0);
-        if (!rc)
+        }
+        if (!rc) {
             rc = tg_copy_str(b, r->row_hash, 1);
+        }
     }
     return rc;
 }
@@ -88,13 +93,15 @@ static int copy_table(PGconn *pg, const odata_dataset_t *ds, odata_kind_t k, con
     /* Column names come from the static contract, never from the data; the
      * table is the version's staged partition. */
     int rc = tg_buf_appendf(&sql, "COPY " STORE_PARTITION " (dataset_version", e->name, version);
-    for (int f = 0; f < e->nfields && !rc; f++)
+    for (int f = 0; f < e->nfields && !rc; f++) {
         rc = tg_buf_appendf(&sql, ", %s", e->fields[f].column);
+    }
     rc = rc || tg_buf_appendf(&sql, ", row_hash) FROM STDIN") || copy_rows(ds, k, version, &data);
-    if (rc)
+    if (rc) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "%s: out of memory building COPY data", e->name);
-    else
+    } else {
         rc = tg_pg_copy(pg, sql.data, data.data ? data.data : "", data.len, errstr, errlen);
+    }
     tg_buf_free(&sql);
     tg_buf_free(&data);
     return rc;
@@ -133,10 +140,12 @@ static int diff_counts(PGconn *pg, const char *version, const char *previous, ch
     PGresult *res;
     const char *params[] = {previous};
     int rc = tg_pg_exec(pg, sql, 1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
-    for (int i = 0; i < 3; i++)
+    }
+    for (int i = 0; i < 3; i++) {
         snprintf(counts[i], sizeof(counts[0]), "%s", PQgetvalue(res, 0, i));
+    }
     PQclear(res);
     return TG_OK;
 }
@@ -146,8 +155,9 @@ static int stage_version(PGconn *pg, char *version, size_t vlen, char *errstr, s
     PGresult *res;
     int rc = tg_pg_exec(pg, "SELECT nextval(pg_get_serial_sequence('datasets', 'version'))", 0,
                         NULL, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     snprintf(version, vlen, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     const char *params[] = {version};
@@ -159,8 +169,9 @@ static int insert_version(PGconn *pg, const odata_dataset_t *ds, const store_sav
                           const char *version, char diff[3][24], odata_version_t *out, char *errstr,
                           size_t errlen) {
     char counts[ODATA_KINDS][24];
-    for (int k = 0; k < ODATA_KINDS; k++)
+    for (int k = 0; k < ODATA_KINDS; k++) {
         snprintf(counts[k], sizeof(counts[k]), "%zu", ds->t[k].n);
+    }
     const char *params[] = {version,     req->source, req->hash, req->event_id,
                             req->run_id, counts[0],   counts[1], counts[2],
                             diff[0],     diff[1],     diff[2]};
@@ -172,8 +183,9 @@ static int insert_version(PGconn *pg, const odata_dataset_t *ds, const store_sav
                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
                         "RETURNING " VERSION_COLUMNS,
                         11, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     version_read(res, out);
     PQclear(res);
     return TG_OK;
@@ -191,11 +203,13 @@ static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out
         *outcome = STORE_REPLAYED;
         return TG_OK;
     }
-    if (rc != TG_ERR_NOTFOUND)
+    if (rc != TG_ERR_NOTFOUND) {
         return rc;
+    }
     rc = store_find_latest(pg, req->source, out, errstr, errlen);
-    if (rc && rc != TG_ERR_NOTFOUND)
+    if (rc && rc != TG_ERR_NOTFOUND) {
         return rc;
+    }
     *previous = rc == TG_OK ? out->version : 0;
     if (rc == TG_OK && !req->force && !strcmp(out->hash, req->hash)) {
         *outcome = STORE_UNCHANGED;
@@ -210,12 +224,15 @@ static int save_rows(PGconn *pg, const odata_dataset_t *ds, const store_save_t *
     char v[24], prev[24], diff[3][24];
     snprintf(prev, sizeof(prev), "%lld", (long long)previous);
     int rc = stage_version(pg, v, sizeof(v), errstr, errlen);
-    for (int k = 0; k < ODATA_KINDS && !rc; k++)
+    for (int k = 0; k < ODATA_KINDS && !rc; k++) {
         rc = copy_table(pg, ds, (odata_kind_t)k, v, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = diff_counts(pg, v, prev, diff, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = insert_version(pg, ds, req, v, diff, out, errstr, errlen);
+    }
     return rc;
 }
 
@@ -223,13 +240,16 @@ int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req, o
                store_outcome_t *outcome, char *errstr, size_t errlen) {
     int64_t previous = 0;
     int rc = tg_pg_begin(pg, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = save_needed(pg, req, out, outcome, &previous, errstr, errlen);
-    if (rc == TG_OK && *outcome == STORE_SAVED)
+    if (rc == TG_OK && *outcome == STORE_SAVED) {
         rc = save_rows(pg, ds, req, previous, out, errstr, errlen);
-    if (rc == TG_OK && *outcome == STORE_SAVED)
+    }
+    if (rc == TG_OK && *outcome == STORE_SAVED) {
         rc = tg_pg_commit(pg, errstr, errlen);
+    }
     tg_pg_rollback(pg); /* nothing to do after a commit; undoes everything otherwise */
     return rc;
 }

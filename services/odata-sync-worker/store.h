@@ -4,11 +4,11 @@
 #ifndef ODATA_STORE_H
 #define ODATA_STORE_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <libpq-fe.h>
 #include "records.h"
 #include "tg/error.h"
+#include <libpq-fe.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef struct {
     int64_t version;
@@ -31,8 +31,8 @@ typedef struct {
     const char *source;   /* envelope sourceId */
     const char *event_id; /* trigger eventId: the replay guard */
     const char *run_id;
-    const char *hash;     /* data hash of ds */
-    int force;            /* save even when the latest dataset has this hash */
+    const char *hash; /* data hash of ds */
+    int force;        /* save even when the latest dataset has this hash */
 } store_save_t;
 
 typedef enum {
@@ -44,9 +44,8 @@ typedef enum {
 /* Saves ds as a new version in one transaction, under a per-source
  * advisory lock; counts added/updated/deleted rows against the previous
  * version by id and row_hash. Everything is rolled back on failure. */
-int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
-               odata_version_t *out, store_outcome_t *outcome, char *errstr,
-               size_t errlen) TG_WARN_UNUSED;
+int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req, odata_version_t *out,
+               store_outcome_t *outcome, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 /* Records the S3 key of a version's backup. */
 int store_set_backup_key(PGconn *pg, int64_t version, const char *key, char *errstr,

@@ -6,24 +6,24 @@
 #ifndef ODATA_VALIDATE_H
 #define ODATA_VALIDATE_H
 
-#include <stddef.h>
-#include <cjson/cJSON.h>
 #include "mapping.h"
 #include "records.h"
 #include "tg/error.h"
+#include <cjson/cJSON.h>
+#include <stddef.h>
 
 typedef enum {
-    PROBLEM_EMPTY,         /* no stops or no routes at all */
-    PROBLEM_REQUIRED,      /* a required field is missing or null */
-    PROBLEM_TYPE,          /* a value of the wrong type or format */
+    PROBLEM_EMPTY,    /* no stops or no routes at all */
+    PROBLEM_REQUIRED, /* a required field is missing or null */
+    PROBLEM_TYPE,     /* a value of the wrong type or format */
     PROBLEM_DUPLICATE_ID,
     PROBLEM_UNKNOWN_STOP,
     PROBLEM_UNKNOWN_ROUTE,
-    PROBLEM_COORDINATES,   /* latitude outside [-90, 90] or longitude outside [-180, 180] */
-    PROBLEM_DURATION,      /* durationMinutes <= 0 */
-    PROBLEM_RANGE,         /* negative or too large distance, fare or seats */
-    PROBLEM_TIMES,         /* arrival not after departure */
-    PROBLEM_ID_LENGTH,     /* an id longer than TG_ENTITY_ID_MAX bytes */
+    PROBLEM_COORDINATES, /* latitude outside [-90, 90] or longitude outside [-180, 180] */
+    PROBLEM_DURATION,    /* durationMinutes <= 0 */
+    PROBLEM_RANGE,       /* negative or too large distance, fare or seats */
+    PROBLEM_TIMES,       /* arrival not after departure */
+    PROBLEM_ID_LENGTH,   /* an id longer than TG_ENTITY_ID_MAX bytes */
     PROBLEM_KINDS
 } odata_problem_t;
 

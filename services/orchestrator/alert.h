@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ORCH_ALERT_QUEUE 64      /* alerts waiting at most */
+#define ORCH_ALERT_QUEUE 64        /* alerts waiting at most */
 #define ORCH_ALERT_TIMEOUT_MS 5000 /* one webhook request at most */
 
 typedef struct orch_alerts_s orch_alerts_t;

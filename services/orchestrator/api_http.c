@@ -240,7 +240,8 @@ int api_authorized(struct mg_connection *conn, const char *token) {
         return 1;
     }
     api_error(conn, 401, "unauthorized",
-              auth ? "the bearer token is wrong" : "this endpoint needs Authorization: Bearer <API_TOKEN>",
+              auth ? "the bearer token is wrong"
+                   : "this endpoint needs Authorization: Bearer <API_TOKEN>",
               "WWW-Authenticate: Bearer\r\n");
     return 0;
 }

@@ -4,14 +4,14 @@
 #ifndef ORCH_API_HTTP_H
 #define ORCH_API_HTTP_H
 
-#include <pthread.h>
-#include <stdint.h>
 #include <civetweb.h>
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
+#include <pthread.h>
+#include <stdint.h>
 
-#define API_POOL_SIZE 8           /* as many as civetweb has request threads */
-#define API_BODY_MAX (64 * 1024)  /* larger request bodies get 413 */
+#define API_POOL_SIZE 8          /* as many as civetweb has request threads */
+#define API_BODY_MAX (64 * 1024) /* larger request bodies get 413 */
 
 typedef struct {
     pthread_mutex_t lock;

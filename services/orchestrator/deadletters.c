@@ -128,7 +128,8 @@ cJSON *deadletters_list(const orch_conf_t *conf, long limit, long offset, char *
     if (!rk) {
         return NULL;
     }
-    int count = 0, rc = tg_kafka_partition_count(rk, topic, DL_QUERY_TIMEOUT_MS, &count, errstr, errlen);
+    int count = 0,
+        rc = tg_kafka_partition_count(rk, topic, DL_QUERY_TIMEOUT_MS, &count, errstr, errlen);
     int64_t total = 0, expected = 0;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(count ? count : 1);
     for (int p = 0; !rc && p < count; p++) {

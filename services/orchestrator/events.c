@@ -9,9 +9,9 @@
 #include "tg/log.h"
 #include "tg/topics.h"
 
-int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic,
-                const char *key, const char *value, size_t len, const tg_header_t *extra,
-                size_t nextra, char *errstr, size_t errlen) {
+int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic, const char *key,
+                const char *value, size_t len, const tg_header_t *extra, size_t nextra,
+                char *errstr, size_t errlen) {
     char topic[ORCH_TOPIC_LEN];
     tg_header_t headers[16];
     size_t n = 0;
@@ -112,19 +112,19 @@ static int start_send(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf,
         char err2[256];
         int changed;
         tg_error("Run %s could not start: %s", env->run_id, errstr);
-        if (runs_finish(pg, env->run_id, "failed", errstr, 0, NULL, &changed, err2,
-                        sizeof err2) != TG_OK) {
+        if (runs_finish(pg, env->run_id, "failed", errstr, 0, NULL, &changed, err2, sizeof err2) !=
+            TG_OK) {
             tg_error("%s", err2);
         }
     }
     return rc;
 }
 
-int orch_start_run(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf,
-                   const orch_start_t *req, orch_create_outcome_t *outcome,
-                   char run_id[TG_ID_LEN], char *errstr, size_t errlen) {
-    const orch_worker_t *first = req->only_worker ? orch_worker_find(conf, req->only_worker)
-                                                  : &conf->workers[0];
+int orch_start_run(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf, const orch_start_t *req,
+                   orch_create_outcome_t *outcome, char run_id[TG_ID_LEN], char *errstr,
+                   size_t errlen) {
+    const orch_worker_t *first =
+        req->only_worker ? orch_worker_find(conf, req->only_worker) : &conf->workers[0];
     int64_t dataset_version = 0;
     int rc = TG_OK;
     if (first->position > 1 &&
@@ -141,8 +141,8 @@ int orch_start_run(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf,
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
     }
     if (!rc) {
-        orch_new_run_t nr = {env->run_id, env->source_id, req->trigger, req->force,
-                             req->only_worker, req->idempotency_key, first->id, json};
+        orch_new_run_t nr = {env->run_id,      env->source_id,       req->trigger, req->force,
+                             req->only_worker, req->idempotency_key, first->id,    json};
         rc = runs_create(pg, &nr, outcome, run_id, errstr, errlen);
     }
     if (!rc && *outcome == RUN_CREATED) {

@@ -23,7 +23,9 @@
 #define POLL_MS 100
 #define DEPS_CHECK_MS 5000
 #define HOLD_ON_ERROR_MS 1000
-#define ALERT_GRACE_MS 2000 /* alerts still queued at shutdown get this long */ /* an event PostgreSQL could not take is seen again after this */
+#define ALERT_GRACE_MS                                                                             \
+    2000 /* alerts still queued at shutdown get this long */ /* an event PostgreSQL could not take \
+                                                                is seen again after this */
 
 static orch_conf_t conf;
 static holds_t tracking_holds;
@@ -43,10 +45,11 @@ static int workers_load(PGconn *pg, char *err, size_t errlen) {
         return rc;
     }
     for (int i = 0; !rc && i < PQntuples(res); i++) {
-        const orch_worker_policy_t row = {PQgetvalue(res, i, 0),       PQgetvalue(res, i, 1),
-                                          PQgetvalue(res, i, 2),       atoi(PQgetvalue(res, i, 3)),
-                                          PQgetvalue(res, i, 4)[0] == 't',
-                                          atoi(PQgetvalue(res, i, 5)), atoi(PQgetvalue(res, i, 6))};
+        const orch_worker_policy_t row = {
+            PQgetvalue(res, i, 0),           PQgetvalue(res, i, 1),
+            PQgetvalue(res, i, 2),           atoi(PQgetvalue(res, i, 3)),
+            PQgetvalue(res, i, 4)[0] == 't', atoi(PQgetvalue(res, i, 5)),
+            atoi(PQgetvalue(res, i, 6))};
         rc = orch_worker_policy_set(&conf, &row, err, errlen);
     }
     PQclear(res);

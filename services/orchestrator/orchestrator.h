@@ -266,7 +266,7 @@ typedef struct {
     orch_delay_t *delay;
     orch_alerts_t *alerts; /* ALERT_WEBHOOK_URL's sender, NULL without one */
     int64_t next_schedule_ms, next_sweep_ms, next_deps_ms;
-    int schedule_leader;   /* this orchestrator holds the schedule's lock */
+    int schedule_leader;                  /* this orchestrator holds the schedule's lock */
     char schedule_waiting_for[TG_ID_LEN]; /* the active run a due tick waits for, or "" */
     time_t next_retention; /* wall clock of the next retention pass (0: not yet set) */
 } orch_loop_t;

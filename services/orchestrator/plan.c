@@ -84,7 +84,8 @@ int orch_conf_load_env(orch_conf_t *conf, char *errstr, size_t errlen) {
         rc = tg_env_long("API_CACHE_MS", 500, 0, 60000, &conf->api_cache_ms, errstr, errlen);
     }
     if (!rc) {
-        rc = tg_env_long("EXECUTE_WAIT_S", 60, 0, ORCH_WAIT_MAX_S, &conf->execute_wait_s, errstr, errlen);
+        rc = tg_env_long("EXECUTE_WAIT_S", 60, 0, ORCH_WAIT_MAX_S, &conf->execute_wait_s, errstr,
+                         errlen);
     }
     for (int i = 0; i < ORCH_NWORKERS && !rc; i++) {
         char name[32];

@@ -21,18 +21,23 @@
 
 int retention_conf_load(retention_conf_t *c, char *errstr, size_t errlen) {
     int rc = tg_env_long("DATASET_KEEP_VERSIONS", 3, 1, 10000, &c->dataset_keep, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = tg_env_long("GRAPH_KEEP_VERSIONS", 3, 1, 100, &c->graph_keep, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_env_long("BACKUP_KEEP", c->dataset_keep, 1, 10000, &c->backup_keep, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_env_long("RUN_RETENTION_DAYS", 30, 1, 36500, &c->run_days, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc =
             tg_env_long("RETENTION_INTERVAL_S", 3600, 0, 86400 * 7, &c->interval_s, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_env_long("RETENTION_LOCK_TIMEOUT_MS", 500, 1, 60000, &c->lock_timeout_ms, errstr,
                          errlen);
+    }
     return rc;
 }
 
@@ -42,8 +47,9 @@ size_t retention_datasets_plan(const retention_dataset_t *ds, size_t n, long kee
     size_t marked = 0;
     for (size_t i = 0; i < n; i++) {
         long newer = 0;
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < n; j++) {
             newer += !strcmp(ds[j].source, ds[i].source) && ds[j].version > ds[i].version;
+        }
         drop[i] = !ds[i].needed && newer >= keep;
         marked += (size_t)drop[i];
     }
@@ -52,13 +58,16 @@ size_t retention_datasets_plan(const retention_dataset_t *ds, size_t n, long kee
 
 int retention_backup_order(const char *key, size_t *kind_len, int64_t *order) {
     const char *slash = strrchr(key, '/');
-    if (!slash || (strncmp(key, "datasets/", 9) && strncmp(key, "graphs/", 7)))
+    if (!slash || (strncmp(key, "datasets/", 9) && strncmp(key, "graphs/", 7))) {
         return 0;
+    }
     const char *p = slash + 1;
-    while (*p && !isdigit((unsigned char)*p))
+    while (*p && !isdigit((unsigned char)*p)) {
         p++;
-    if (!*p)
+    }
+    if (!*p) {
         return 0;
+    }
     *kind_len = (size_t)(slash - key);
     *order = strtoll(p, NULL, 10);
     return 1;
@@ -70,14 +79,17 @@ size_t retention_backups_plan(const retention_backup_t *b, size_t n, long keep, 
         size_t kl, kj;
         int64_t oi, oj;
         drop[i] = 0;
-        if (b[i].protected_ || !retention_backup_order(b[i].key, &kl, &oi))
+        if (b[i].protected_ || !retention_backup_order(b[i].key, &kl, &oi)) {
             continue;
+        }
         long newer = 0;
-        for (size_t j = 0; j < n; j++)
+        for (size_t j = 0; j < n; j++) {
             if (j != i && retention_backup_order(b[j].key, &kj, &oj) && kj == kl &&
                 !memcmp(b[j].key, b[i].key, kl) &&
-                (oj > oi || (oj == oi && strcmp(b[j].key, b[i].key) > 0)))
+                (oj > oi || (oj == oi && strcmp(b[j].key, b[i].key) > 0))) {
                 newer++;
+            }
+        }
         drop[i] = newer >= keep;
         marked += (size_t)drop[i];
     }
@@ -109,8 +121,9 @@ static int datasets_load(PGconn *pg, const retention_conf_t *conf, PGresult **re
     snprintf(keep, sizeof(keep), "%ld", conf->graph_keep);
     const char *params[] = {keep};
     int rc = tg_pg_exec(pg, datasets_sql, 1, params, res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *n = (size_t)PQntuples(*res);
     *ds = calloc(*n + 1, sizeof(**ds));
     *drop = calloc(*n + 1, sizeof(**drop));
@@ -137,11 +150,13 @@ static int still_dropped(PGconn *pg, const retention_conf_t *conf, int64_t v, ch
     int *drop;
     size_t n;
     int rc = datasets_load(pg, conf, &res, &ds, &drop, &n, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     int found = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         found |= ds[i].version == v && drop[i];
+    }
     free(ds);
     free(drop);
     PQclear(res);
@@ -157,20 +172,26 @@ static int drop_version(PGconn *pg, const retention_conf_t *conf, int64_t v, cha
     snprintf(ver, sizeof(ver), "%lld", (long long)v);
     const char *params[] = {ver};
     int rc = tg_pg_begin(pg, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = tg_pg_exec(pg, sql, 0, NULL, NULL, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_pg_exec(pg, "SELECT dataset_versions_lock()", 0, NULL, NULL, errstr, errlen);
+    }
     int needed = rc ? rc : still_dropped(pg, conf, v, errstr, errlen);
-    if (needed < 0)
+    if (needed < 0) {
         rc = needed;
-    if (needed == 1)
+    }
+    if (needed == 1) {
         rc = tg_pg_exec(pg, "SELECT dataset_version_drop($1)", 1, params, NULL, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_pg_commit(pg, errstr, errlen);
+    }
     tg_pg_rollback(pg);
-    if (!rc && needed == 1)
+    if (!rc && needed == 1) {
         tg_info("Retention: dataset version %s deleted with its partitions and graphs rows", ver);
+    }
     return rc;
 }
 
@@ -180,17 +201,21 @@ static int prune_datasets(PGconn *pg, const retention_conf_t *conf, char *errstr
     int *drop;
     size_t n;
     int rc = datasets_load(pg, conf, &res, &ds, &drop, &n, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     int first = TG_OK;
     for (size_t i = 0; i < n && !tg_shutdown_requested; i++) {
-        if (!drop[i])
+        if (!drop[i]) {
             continue;
+        }
         for (int attempt = 0; attempt < DROP_ATTEMPTS; attempt++) {
-            if (attempt)
+            if (attempt) {
                 usleep(DROP_RETRY_US);
-            if ((rc = drop_version(pg, conf, ds[i].version, errstr, errlen)) == TG_OK)
+            }
+            if ((rc = drop_version(pg, conf, ds[i].version, errstr, errlen)) == TG_OK) {
                 break;
+            }
         }
         if (rc) {
             tg_warn("Retention: dataset version %lld kept for now (%s); tried again at the "
@@ -226,12 +251,14 @@ static int prune_graphs(PGconn *pg, const retention_conf_t *conf, char *errstr, 
         "FROM kept) AND (g.status = 'retired' OR (g.status = 'failed' AND g.created_at < "
         "to_timestamp($2::bigint)))",
         2, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
-    if (atoi(PQcmdTuples(res)) > 0)
+    }
+    if (atoi(PQcmdTuples(res)) > 0) {
         tg_info("Retention: %s graphs rows deleted (retired beyond the %ld kept, or failed "
                 "builds older than %ld days)",
                 PQcmdTuples(res), conf->graph_keep, conf->run_days);
+    }
     PQclear(res);
     return TG_OK;
 }
@@ -256,14 +283,16 @@ static int prune_runs(PGconn *pg, const retention_conf_t *conf, char *errstr, si
                         " ORDER BY created_at LIMIT " RUN_BATCH " FOR UPDATE SKIP LOCKED)"
                         " DELETE FROM runs r USING old WHERE r.run_id = old.run_id",
                         1, params, &res, errstr, errlen);
-        if (rc)
+        if (rc) {
             break;
+        }
         deleted = atoi(PQcmdTuples(res));
         total += deleted;
         PQclear(res);
     } while (deleted > 0 && !tg_shutdown_requested);
-    if (total)
+    if (total) {
         tg_info("Retention: %lld runs older than %ld days deleted", total, conf->run_days);
+    }
     return rc;
 }
 
@@ -287,11 +316,14 @@ static int is_protected(const PGresult *res, const char *key) {
     /* A dataset's backup is uploaded before its key is recorded: the
      * version in the file name protects it meanwhile. */
     tag[0] = '\0';
-    if (!strncmp(key, "datasets/", 9) && retention_backup_order(key, &kl, &order))
+    if (!strncmp(key, "datasets/", 9) && retention_backup_order(key, &kl, &order)) {
         snprintf(tag, sizeof(tag), "dataset:%lld", (long long)order);
-    for (int i = 0; i < PQntuples(res); i++)
-        if (!strcmp(PQgetvalue(res, i, 0), key) || !strcmp(PQgetvalue(res, i, 0), tag))
+    }
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (!strcmp(PQgetvalue(res, i, 0), key) || !strcmp(PQgetvalue(res, i, 0), tag)) {
             return 1;
+        }
+    }
     return 0;
 }
 
@@ -300,26 +332,32 @@ static int prune_prefix(const tg_config_t *cfg, const PGresult *prot, const char
     char **keys;
     size_t n;
     int rc = tg_s3_list(cfg, prefix, &keys, &n, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     retention_backup_t *b = calloc(n + 1, sizeof(*b));
     int *drop = calloc(n + 1, sizeof(*drop));
-    if (!b || !drop)
+    if (!b || !drop) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "retention: out of memory");
+    }
     for (size_t i = 0; !rc && i < n; i++) {
         b[i].key = keys[i];
         b[i].protected_ = is_protected(prot, keys[i]);
     }
-    if (!rc)
+    if (!rc) {
         retention_backups_plan(b, n, keep, drop);
+    }
     size_t deleted = 0;
-    for (size_t i = 0; !rc && i < n; i++)
-        if (drop[i] && !(rc = tg_s3_delete(cfg, keys[i], errstr, errlen)))
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (drop[i] && !(rc = tg_s3_delete(cfg, keys[i], errstr, errlen))) {
             deleted++;
-    if (deleted)
+        }
+    }
+    if (deleted) {
         tg_info("Retention: %zu S3 backups under %s deleted (keeping the newest %ld of each "
                 "kind)",
                 deleted, prefix, keep);
+    }
     free(b);
     free(drop);
     tg_s3_keys_free(keys, n);
@@ -328,18 +366,21 @@ static int prune_prefix(const tg_config_t *cfg, const PGresult *prot, const char
 
 static int prune_backups(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *conf,
                          char *errstr, size_t errlen) {
-    if (!tg_s3_enabled(cfg))
+    if (!tg_s3_enabled(cfg)) {
         return TG_OK;
+    }
     char keep[24];
     snprintf(keep, sizeof(keep), "%ld", conf->graph_keep);
     const char *params[] = {keep};
     PGresult *prot;
     int rc = tg_pg_exec(pg, protected_sql, 1, params, &prot, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     rc = prune_prefix(cfg, prot, "datasets/", conf->backup_keep, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = prune_prefix(cfg, prot, "graphs/", conf->backup_keep, errstr, errlen);
+    }
     PQclear(prot);
     return rc;
 }
@@ -351,17 +392,20 @@ int retention_run(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *co
     char err[512];
     int first = prune_datasets(pg, conf, errstr, errlen);
     int rc = prune_runs(pg, conf, first ? err : errstr, first ? sizeof(err) : errlen);
-    if (rc)
+    if (rc) {
         tg_warn("Retention: runs: %s", first ? err : errstr);
+    }
     first = first ? first : rc;
     rc = prune_graphs(pg, conf, first ? err : errstr, first ? sizeof(err) : errlen);
-    if (rc)
+    if (rc) {
         tg_warn("Retention: graphs: %s", first ? err : errstr);
+    }
     first = first ? first : rc;
     /* Backups go last: their protection reads the datasets that remain. */
     rc = prune_backups(pg, cfg, conf, first ? err : errstr, first ? sizeof(err) : errlen);
-    if (rc)
+    if (rc) {
         tg_warn("Retention: S3 backups: %s", first ? err : errstr);
+    }
     return first ? first : rc;
 }
 
@@ -369,8 +413,9 @@ void retention_tick(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *
                     time_t *next) {
     char err[512];
     time_t now = time(NULL); /* wall clock: ages and intervals as an operator sees them */
-    if (!conf->interval_s)
+    if (!conf->interval_s) {
         return;
+    }
     if (*next == 0) {
         *next = now + (conf->interval_s < FIRST_PASS_MAX_S ? conf->interval_s : FIRST_PASS_MAX_S);
         tg_info("Retention every %ld s: keeping %ld dataset versions, %ld graphs, %ld backups "
@@ -378,11 +423,14 @@ void retention_tick(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *
                 conf->interval_s, conf->dataset_keep, conf->graph_keep, conf->backup_keep,
                 conf->run_days);
     }
-    if (*next > now + conf->interval_s)
+    if (*next > now + conf->interval_s) {
         *next = now + conf->interval_s; /* the clock was set back */
-    if (now < *next)
+    }
+    if (now < *next) {
         return;
+    }
     *next = now + conf->interval_s;
-    if (retention_run(pg, cfg, conf, err, sizeof(err)) != TG_OK)
+    if (retention_run(pg, cfg, conf, err, sizeof(err)) != TG_OK) {
         tg_warn("Retention pass incomplete: %s", err);
+    }
 }

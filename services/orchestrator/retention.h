@@ -61,8 +61,7 @@ size_t retention_backups_plan(const retention_backup_t *b, size_t n, long keep, 
  * time of the next pass). A pass uses pg (no transaction is left open) and,
  * when S3_ENDPOINT is set, the bucket of cfg. Failures are logged and
  * retried at the next pass. */
-void retention_tick(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *conf,
-                    time_t *next);
+void retention_tick(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *conf, time_t *next);
 
 /* One pass now; returns 0 or the first error (the pass goes on after one). */
 int retention_run(PGconn *pg, const tg_config_t *cfg, const retention_conf_t *conf, char *errstr,

@@ -347,8 +347,8 @@ static int rerun_step(PGconn *pg, const char *run_id, const char *worker_hint, c
     return TG_OK;
 }
 
-static int reopen_exec(PGconn *pg, const char *run_id, const char *worker, int position,
-                       int force, PGresult **res, tg_pg_diag_t *diag, char *errstr, size_t errlen) {
+static int reopen_exec(PGconn *pg, const char *run_id, const char *worker, int position, int force,
+                       PGresult **res, tg_pg_diag_t *diag, char *errstr, size_t errlen) {
     char pos[16];
     num(pos, sizeof pos, position);
     const char *params[] = {run_id, worker, pos, force ? "true" : "false"};

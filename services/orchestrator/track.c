@@ -215,8 +215,8 @@ static int hand_on(orch_loop_t *o, const orch_failure_t *f, const orch_worker_t 
                  f->worker->id, err);
         return TG_OK; /* the timeout sweep ends the run */
     }
-    tg_envelope_t *ev = input ? events_step_failed(f->worker, next, input, f->attempt, f->error)
-                              : NULL;
+    tg_envelope_t *ev =
+        input ? events_step_failed(f->worker, next, input, f->attempt, f->error) : NULL;
     char *json = ev ? tg_envelope_serialize(ev) : NULL;
     int rc = json ? events_send(o->producer, o->conf, next->input_topic, ev->source_id, json,
                                 strlen(json), NULL, 0, err, errlen)

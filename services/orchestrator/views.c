@@ -13,40 +13,51 @@
 
 /* The specification's worker metadata, from the workers table and the
  * newest step each worker ran. */
-#define WORKER_JSON                                                                          \
-    "json_build_object('workerId', w.worker_id, 'workerName', w.worker_name, "             \
-    "'version', w.version, 'lastRun', " ISO("l.started_at") ", "                            \
-    "'lastStatus', CASE l.status WHEN 'succeeded' THEN 'success' ELSE l.status END, "       \
-    "'lastDuration', l.execution_ms, 'runCount', (SELECT count(*) FROM run_steps c "        \
-    "WHERE c.worker_id = w.worker_id AND c.started_at IS NOT NULL), "                       \
-    "'timeoutMs', w.timeout_s * 1000, 'maxAttempts', w.max_attempts, 'critical', w.critical)"
+#define WORKER_JSON                                                                                \
+    "json_build_object('workerId', w.worker_id, 'workerName', w.worker_name, "                     \
+    "'version', w.version, 'lastRun', " ISO(                                                       \
+        "l.started_at") ", "                                                                       \
+                        "'lastStatus', CASE l.status WHEN 'succeeded' THEN 'success' ELSE "        \
+                        "l.status END, "                                                           \
+                        "'lastDuration', l.execution_ms, 'runCount', (SELECT count(*) FROM "       \
+                        "run_steps c "                                                             \
+                        "WHERE c.worker_id = w.worker_id AND c.started_at IS NOT NULL), "          \
+                        "'timeoutMs', w.timeout_s * 1000, 'maxAttempts', w.max_attempts, "         \
+                        "'critical', w.critical)"
 
-#define WORKERS_FROM                                                                         \
-    " FROM workers w LEFT JOIN LATERAL (SELECT started_at, status, execution_ms "          \
-    "FROM run_steps s WHERE s.worker_id = w.worker_id AND s.started_at IS NOT NULL "        \
+#define WORKERS_FROM                                                                               \
+    " FROM workers w LEFT JOIN LATERAL (SELECT started_at, status, execution_ms "                  \
+    "FROM run_steps s WHERE s.worker_id = w.worker_id AND s.started_at IS NOT NULL "               \
     "ORDER BY s.started_at DESC LIMIT 1) l ON true "
 
-#define STEPS_JSON                                                                           \
-    "(SELECT COALESCE(json_agg(json_build_object('workerId', s.worker_id, "                 \
-    "'status', s.status, 'attempts', s.attempts, 'startedAt', " ISO("s.started_at") ", "    \
-    "'finishedAt', " ISO("s.finished_at") ", 'executionTimeMs', s.execution_ms, "           \
-    "'message', s.message, 'error', s.error, 'dataProcessed', s.data_processed) "           \
-    "ORDER BY w.position), '[]') FROM run_steps s JOIN workers w USING (worker_id) "        \
-    "WHERE s.run_id = r.run_id)"
+#define STEPS_JSON                                                                                 \
+    "(SELECT COALESCE(json_agg(json_build_object('workerId', s.worker_id, "                        \
+    "'status', s.status, 'attempts', s.attempts, 'startedAt', " ISO(                               \
+        "s.started_at") ", "                                                                       \
+                        "'finishedAt', " ISO(                                                      \
+                            "s.finished_at") ", 'executionTimeMs', s.execution_ms, "               \
+                                             "'message', s.message, 'error', s.error, "            \
+                                             "'dataProcessed', s.data_processed) "                 \
+                                             "ORDER BY w.position), '[]') FROM run_steps s JOIN "  \
+                                             "workers w USING (worker_id) "                        \
+                                             "WHERE s.run_id = r.run_id)"
 
-#define RUN_FIELDS                                                                           \
-    "'runId', r.run_id, 'sourceId', r.source_id, 'trigger', r.trigger, "                    \
-    "'status', r.status, 'force', r.force, 'onlyWorker', r.only_worker, "                   \
-    "'message', r.message, 'datasetVersion', r.dataset_version, "                           \
-    "'graphVersion', r.graph_version, 'createdAt', " ISO("r.created_at") ", "               \
-    "'startedAt', " ISO("r.started_at") ", 'finishedAt', " ISO("r.finished_at") ", "        \
-    "'durationMs', " MS_BETWEEN("COALESCE(r.started_at, r.created_at)",                    \
-                                "COALESCE(r.finished_at, now())")
+#define RUN_FIELDS                                                                                 \
+    "'runId', r.run_id, 'sourceId', r.source_id, 'trigger', r.trigger, "                           \
+    "'status', r.status, 'force', r.force, 'onlyWorker', r.only_worker, "                          \
+    "'message', r.message, 'datasetVersion', r.dataset_version, "                                  \
+    "'graphVersion', r.graph_version, 'createdAt', " ISO(                                          \
+        "r.created_at") ", "                                                                       \
+                        "'startedAt', " ISO("r.started_at") ", 'finishedAt', " ISO(                \
+                            "r.finished_at") ", "                                                  \
+                                             "'durationMs', " MS_BETWEEN(                          \
+                                                 "COALESCE(r.started_at, r.created_at)",           \
+                                                 "COALESCE(r.finished_at, now())")
 
 /* Runs sql and parses column 0 of each row as JSON into an array (or, with
  * single, returns row 0's document; NULL with *empty when there is none). */
-static cJSON *json_rows(PGconn *pg, const char *sql, int n, const char *const *params,
-                        int single, int *empty, char *errstr, size_t errlen) {
+static cJSON *json_rows(PGconn *pg, const char *sql, int n, const char *const *params, int single,
+                        int *empty, char *errstr, size_t errlen) {
     PGresult *res;
     if (tg_pg_exec(pg, sql, n, params, &res, errstr, errlen) != TG_OK) {
         return NULL;
@@ -54,7 +65,8 @@ static cJSON *json_rows(PGconn *pg, const char *sql, int n, const char *const *p
     cJSON *out = single ? NULL : cJSON_CreateArray();
     int rows = PQntuples(res);
     for (int i = 0; i < rows; i++) {
-        cJSON *doc = tg_json_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), TG_JSON_MAX_DEPTH);
+        cJSON *doc =
+            tg_json_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), TG_JSON_MAX_DEPTH);
         if (single) {
             out = doc;
             break;
@@ -92,8 +104,8 @@ cJSON *views_workers(PGconn *pg, char *errstr, size_t errlen) {
 cJSON *views_worker(PGconn *pg, const char *worker_id, char *errstr, size_t errlen) {
     const char *params[] = {worker_id};
     int empty = 0;
-    cJSON *w = json_rows(pg, "SELECT " WORKER_JSON WORKERS_FROM "WHERE w.worker_id = $1", 1,
-                         params, 1, &empty, errstr, errlen);
+    cJSON *w = json_rows(pg, "SELECT " WORKER_JSON WORKERS_FROM "WHERE w.worker_id = $1", 1, params,
+                         1, &empty, errstr, errlen);
     if (!w) {
         if (empty) {
             tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "unknown worker %s", worker_id);
@@ -133,15 +145,16 @@ cJSON *views_pipeline(PGconn *pg, const char *source_id, char *errstr, size_t er
     }
     /* The schedule and the virtual horizon, for an operator asking "what
      * comes next" (docs/operations.md). */
-    cJSON *next = json_rows(pg,
-                            "SELECT json_build_object('lastScheduledRun', to_char(s.last_tick_at "
-                            "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                            "'nextScheduledRun', to_char((s.last_tick_at + make_interval(secs => "
-                            "s.interval_s)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                            "'scheduleIntervalS', s.interval_s, 'virtualFlightsThrough', "
-                            "(SELECT virtual_through FROM datasets WHERE source_id = $1 "
-                            "ORDER BY version DESC LIMIT 1)) FROM schedule s WHERE s.source_id = $1",
-                            1, params, 1, &empty, errstr, errlen);
+    cJSON *next =
+        json_rows(pg,
+                  "SELECT json_build_object('lastScheduledRun', to_char(s.last_tick_at "
+                  "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                  "'nextScheduledRun', to_char((s.last_tick_at + make_interval(secs => "
+                  "s.interval_s)) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                  "'scheduleIntervalS', s.interval_s, 'virtualFlightsThrough', "
+                  "(SELECT virtual_through FROM datasets WHERE source_id = $1 "
+                  "ORDER BY version DESC LIMIT 1)) FROM schedule s WHERE s.source_id = $1",
+                  1, params, 1, &empty, errstr, errlen);
     if (next) {
         for (cJSON *item = next->child; item; item = item->next) {
             cJSON_AddItemToObject(p, item->string, cJSON_Duplicate(item, 1));
@@ -171,7 +184,8 @@ cJSON *views_runs(PGconn *pg, long limit, long offset, const char *status, const
     cJSON *out = cJSON_CreateObject(), *runs = cJSON_CreateArray();
     cJSON_AddTrueToObject(out, "success");
     for (int i = 0; i < PQntuples(res); i++) {
-        cJSON *run = tg_json_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), TG_JSON_MAX_DEPTH);
+        cJSON *run =
+            tg_json_parse(PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0), TG_JSON_MAX_DEPTH);
         cJSON_AddItemToArray(runs, run ? run : cJSON_CreateNull());
     }
     cJSON_AddItemToObject(out, "runs", runs);
@@ -183,8 +197,7 @@ cJSON *views_runs(PGconn *pg, long limit, long offset, const char *status, const
     return out;
 }
 
-static cJSON *run_doc(PGconn *pg, const char *run_id, int *notfound, char *errstr,
-                      size_t errlen) {
+static cJSON *run_doc(PGconn *pg, const char *run_id, int *notfound, char *errstr, size_t errlen) {
     const char *params[] = {run_id};
     cJSON *run = json_rows(pg,
                            "SELECT json_build_object(" RUN_FIELDS ", 'steps', " STEPS_JSON ") "
@@ -219,14 +232,14 @@ static cJSON *worker_result(const cJSON *step) {
     cJSON_AddStringToObject(r, "workerId", tg_json_str(step, "workerId"));
     cJSON_AddNumberToObject(r, "executionTimeMs", tg_json_num(step, "executionTimeMs", 0));
     cJSON_AddStringToObject(r, "message",
-                            ok && message ? message
+                            ok && message                ? message
                             : tg_json_str(step, "error") ? tg_json_str(step, "error")
                                                          : (status ? status : ""));
     cJSON_AddStringToObject(r, "status", status ? status : "");
     cJSON_AddNumberToObject(r, "attempts", tg_json_num(step, "attempts", 0));
     cJSON *data = cJSON_GetObjectItemCaseSensitive(step, "dataProcessed");
-    cJSON_AddItemToObject(r, "dataProcessed", data ? cJSON_Duplicate(data, 1)
-                                                   : cJSON_CreateObject());
+    cJSON_AddItemToObject(r, "dataProcessed",
+                          data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
     return r;
 }
 
@@ -239,8 +252,9 @@ static cJSON *single_result(const cJSON *run, const cJSON *steps, int ok) {
             step = s;
         }
     }
-    snprintf(message, sizeof message, ok ? "Worker %s executed successfully" : "Worker %s failed: %s",
-             only, tg_json_str(run, "message") ? tg_json_str(run, "message") : "no result");
+    snprintf(message, sizeof message,
+             ok ? "Worker %s executed successfully" : "Worker %s failed: %s", only,
+             tg_json_str(run, "message") ? tg_json_str(run, "message") : "no result");
     cJSON_AddBoolToObject(out, "success", ok);
     cJSON_AddStringToObject(out, "message", message);
     if (step) {
@@ -285,8 +299,7 @@ cJSON *views_execute_result(PGconn *pg, const char *run_id, int *succeeded, char
         return NULL;
     }
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(run, "steps");
-    *succeeded = !strcmp(tg_json_str(run, "status") ? tg_json_str(run, "status") : "",
-                         "succeeded");
+    *succeeded = !strcmp(tg_json_str(run, "status") ? tg_json_str(run, "status") : "", "succeeded");
     cJSON *out = tg_json_str(run, "onlyWorker") ? single_result(run, steps, *succeeded)
                                                 : pipeline_result(run, steps, *succeeded);
     cJSON_AddStringToObject(out, "runId", run_id);

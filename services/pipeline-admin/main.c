@@ -6,16 +6,16 @@
  *   pipeline-admin create-topics [--partitions N]   (TOPIC_CONFIG: extra topic settings)
  *   pipeline-admin delete-topics      (tests: remove a TOPIC_PREFIX's topics)
  */
-#include <dirent.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "tg/config.h"
 #include "tg/files.h"
 #include "tg/kafka.h"
 #include "tg/log.h"
 #include "tg/pg.h"
 #include "tg/topics.h"
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Topics of proto/topics.md: pipeline topics are keyed by source id and
  * share one partition count; retention in hours. */
@@ -23,9 +23,9 @@ static const struct {
     const char *name;
     int retention_h;
 } topics[] = {
-    {TG_TOPIC_TRIGGER, 168},     {TG_TOPIC_ODATA_DONE, 168}, {TG_TOPIC_VIRTUAL_DONE, 168},
-    {TG_TOPIC_GRAPH_DONE, 168},  {TG_TOPIC_STEP_FAILED, 168}, {TG_TOPIC_RETRY_1, 24},
-    {TG_TOPIC_RETRY_2, 24},      {TG_TOPIC_DEAD_LETTER, 720},
+    {TG_TOPIC_TRIGGER, 168},    {TG_TOPIC_ODATA_DONE, 168},  {TG_TOPIC_VIRTUAL_DONE, 168},
+    {TG_TOPIC_GRAPH_DONE, 168}, {TG_TOPIC_STEP_FAILED, 168}, {TG_TOPIC_RETRY_1, 24},
+    {TG_TOPIC_RETRY_2, 24},     {TG_TOPIC_DEAD_LETTER, 720},
 };
 
 static int cmp_str(const void *a, const void *b) {
@@ -39,20 +39,24 @@ static int apply_migration(PGconn *pg, const char *dir, const char *file, char *
     const char *params[] = {file};
     int rc = tg_pg_exec(pg, "SELECT 1 FROM schema_migrations WHERE version = $1", 1, params, &res,
                         errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     int done = PQntuples(res) > 0;
     PQclear(res);
-    if (done)
+    if (done) {
         return TG_OK;
+    }
 
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
     char *sql;
-    if ((rc = tg_file_read(path, 0, &sql, NULL, errstr, errlen)))
+    if ((rc = tg_file_read(path, 0, &sql, NULL, errstr, errlen))) {
         return rc;
-    if ((rc = tg_pg_begin(pg, errstr, errlen)))
+    }
+    if ((rc = tg_pg_begin(pg, errstr, errlen))) {
         goto out;
+    }
     res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
         rc = tg_fail(TG_ERR_DB, errstr, errlen, "%s: %s", file, PQresultErrorMessage(res));
@@ -61,8 +65,8 @@ static int apply_migration(PGconn *pg, const char *dir, const char *file, char *
         goto out;
     }
     PQclear(res);
-    if ((rc = tg_pg_exec(pg, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, params,
-                         NULL, errstr, errlen)) ||
+    if ((rc = tg_pg_exec(pg, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, params, NULL,
+                         errstr, errlen)) ||
         (rc = tg_pg_commit(pg, errstr, errlen))) {
         tg_pg_rollback(pg);
         goto out;
@@ -75,8 +79,9 @@ out:
 
 static int cmd_migrate(const tg_config_t *cfg, const char *dir, char *errstr, size_t errlen) {
     PGconn *pg = tg_pg_connect(cfg->database_url, cfg->connect_timeout_s, errstr, errlen);
-    if (!pg)
+    if (!pg) {
         return TG_ERR_UNAVAILABLE;
+    }
     char *files[256];
     int n = 0, rc;
     DIR *d = opendir(dir);
@@ -87,8 +92,9 @@ static int cmd_migrate(const tg_config_t *cfg, const char *dir, char *errstr, si
     struct dirent *e;
     while ((e = readdir(d)) && n < 256) {
         size_t len = strlen(e->d_name);
-        if (len > 4 && !strcmp(e->d_name + len - 4, ".sql"))
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".sql")) {
             files[n++] = strdup(e->d_name);
+        }
     }
     closedir(d);
     qsort(files, (size_t)n, sizeof(files[0]), cmp_str);
@@ -99,15 +105,18 @@ static int cmd_migrate(const tg_config_t *cfg, const char *dir, char *errstr, si
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, "
                     "applied_at timestamptz NOT NULL DEFAULT now())",
                     0, NULL, NULL, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = tg_pg_exec(pg, "SELECT pg_advisory_lock(727274)", 0, NULL, NULL, errstr, errlen);
+    }
     for (int i = 0; i < n; i++) {
-        if (!rc)
+        if (!rc) {
             rc = apply_migration(pg, dir, files[i], errstr, errlen);
+        }
         free(files[i]);
     }
-    if (!rc)
+    if (!rc) {
         tg_info("Database schema is up to date (%d migrations)", n);
+    }
     PQfinish(pg);
     return rc;
 }
@@ -133,9 +142,10 @@ static int admin_result(const tg_config_t *cfg, rd_kafka_queue_t *q, int deletin
                         rd_kafka_resp_err_t ignore, char *errstr, size_t errlen) {
     int rc = TG_OK;
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (cfg->connect_timeout_s + 30) * 1000);
-    if (!ev)
+    if (!ev) {
         return tg_fail(TG_ERR_TIMEOUT, errstr, errlen, "KAFKA_BROKERS: no answer from %s",
                        cfg->kafka_brokers);
+    }
     if (rd_kafka_event_error(ev)) {
         rc = tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rd_kafka_event_error_string(ev));
         rd_kafka_event_destroy(ev);
@@ -143,16 +153,18 @@ static int admin_result(const tg_config_t *cfg, rd_kafka_queue_t *q, int deletin
     }
     size_t cnt;
     const rd_kafka_topic_result_t **res =
-        deleting ? rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt)
-                 : rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+        deleting
+            ? rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt)
+            : rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
     for (size_t i = 0; i < cnt; i++) {
         rd_kafka_resp_err_t e = rd_kafka_topic_result_error(res[i]);
         const char *name = rd_kafka_topic_result_name(res[i]);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == ignore)
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR || e == ignore) {
             tg_info("Topic %s: %s", name, e ? "unchanged" : deleting ? "deleted" : "created");
-        else if (!rc)
+        } else if (!rc) {
             rc = tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: topic %s: %s", name,
                          rd_kafka_topic_result_error_string(res[i]));
+        }
     }
     rd_kafka_event_destroy(ev);
     return rc;
@@ -163,18 +175,21 @@ static int admin_result(const tg_config_t *cfg, rd_kafka_queue_t *q, int deletin
 static int topic_config_apply(rd_kafka_NewTopic_t *nt, const char *spec, char *errstr,
                               size_t errlen) {
     char buf[1024], kerr[256];
-    if (!spec || !*spec)
+    if (!spec || !*spec) {
         return TG_OK;
-    if (strlen(spec) >= sizeof(buf))
+    }
+    if (strlen(spec) >= sizeof(buf)) {
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "TOPIC_CONFIG: longer than %zu bytes",
                        sizeof(buf) - 1);
+    }
     snprintf(buf, sizeof(buf), "%s", spec);
     char *save = NULL;
     for (char *item = strtok_r(buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(item, '=');
-        if (!eq || eq == item || !eq[1])
-            return tg_fail(TG_ERR_CONFIG, errstr, errlen,
-                           "TOPIC_CONFIG: \"%s\" is not name=value", item);
+        if (!eq || eq == item || !eq[1]) {
+            return tg_fail(TG_ERR_CONFIG, errstr, errlen, "TOPIC_CONFIG: \"%s\" is not name=value",
+                           item);
+        }
         *eq = '\0';
         if (rd_kafka_NewTopic_set_config(nt, item, eq + 1) != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(kerr, sizeof(kerr), "%s", item);
@@ -187,8 +202,9 @@ static int topic_config_apply(rd_kafka_NewTopic_t *nt, const char *spec, char *e
 static int cmd_topics(const tg_config_t *cfg, int deleting, int partitions, char *errstr,
                       size_t errlen) {
     rd_kafka_t *rk = admin_open(cfg, errstr, errlen);
-    if (!rk)
+    if (!rk) {
         return TG_ERR_KAFKA;
+    }
     enum { NT = sizeof(topics) / sizeof(topics[0]) };
     char names[NT][256];
     rd_kafka_NewTopic_t *nts[NT];
@@ -214,19 +230,21 @@ static int cmd_topics(const tg_config_t *cfg, int deleting, int partitions, char
     rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(
         rk, deleting ? RD_KAFKA_ADMIN_OP_DELETETOPICS : RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(opts, 30000, NULL, 0);
-    if (deleting)
+    if (deleting) {
         rd_kafka_DeleteTopics(rk, dts, NT, opts, q);
-    else
+    } else {
         rd_kafka_CreateTopics(rk, nts, NT, opts, q);
+    }
     int rc = admin_result(cfg, q, deleting,
                           deleting ? RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
                                    : RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS,
                           errstr, errlen);
     rd_kafka_AdminOptions_destroy(opts);
-    if (deleting)
+    if (deleting) {
         rd_kafka_DeleteTopic_destroy_array(dts, NT);
-    else
+    } else {
         rd_kafka_NewTopic_destroy_array(nts, NT);
+    }
     rd_kafka_queue_destroy(q);
     rd_kafka_destroy(rk);
     return rc;
@@ -242,8 +260,9 @@ static int usage(void) {
 int main(int argc, char **argv) {
     char errstr[1024] = "";
     tg_config_t cfg;
-    if (argc < 2)
+    if (argc < 2) {
         return usage();
+    }
     const char *cmd = argv[1];
     unsigned needs = !strcmp(cmd, "migrate") ? TG_NEED_PG : TG_NEED_KAFKA;
     if (tg_config_load(&cfg, "pipeline-admin", needs, 0, errstr, sizeof(errstr))) {
@@ -254,10 +273,11 @@ int main(int argc, char **argv) {
     int rc;
     if (!strcmp(cmd, "migrate")) {
         const char *dir = tg_env_str("SQL_DIR", TG_SQL_DIR);
-        if (argc == 4 && !strcmp(argv[2], "--sql-dir"))
+        if (argc == 4 && !strcmp(argv[2], "--sql-dir")) {
             dir = argv[3];
-        else if (argc != 2)
+        } else if (argc != 2) {
             return usage();
+        }
         rc = cmd_migrate(&cfg, dir, errstr, sizeof(errstr));
     } else if (!strcmp(cmd, "create-topics")) {
         long partitions;
@@ -265,12 +285,14 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pipeline-admin: %s\n", errstr);
             return 1;
         }
-        if (argc == 4 && !strcmp(argv[2], "--partitions"))
+        if (argc == 4 && !strcmp(argv[2], "--partitions")) {
             partitions = atol(argv[3]);
-        else if (argc != 2)
+        } else if (argc != 2) {
             return usage();
-        if (partitions < 1)
+        }
+        if (partitions < 1) {
             return usage();
+        }
         rc = cmd_topics(&cfg, 0, (int)partitions, errstr, sizeof(errstr));
     } else if (!strcmp(cmd, "delete-topics") && argc == 2) {
         rc = cmd_topics(&cfg, 1, 0, errstr, sizeof(errstr));

@@ -24,7 +24,7 @@
 #define EXIT_USAGE 2
 #define REQUEST_TIMEOUT_S 60
 #define TRIGGER_WAIT_S 600 /* --wait: the API's bound on ?wait (ORCH_WAIT_MAX_S) */
-#define FOLLOW_POLL_S 2     /* --wait past that bound: how often the run is asked */
+#define FOLLOW_POLL_S 2    /* --wait past that bound: how often the run is asked */
 
 typedef struct {
     ctl_client_t client;

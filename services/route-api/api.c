@@ -57,8 +57,9 @@ static cJSON *ok_body(void) {
 
 /* A query parameter into buf: 1 when present, 0 when absent, -1 when too long. */
 static int param(const struct mg_request_info *ri, const char *name, char *buf, size_t len) {
-    if (!ri->query_string)
+    if (!ri->query_string) {
         return 0;
+    }
     int n = mg_get_var(ri->query_string, strlen(ri->query_string), name, buf, len);
     return n >= 0 ? 1 : n == -1 ? 0 : -1;
 }
@@ -69,12 +70,14 @@ static int int_param(const struct mg_request_info *ri, const char *name, long de
     char buf[32];
     int p = param(ri, name, buf, sizeof buf);
     *out = def;
-    if (p == 0)
+    if (p == 0) {
         return 0;
+    }
     char *end;
     long v = p > 0 && buf[0] ? strtol(buf, &end, 10) : 0;
-    if (p < 0 || !buf[0] || *end || v < min || v > max)
+    if (p < 0 || !buf[0] || *end || v < min || v > max) {
         return -1;
+    }
     *out = v;
     return 0;
 }
@@ -104,10 +107,11 @@ static cJSON *leg_json(const rg_graph_t *g, uint32_t e_idx) {
     cJSON_AddNumberToObject(o, "minutes", e->minutes);
     cJSON_AddNumberToObject(o, "km", e->km);
     cJSON_AddStringToObject(o, "transportType", rg_str(g, e->transport));
-    if (g->arena[e->route])
+    if (g->arena[e->route]) {
         cJSON_AddStringToObject(o, "routeId", rg_str(g, e->route));
-    else
+    } else {
         cJSON_AddNullToObject(o, "routeId");
+    }
     return o;
 }
 
@@ -118,8 +122,9 @@ typedef int (*resource_fn)(struct mg_connection *conn, const struct mg_request_i
 
 static int graph_get(struct mg_connection *conn, const struct mg_request_info *ri,
                      const rg_graph_t *g) {
-    if (strcmp(ri->local_uri, "/api/v1/graph") != 0)
+    if (strcmp(ri->local_uri, "/api/v1/graph") != 0) {
         return reply_error(conn, g, 404, "not_found", "no such resource: %s", ri->local_uri);
+    }
     char at[32];
     tg_time_iso(g->loaded_at_ms, at);
     cJSON *body = ok_body();
@@ -135,36 +140,42 @@ static int stops_search(struct mg_connection *conn, const struct mg_request_info
                         const rg_graph_t *g) {
     char query[256] = "", city[256] = "";
     long limit;
-    if (param(ri, "query", query, sizeof query) < 0 || param(ri, "city", city, sizeof city) < 0)
+    if (param(ri, "query", query, sizeof query) < 0 || param(ri, "city", city, sizeof city) < 0) {
         return reply_error(conn, g, 400, "bad_request", "query and city: at most 255 bytes");
-    if (int_param(ri, "limit", STOPS_DEFAULT, 1, STOPS_MAX, &limit) < 0)
+    }
+    if (int_param(ri, "limit", STOPS_DEFAULT, 1, STOPS_MAX, &limit) < 0) {
         return reply_error(conn, g, 400, "bad_request", "limit: an integer from 1 to %d",
                            STOPS_MAX);
+    }
     char *qf = rg_fold(query), *cf = rg_fold(city);
     uint32_t found[STOPS_MAX];
     size_t n = qf && cf ? rg_search(g, qf, cf, found, (size_t)limit) : 0;
     int bad = !qf || !cf;
     free(qf);
     free(cf);
-    if (bad)
+    if (bad) {
         return reply_error(conn, g, 400, "bad_request", "query and city must be UTF-8");
+    }
     cJSON *body = ok_body();
     cJSON_AddNumberToObject(body, "count", (double)n);
     cJSON *stops = cJSON_AddArrayToObject(body, "stops");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         cJSON_AddItemToArray(stops, stop_json(g, found[i]));
+    }
     return reply(conn, g, 200, body);
 }
 
 static int stop_get(struct mg_connection *conn, const rg_graph_t *g, const char *id) {
     uint32_t i = rg_find(g, id);
-    if (i == RG_NONE)
+    if (i == RG_NONE) {
         return reply_error(conn, g, 404, "not_found", "stop %s: not in graph %s", id, g->version);
+    }
     cJSON *body = ok_body();
     cJSON_AddItemToObject(body, "stop", stop_json(g, i));
     cJSON *nb = cJSON_AddArrayToObject(body, "neighbors");
-    for (uint32_t e = g->first[i]; e < g->first[i + 1]; e++)
+    for (uint32_t e = g->first[i]; e < g->first[i + 1]; e++) {
         cJSON_AddItemToArray(nb, leg_json(g, e));
+    }
     return reply(conn, g, 200, body);
 }
 
@@ -172,10 +183,12 @@ static int stops_get(struct mg_connection *conn, const struct mg_request_info *r
                      const rg_graph_t *g) {
     static const char prefix[] = "/api/v1/stops";
     const char *rest = ri->local_uri + sizeof prefix - 1;
-    if (!*rest)
+    if (!*rest) {
         return stops_search(conn, ri, g);
-    if (*rest != '/' || !rest[1] || strchr(rest + 1, '/'))
+    }
+    if (*rest != '/' || !rest[1] || strchr(rest + 1, '/')) {
         return reply_error(conn, g, 404, "not_found", "no such resource: %s", ri->local_uri);
+    }
     return stop_get(conn, g, rest + 1);
 }
 
@@ -186,30 +199,34 @@ static long route_end(struct mg_connection *conn, const struct mg_request_info *
                       uint32_t *out) {
     char stop[256], city[256];
     int ps = param(ri, stop_name, stop, sizeof stop), pc = param(ri, city_name, city, sizeof city);
-    if (ps < 0 || pc < 0 || (ps > 0) == (pc > 0) || (ps > 0 && !stop[0]) || (pc > 0 && !city[0]))
+    if (ps < 0 || pc < 0 || (ps > 0) == (pc > 0) || (ps > 0 && !stop[0]) || (pc > 0 && !city[0])) {
         return -reply_error(conn, g, 400, "bad_request", "give exactly one of %s and %s", stop_name,
                             city_name);
+    }
     if (ps > 0) {
         out[0] = rg_find(g, stop);
-        if (out[0] == RG_NONE)
+        if (out[0] == RG_NONE) {
             return -reply_error(conn, g, 404, "not_found", "stop %s: not in graph %s", stop,
                                 g->version);
+        }
         return 1;
     }
     char *cf = rg_fold(city);
     size_t n = cf ? rg_city_nodes(g, cf, out, g->nnodes) : 0;
     free(cf);
-    if (!n)
+    if (!n) {
         return -reply_error(conn, g, 404, "not_found", "city %s: no stops in graph %s", city,
                             g->version);
+    }
     return (long)n;
 }
 
 static cJSON *route_json(const rg_graph_t *g, const rg_path_t *p) {
     cJSON *o = cJSON_CreateObject();
     cJSON *legs = cJSON_AddArrayToObject(o, "legs");
-    for (size_t i = 0; i < p->nedges; i++)
+    for (size_t i = 0; i < p->nedges; i++) {
         cJSON_AddItemToArray(legs, leg_json(g, p->edges[i]));
+    }
     cJSON_AddNumberToObject(o, "totalMinutes", p->minutes);
     cJSON_AddNumberToObject(o, "totalKm", p->km);
     cJSON_AddNumberToObject(o, "transfers", p->transfers);
@@ -220,49 +237,59 @@ static int routes_answer(struct mg_connection *conn, const struct mg_request_inf
                          const rg_graph_t *g, const uint32_t *src, long nsrc, const uint32_t *dst,
                          long ndst) {
     long limit, max_transfers;
-    if (int_param(ri, "limit", ROUTES_DEFAULT, 1, ROUTES_MAX, &limit) < 0)
+    if (int_param(ri, "limit", ROUTES_DEFAULT, 1, ROUTES_MAX, &limit) < 0) {
         return reply_error(conn, g, 400, "bad_request", "limit: an integer from 1 to %d",
                            ROUTES_MAX);
-    if (int_param(ri, "maxTransfers", -1, 0, 100, &max_transfers) < 0)
+    }
+    if (int_param(ri, "maxTransfers", -1, 0, 100, &max_transfers) < 0) {
         return reply_error(conn, g, 400, "bad_request", "maxTransfers: an integer from 0 to 100");
-    for (long i = 0; i < nsrc; i++)
-        for (long j = 0; j < ndst; j++)
-            if (src[i] == dst[j])
+    }
+    for (long i = 0; i < nsrc; i++) {
+        for (long j = 0; j < ndst; j++) {
+            if (src[i] == dst[j]) {
                 return reply_error(conn, g, 400, "bad_request",
                                    "from and to share stop %s: nothing to route",
                                    rg_str(g, g->nodes[src[i]].id));
+            }
+        }
+    }
     rg_path_t *paths;
     char err[256];
     int n = rg_routes(g, src, (size_t)nsrc, dst, (size_t)ndst, (int)limit, (int)max_transfers,
                       &paths, err, sizeof err);
-    if (n < 0)
+    if (n < 0) {
         return reply_error(conn, g, 500, "internal", "%s", err);
-    if (n == 0)
+    }
+    if (n == 0) {
         return reply_error(conn, g, 404, "no_path", "no path in graph %s%s", g->version,
                            max_transfers >= 0 ? " within maxTransfers" : "");
+    }
     cJSON *body = ok_body();
     cJSON *routes = cJSON_AddArrayToObject(body, "routes");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         cJSON_AddItemToArray(routes, route_json(g, &paths[i]));
+    }
     rg_paths_free(paths, n);
     return reply(conn, g, 200, body);
 }
 
 static int routes_get(struct mg_connection *conn, const struct mg_request_info *ri,
                       const rg_graph_t *g) {
-    if (strcmp(ri->local_uri, "/api/v1/routes") != 0)
+    if (strcmp(ri->local_uri, "/api/v1/routes") != 0) {
         return reply_error(conn, g, 404, "not_found", "no such resource: %s", ri->local_uri);
+    }
     uint32_t *src = malloc(g->nnodes * sizeof *src), *dst = malloc(g->nnodes * sizeof *dst);
     int status;
     long nsrc = 0, ndst = 0;
-    if (!src || !dst)
+    if (!src || !dst) {
         status = reply_error(conn, g, 500, "internal", "out of memory");
-    else if ((nsrc = route_end(conn, ri, g, "from", "fromCity", src)) < 0)
+    } else if ((nsrc = route_end(conn, ri, g, "from", "fromCity", src)) < 0) {
         status = (int)-nsrc;
-    else if ((ndst = route_end(conn, ri, g, "to", "toCity", dst)) < 0)
+    } else if ((ndst = route_end(conn, ri, g, "to", "toCity", dst)) < 0) {
         status = (int)-ndst;
-    else
+    } else {
         status = routes_answer(conn, ri, g, src, nsrc, dst, ndst);
+    }
     free(src);
     free(dst);
     return status;

@@ -30,20 +30,24 @@ struct rg_builder_s {
 
 static uint64_t hash_str(const char *s) {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s; s++)
+    for (; *s; s++) {
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    }
     return h;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t size) {
-    if (need <= *cap)
+    if (need <= *cap) {
         return TG_OK;
+    }
     size_t n = *cap ? *cap : 64;
-    while (n < need)
+    while (n < need) {
         n *= 2;
+    }
     void *q = realloc(*p, n * size);
-    if (!q)
+    if (!q) {
         return TG_ERR_NOMEM;
+    }
     *p = q;
     *cap = n;
     return TG_OK;
@@ -52,14 +56,17 @@ static int grow(void **p, size_t *cap, size_t need, size_t size) {
 static int intern_rehash(rg_builder_t *b) {
     size_t cap = b->intern_cap ? b->intern_cap * 2 : 1024;
     uint32_t *t = calloc(cap, sizeof *t);
-    if (!t)
+    if (!t) {
         return TG_ERR_NOMEM;
+    }
     for (size_t i = 0; i < b->intern_cap; i++) {
-        if (!b->intern[i])
+        if (!b->intern[i]) {
             continue;
+        }
         size_t j = hash_str(b->arena + b->intern[i] - 1) & (cap - 1);
-        while (t[j])
+        while (t[j]) {
             j = (j + 1) & (cap - 1);
+        }
         t[j] = b->intern[i];
     }
     free(b->intern);
@@ -71,10 +78,12 @@ static int intern_rehash(rg_builder_t *b) {
 /* The arena offset of s, added once: ids, cities, route ids and transport
  * types repeat a lot across nodes and edges. */
 static int intern(rg_builder_t *b, const char *s, uint32_t *off) {
-    if (!s)
+    if (!s) {
         s = "";
-    if ((b->intern_n + 1) * 2 > b->intern_cap && intern_rehash(b) != TG_OK)
+    }
+    if ((b->intern_n + 1) * 2 > b->intern_cap && intern_rehash(b) != TG_OK) {
         return TG_ERR_NOMEM;
+    }
     size_t j = hash_str(s) & (b->intern_cap - 1);
     while (b->intern[j]) {
         if (strcmp(b->arena + b->intern[j] - 1, s) == 0) {
@@ -85,8 +94,9 @@ static int intern(rg_builder_t *b, const char *s, uint32_t *off) {
     }
     size_t len = strlen(s) + 1;
     if (b->arena_len + len > UINT32_MAX - 1 ||
-        grow((void **)&b->arena, &b->arena_cap, b->arena_len + len, 1) != TG_OK)
+        grow((void **)&b->arena, &b->arena_cap, b->arena_len + len, 1) != TG_OK) {
         return TG_ERR_NOMEM;
+    }
     memcpy(b->arena + b->arena_len, s, len);
     *off = (uint32_t)b->arena_len;
     b->intern[j] = *off + 1;
@@ -106,8 +116,9 @@ rg_builder_t *rg_builder_new(void) {
 }
 
 void rg_builder_free(rg_builder_t *b) {
-    if (!b)
+    if (!b) {
         return;
+    }
     free(b->arena);
     free(b->intern);
     free(b->nodes);
@@ -119,8 +130,9 @@ char *rg_fold(const char *s) {
     size_t len = 0;
     /* NFC so that a decomposed "й" in a query matches the composed one */
     uint8_t *f = u8_casefold((const uint8_t *)s, strlen(s), NULL, UNINORM_NFC, NULL, &len);
-    if (!f)
+    if (!f) {
         return NULL;
+    }
     char *out = malloc(len + 1);
     if (out) {
         memcpy(out, f, len);
@@ -139,28 +151,32 @@ static int intern_folded(rg_builder_t *b, const char *s, uint32_t *off) {
 
 int rg_builder_add_node(rg_builder_t *b, const char *id, const char *name, const char *city,
                         double lat, double lon) {
-    if (grow((void **)&b->nodes, &b->nodes_cap, b->nnodes + 1, sizeof *b->nodes) != TG_OK)
+    if (grow((void **)&b->nodes, &b->nodes_cap, b->nnodes + 1, sizeof *b->nodes) != TG_OK) {
         return TG_ERR_NOMEM;
+    }
     rg_node_t *n = &b->nodes[b->nnodes];
     n->lat = lat;
     n->lon = lon;
     if (intern(b, id, &n->id) || intern(b, name, &n->name) || intern(b, city, &n->city) ||
-        intern_folded(b, name, &n->name_fold) || intern_folded(b, city, &n->city_fold))
+        intern_folded(b, name, &n->name_fold) || intern_folded(b, city, &n->city_fold)) {
         return TG_ERR_NOMEM;
+    }
     b->nnodes++;
     return TG_OK;
 }
 
 int rg_builder_add_edge(rg_builder_t *b, const char *from, const char *to, double minutes,
                         double km, const char *transport, const char *route) {
-    if (grow((void **)&b->edges, &b->edges_cap, b->nedges + 1, sizeof *b->edges) != TG_OK)
+    if (grow((void **)&b->edges, &b->edges_cap, b->nedges + 1, sizeof *b->edges) != TG_OK) {
         return TG_ERR_NOMEM;
+    }
     raw_edge_t *e = &b->edges[b->nedges];
     e->minutes = minutes;
     e->km = km;
     if (intern(b, from, &e->from) || intern(b, to, &e->to) || intern(b, transport, &e->transport) ||
-        intern(b, route, &e->route))
+        intern(b, route, &e->route)) {
         return TG_ERR_NOMEM;
+    }
     b->nedges++;
     return TG_OK;
 }
@@ -171,8 +187,9 @@ static uint32_t index_lookup(const char *arena, const rg_node_t *nodes, const ui
                              size_t cap, const char *id) {
     size_t j = hash_str(id) & (cap - 1);
     while (index[j] != RG_NONE) {
-        if (strcmp(arena + nodes[index[j]].id, id) == 0)
+        if (strcmp(arena + nodes[index[j]].id, id) == 0) {
             return index[j];
+        }
         j = (j + 1) & (cap - 1);
     }
     return RG_NONE;
@@ -180,20 +197,24 @@ static uint32_t index_lookup(const char *arena, const rg_node_t *nodes, const ui
 
 static int build_index(rg_graph_t *g, char *errstr, size_t errlen) {
     g->index_cap = 16;
-    while (g->index_cap < g->nnodes * 2)
+    while (g->index_cap < g->nnodes * 2) {
         g->index_cap *= 2;
+    }
     g->index = malloc(g->index_cap * sizeof *g->index);
-    if (!g->index)
+    if (!g->index) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "graph %s: out of memory", g->version);
+    }
     memset(g->index, 0xff, g->index_cap * sizeof *g->index);
     for (uint32_t i = 0; i < g->nnodes; i++) {
         const char *id = g->arena + g->nodes[i].id;
-        if (index_lookup(g->arena, g->nodes, g->index, g->index_cap, id) != RG_NONE)
+        if (index_lookup(g->arena, g->nodes, g->index, g->index_cap, id) != RG_NONE) {
             return tg_fail(TG_ERR_INVALID, errstr, errlen, "graph %s: stop %s twice", g->version,
                            id);
+        }
         size_t j = hash_str(id) & (g->index_cap - 1);
-        while (g->index[j] != RG_NONE)
+        while (g->index[j] != RG_NONE) {
             j = (j + 1) & (g->index_cap - 1);
+        }
         g->index[j] = i;
     }
     return TG_OK;
@@ -203,14 +224,18 @@ static int build_index(rg_graph_t *g, char *errstr, size_t errlen) {
 static int build_reverse(rg_graph_t *g, char *errstr, size_t errlen) {
     g->rfirst = calloc(g->nnodes + 1, sizeof *g->rfirst);
     g->redges = malloc((g->nedges ? g->nedges : 1) * sizeof *g->redges);
-    if (!g->rfirst || !g->redges)
+    if (!g->rfirst || !g->redges) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "graph %s: out of memory", g->version);
-    for (size_t i = 0; i < g->nedges; i++)
+    }
+    for (size_t i = 0; i < g->nedges; i++) {
         g->rfirst[g->edges[i].to + 1]++;
-    for (size_t i = 0; i < g->nnodes; i++)
+    }
+    for (size_t i = 0; i < g->nnodes; i++) {
         g->rfirst[i + 1] += g->rfirst[i];
-    for (size_t i = 0; i < g->nedges; i++)
+    }
+    for (size_t i = 0; i < g->nedges; i++) {
         g->redges[g->rfirst[g->edges[i].to]++] = (uint32_t)i;
+    }
     memmove(g->rfirst + 1, g->rfirst, g->nnodes * sizeof *g->rfirst);
     g->rfirst[0] = 0;
     return TG_OK;
@@ -224,22 +249,25 @@ static int build_adjacency(rg_graph_t *g, const raw_edge_t *raw, char *errstr, s
     uint32_t *from = malloc((g->nedges ? g->nedges : 1) * sizeof *from);
     uint32_t *to = malloc((g->nedges ? g->nedges : 1) * sizeof *to);
     int rc = TG_OK;
-    if (!g->first || !g->edges || !from || !to)
+    if (!g->first || !g->edges || !from || !to) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "graph %s: out of memory", g->version);
+    }
     for (size_t i = 0; rc == TG_OK && i < g->nedges; i++) {
         from[i] = rg_find(g, g->arena + raw[i].from);
         to[i] = rg_find(g, g->arena + raw[i].to);
-        if (from[i] == RG_NONE || to[i] == RG_NONE)
+        if (from[i] == RG_NONE || to[i] == RG_NONE) {
             rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "graph %s: edge %s -> %s names no stop",
                          g->version, g->arena + raw[i].from, g->arena + raw[i].to);
-        else if (!(raw[i].minutes > 0) || !isfinite(raw[i].minutes))
+        } else if (!(raw[i].minutes > 0) || !isfinite(raw[i].minutes)) {
             rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "graph %s: edge %s -> %s weight %g",
                          g->version, g->arena + raw[i].from, g->arena + raw[i].to, raw[i].minutes);
-        else
+        } else {
             g->first[from[i] + 1]++;
+        }
     }
-    for (size_t i = 0; rc == TG_OK && i < g->nnodes; i++)
+    for (size_t i = 0; rc == TG_OK && i < g->nnodes; i++) {
         g->first[i + 1] += g->first[i];
+    }
     for (size_t i = 0; rc == TG_OK && i < g->nedges; i++) {
         /* first[from] is used as the fill cursor, shifted back afterwards */
         rg_edge_t *e = &g->edges[g->first[from[i]]++];
@@ -276,8 +304,9 @@ rg_graph_t *rg_builder_finish(rg_builder_t *b, const char *version, char *errstr
     b->nodes = NULL;
     b->arena = NULL;
     int rc = build_index(g, errstr, errlen);
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = build_adjacency(g, b->edges, errstr, errlen);
+    }
     rg_builder_free(b);
     if (rc != TG_OK) {
         rg_graph_free(g);
@@ -287,8 +316,9 @@ rg_graph_t *rg_builder_finish(rg_builder_t *b, const char *version, char *errstr
 }
 
 void rg_graph_free(rg_graph_t *g) {
-    if (!g)
+    if (!g) {
         return;
+    }
     free(g->nodes);
     free(g->first);
     free(g->rfirst);
@@ -311,10 +341,12 @@ size_t rg_search(const rg_graph_t *g, const char *query_fold, const char *city_f
     for (uint32_t i = 0; i < g->nnodes && n < max; i++) {
         const rg_node_t *nd = &g->nodes[i];
         const char *name = g->arena + nd->name_fold, *city = g->arena + nd->city_fold;
-        if (city_fold && *city_fold && !strstr(city, city_fold))
+        if (city_fold && *city_fold && !strstr(city, city_fold)) {
             continue;
-        if (query_fold && *query_fold && !strstr(name, query_fold) && !strstr(city, query_fold))
+        }
+        if (query_fold && *query_fold && !strstr(name, query_fold) && !strstr(city, query_fold)) {
             continue;
+        }
         out[n++] = i;
     }
     return n;
@@ -332,8 +364,9 @@ size_t rg_city_nodes(const rg_graph_t *g, const char *city_fold, uint32_t *out, 
     size_t n = 0;
     const char *want = city_key(city_fold);
     for (uint32_t i = 0; i < g->nnodes && n < max; i++) {
-        if (strcmp(city_key(g->arena + g->nodes[i].city_fold), want) == 0)
+        if (strcmp(city_key(g->arena + g->nodes[i].city_fold), want) == 0) {
             out[n++] = i;
+        }
     }
     return n;
 }

@@ -18,8 +18,9 @@ int rg_redis_active(redisContext *c, char *out, size_t outlen, char *errstr, siz
     const char *argv[] = {"GET", "graph:version"};
     redisReply *r;
     int rc = tg_redis_cmd(c, &r, errstr, errlen, 2, argv, NULL);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     snprintf(out, outlen, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
     freeReplyObject(r);
     return TG_OK;
@@ -58,8 +59,9 @@ static int add_neighbors(rg_builder_t *b, const char *id, const char *json, cons
         }
         double km = tg_json_num(e, "distance", NAN), weight = tg_json_num(e, "weight", NAN);
         /* the key names the edge's start: fromStopId is redundant there */
-        if ((rc = rg_builder_add_edge(b, id, to, weight, isnan(km) ? 0 : km,
-                                      tg_json_str(e, "transportType"), tg_json_str(e, "routeId")))) {
+        if ((rc =
+                 rg_builder_add_edge(b, id, to, weight, isnan(km) ? 0 : km,
+                                     tg_json_str(e, "transportType"), tg_json_str(e, "routeId")))) {
             rc = tg_fail(rc, errstr, errlen, "graph %s: out of memory", version);
             break;
         }
@@ -75,8 +77,9 @@ static redisReply *load_ids(redisContext *c, const char *version, int *rc, char 
     snprintf(key, sizeof key, "graph:%s:nodes", version);
     const char *argv[] = {"SMEMBERS", key};
     redisReply *r = NULL;
-    if ((*rc = tg_redis_cmd(c, &r, errstr, errlen, 2, argv, NULL)) != TG_OK)
+    if ((*rc = tg_redis_cmd(c, &r, errstr, errlen, 2, argv, NULL)) != TG_OK) {
         return NULL;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) {
         freeReplyObject(r);
         *rc = tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "%s: missing or empty", key);
@@ -94,28 +97,31 @@ static int load_batch(redisContext *c, rg_builder_t *b, const char *version, red
     for (size_t i = from; i < to; i++) {
         const char *id = ids->element[i]->str;
         if (redisAppendCommand(c, "GET graph:%s:node:%s", version, id) != REDIS_OK ||
-            redisAppendCommand(c, "GET graph:%s:neighbors:%s", version, id) != REDIS_OK)
+            redisAppendCommand(c, "GET graph:%s:neighbors:%s", version, id) != REDIS_OK) {
             return tg_fail(TG_ERR_REDIS, errstr, errlen, "Redis: %s", c->errstr);
+        }
     }
     int rc = TG_OK;
     for (size_t i = from; i < to; i++) {
         for (int kind = 0; kind < 2; kind++) {
             void *p = NULL;
-            if (redisGetReply(c, &p) != REDIS_OK || !p) /* the context is dead */
+            if (redisGetReply(c, &p) != REDIS_OK || !p) { /* the context is dead */
                 return tg_fail(TG_ERR_REDIS, errstr, errlen, "Redis: %s",
                                c->err ? c->errstr : "no reply");
+            }
             redisReply *r = p;
             const char *id = ids->element[i]->str;
             /* keep reading every reply even after a failure: the pipeline
              * must be drained for the connection to stay usable */
-            if (rc == TG_OK && r->type != REDIS_REPLY_STRING)
+            if (rc == TG_OK && r->type != REDIS_REPLY_STRING) {
                 rc = tg_fail(TG_ERR_NOTFOUND, errstr, errlen,
                              "graph:%s:%s:%s: missing (version deleted while loading?)", version,
                              kind ? "neighbors" : "node", id);
-            else if (rc == TG_OK && kind == 0)
+            } else if (rc == TG_OK && kind == 0) {
                 rc = add_node(b, id, r->str, version, errstr, errlen);
-            else if (rc == TG_OK)
+            } else if (rc == TG_OK) {
                 rc = add_neighbors(b, id, r->str, version, errstr, errlen);
+            }
             freeReplyObject(r);
         }
     }
@@ -126,8 +132,9 @@ rg_graph_t *rg_redis_load(redisContext *c, const char *version, int *rc, char *e
                           size_t errlen) {
     int64_t t0 = tg_mono_ms();
     redisReply *ids = load_ids(c, version, rc, errstr, errlen);
-    if (!ids)
+    if (!ids) {
         return NULL;
+    }
     rg_builder_t *b = rg_builder_new();
     *rc = b ? TG_OK : tg_fail(TG_ERR_NOMEM, errstr, errlen, "graph %s: out of memory", version);
     for (size_t i = 0; *rc == TG_OK && i < ids->elements; i += LOAD_BATCH) {
@@ -157,20 +164,23 @@ static rg_graph_t *served;
 rg_graph_t *rg_acquire(void) {
     pthread_mutex_lock(&served_lock);
     rg_graph_t *g = served;
-    if (g)
+    if (g) {
         g->refs++;
+    }
     pthread_mutex_unlock(&served_lock);
     return g;
 }
 
 void rg_release(rg_graph_t *g) {
-    if (!g)
+    if (!g) {
         return;
+    }
     pthread_mutex_lock(&served_lock);
     int last = --g->refs == 0;
     pthread_mutex_unlock(&served_lock);
-    if (last) /* freeing 100k edges outside the lock: readers never wait on it */
+    if (last) { /* freeing 100k edges outside the lock: readers never wait on it */
         rg_graph_free(g);
+    }
 }
 
 void rg_swap(rg_graph_t *g) {

@@ -43,8 +43,9 @@ static void redis_state(follower_t *f, int ok, const char *why) {
 static void drop_redis(follower_t *f, const char *reason) {
     char why[256]; /* reason may be a context's errstr, freed below */
     snprintf(why, sizeof why, "%s", reason);
-    if (f->db || f->sub)
+    if (f->db || f->sub) {
         tg_warn("Redis lost (%s): answering from %s", why, f->served[0] ? f->served : "nothing");
+    }
     redisFree(f->db);
     redisFree(f->sub);
     f->db = f->sub = NULL;
@@ -54,8 +55,9 @@ static void drop_redis(follower_t *f, const char *reason) {
 
 static int subscribe(redisContext *c, char *errstr, size_t errlen) {
     redisReply *r = redisCommand(c, "SUBSCRIBE %s", SWITCH_CHANNEL);
-    if (!r)
+    if (!r) {
         return tg_fail(TG_ERR_REDIS, errstr, errlen, "Redis: %s", c->errstr);
+    }
     int ok = r->type == REDIS_REPLY_ARRAY;
     freeReplyObject(r);
     return ok ? TG_OK
@@ -79,15 +81,18 @@ static int connect_redis(follower_t *f) {
  * negative: the subscription is dead. */
 static int wait_switch(follower_t *f) {
     void *msg = NULL;
-    if (redisGetReplyFromReader(f->sub, &msg) != REDIS_OK)
+    if (redisGetReplyFromReader(f->sub, &msg) != REDIS_OK) {
         return TG_ERR_REDIS;
+    }
     if (!msg) {
         struct pollfd pfd = {.fd = f->sub->fd, .events = POLLIN};
-        if (poll(&pfd, 1, 100) <= 0)
+        if (poll(&pfd, 1, 100) <= 0) {
             return 0;
+        }
         if (redisBufferRead(f->sub) != REDIS_OK ||
-            redisGetReplyFromReader(f->sub, &msg) != REDIS_OK)
+            redisGetReplyFromReader(f->sub, &msg) != REDIS_OK) {
             return TG_ERR_REDIS;
+        }
     }
     int announced = msg != NULL;
     freeReplyObject(msg); /* the message names the version; GET graph:version decides */
@@ -108,10 +113,11 @@ static void graph_metrics(const rg_graph_t *g) {
  * answers are. */
 static void version_age_metric(const follower_t *f) {
     long long built_ms;
-    if (sscanf(f->served, "graph-v%lld", &built_ms) == 1)
+    if (sscanf(f->served, "graph-v%lld", &built_ms) == 1) {
         tg_metric_set("route_api_graph_version_age_seconds",
                       "Seconds since the served version was built", "",
                       (double)(tg_now_ms() - built_ms) / 1000);
+    }
 }
 
 /* Reads graph:version and, when it moved, loads the new version beside the
@@ -123,16 +129,18 @@ static void check_version(follower_t *f) {
         drop_redis(f, err);
         return;
     }
-    if (!active[0] || !strcmp(active, f->served) || !strcmp(active, f->failed))
+    if (!active[0] || !strcmp(active, f->served) || !strcmp(active, f->failed)) {
         return;
+    }
     rg_graph_t *g = rg_redis_load(f->db, active, &rc, err, sizeof err);
     if (!g) {
         tg_warn("graph %s not loaded, still serving %s: %s", active,
                 f->served[0] ? f->served : "nothing", err);
-        if (rc == TG_ERR_REDIS)
+        if (rc == TG_ERR_REDIS) {
             drop_redis(f, err);
-        else if (rc == TG_ERR_INVALID) /* a broken version stays broken */
+        } else if (rc == TG_ERR_INVALID) { /* a broken version stays broken */
             snprintf(f->failed, sizeof f->failed, "%s", active);
+        }
         /* deleted while loading: a newer one is due, announced or not */
         f->next_check_ms = tg_mono_ms() + 500;
         return;
@@ -186,8 +194,9 @@ int main(void) {
     api_register(tg_service_http(f.svc));
     tg_info("route-api listening on %d, following graph:version (every %ld ms and on %s)",
             cfg.http_port, f.refresh_ms, SWITCH_CHANNEL);
-    while (!tg_shutdown_requested)
+    while (!tg_shutdown_requested) {
         follow_step(&f);
+    }
     tg_info("route-api stopping");
     tg_service_stop(f.svc); /* no request runs after this: the graph can go */
     rg_swap(NULL);

@@ -51,15 +51,17 @@ typedef struct {
 
 static uint32_t edge_from(const search_t *s, uint32_t e) {
     size_t E = s->g->nedges;
-    if (e < E)
+    if (e < E) {
         return s->g->edges[e].from;
+    }
     return e < E + s->nsrc ? s->S : s->targets[e - E - s->nsrc];
 }
 
 static uint32_t edge_to(const search_t *s, uint32_t e) {
     size_t E = s->g->nedges;
-    if (e < E)
+    if (e < E) {
         return s->g->edges[e].to;
+    }
     return e < E + s->nsrc ? s->sources[e - E] : s->T;
 }
 
@@ -73,8 +75,9 @@ static int heap_push(heap_t *h, double d, uint32_t v) {
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 1024;
         void *p = realloc(h->a, cap * sizeof *h->a);
-        if (!p)
+        if (!p) {
             return TG_ERR_NOMEM;
+        }
         h->a = p;
         h->cap = cap;
     }
@@ -93,28 +96,34 @@ static heap_item_t heap_pop(heap_t *h) {
     size_t i = 0;
     for (;;) {
         size_t c = 2 * i + 1;
-        if (c >= h->n)
+        if (c >= h->n) {
             break;
-        if (c + 1 < h->n && h->a[c + 1].d < h->a[c].d)
+        }
+        if (c + 1 < h->n && h->a[c + 1].d < h->a[c].d) {
             c++;
-        if (h->a[c].d >= last.d)
+        }
+        if (h->a[c].d >= last.d) {
             break;
+        }
         h->a[i] = h->a[c];
         i = c;
     }
-    if (h->n)
+    if (h->n) {
         h->a[i] = last;
+    }
     return top;
 }
 
 /* ---- Dijkstra from one node to T, avoiding banned nodes and edges ---- */
 
 static int relax(search_t *s, uint32_t u, uint32_t e) {
-    if (s->banned_edge[e])
+    if (s->banned_edge[e]) {
         return TG_OK;
+    }
     uint32_t v = edge_to(s, e);
-    if (s->banned_node[v] || s->done[v] || (u != s->S && v < s->S && s->is_source[v]))
+    if (s->banned_node[v] || s->done[v] || (u != s->S && v < s->S && s->is_source[v])) {
         return TG_OK;
+    }
     double d = s->dist[u] + edge_cost(s, e);
     if (d < s->dist[v] && isfinite(s->to_target[v])) { /* no way on to T: never worth it */
         s->dist[v] = d;
@@ -128,55 +137,66 @@ static int relax_all(search_t *s, uint32_t u) {
     size_t E = s->g->nedges;
     int rc = TG_OK;
     if (u == s->S) {
-        for (size_t i = 0; i < s->nsrc && rc == TG_OK; i++)
+        for (size_t i = 0; i < s->nsrc && rc == TG_OK; i++) {
             rc = relax(s, u, (uint32_t)(E + i));
+        }
         return rc;
     }
     /* Reaching any stop of the destination is arriving, and leaving from
      * one stop of the origin never passes another: a route between two
      * cities neither ends with a walk inside the destination nor starts
      * with one inside the origin. */
-    if (s->target_of[u] >= 0)
+    if (s->target_of[u] >= 0) {
         return relax(s, u, (uint32_t)(E + s->nsrc + (size_t)s->target_of[u]));
-    for (uint32_t e = s->g->first[u]; e < s->g->first[u + 1] && rc == TG_OK; e++)
+    }
+    for (uint32_t e = s->g->first[u]; e < s->g->first[u + 1] && rc == TG_OK; e++) {
         rc = relax(s, u, e);
+    }
     return rc;
 }
 
 /* The fastest path from `from` to T into *out (out->n = 0: none). */
 static int dijkstra(search_t *s, uint32_t from, apath_t *out) {
     size_t nn = s->g->nnodes + 2;
-    for (size_t i = 0; i < nn; i++)
+    for (size_t i = 0; i < nn; i++) {
         s->dist[i] = INFINITY;
+    }
     memset(s->done, 0, nn);
     s->heap.n = 0;
     s->dist[from] = 0;
     s->prev_edge[from] = RG_NONE;
     out->n = 0;
-    if (!isfinite(s->to_target[from]))
+    if (!isfinite(s->to_target[from])) {
         return TG_OK;
+    }
     int rc = heap_push(&s->heap, s->to_target[from], from);
     while (rc == TG_OK && s->heap.n) {
         heap_item_t it = heap_pop(&s->heap);
-        if (s->done[it.v] || it.d > s->dist[it.v] + s->to_target[it.v])
+        if (s->done[it.v] || it.d > s->dist[it.v] + s->to_target[it.v]) {
             continue;
+        }
         s->done[it.v] = 1;
-        if (it.v == s->T)
+        if (it.v == s->T) {
             break;
+        }
         rc = relax_all(s, it.v);
     }
-    if (rc != TG_OK || !s->done[s->T])
+    if (rc != TG_OK || !s->done[s->T]) {
         return rc;
+    }
     size_t n = 0;
-    for (uint32_t v = s->T; v != from; v = edge_from(s, s->prev_edge[v]))
+    for (uint32_t v = s->T; v != from; v = edge_from(s, s->prev_edge[v])) {
         n++;
+    }
     out->e = malloc((n ? n : 1) * sizeof *out->e);
-    if (!out->e)
+    if (!out->e) {
         return TG_ERR_NOMEM;
+    }
     out->n = n;
     out->cost = s->dist[s->T];
-    for (uint32_t v = s->T; v != from; v = edge_from(s, s->prev_edge[v]))
+    for (uint32_t v = s->T; v != from; v = edge_from(s, s->prev_edge[v])) {
         out->e[--n] = s->prev_edge[v];
+    }
     return TG_OK;
 }
 
@@ -189,8 +209,9 @@ static int dijkstra(search_t *s, uint32_t from, apath_t *out) {
 static int backward(search_t *s) {
     const rg_graph_t *g = s->g;
     size_t n = g->nnodes, left = s->nsrc;
-    for (size_t i = 0; i < n + 2; i++)
+    for (size_t i = 0; i < n + 2; i++) {
         s->to_target[i] = INFINITY;
+    }
     memset(s->done, 0, n + 2);
     s->heap.n = 0;
     int rc = TG_OK;
@@ -200,8 +221,9 @@ static int backward(search_t *s) {
     }
     while (rc == TG_OK && s->heap.n && left) {
         heap_item_t it = heap_pop(&s->heap);
-        if (s->done[it.v] || it.d > s->to_target[it.v])
+        if (s->done[it.v] || it.d > s->to_target[it.v]) {
             continue;
+        }
         s->done[it.v] = 1;
         left -= s->is_source[it.v];
         for (uint32_t k = g->rfirst[it.v]; k < g->rfirst[it.v + 1] && rc == TG_OK; k++) {
@@ -216,17 +238,23 @@ static int backward(search_t *s) {
     /* the smallest key still queued is the radius; an empty queue means the
      * unsettled stops cannot reach a target at all */
     double radius = INFINITY;
-    for (size_t i = 0; i < s->heap.n; i++)
-        if (!s->done[s->heap.a[i].v] && s->heap.a[i].d < radius)
+    for (size_t i = 0; i < s->heap.n; i++) {
+        if (!s->done[s->heap.a[i].v] && s->heap.a[i].d < radius) {
             radius = s->heap.a[i].d;
-    for (size_t i = 0; i < n; i++)
-        if (!s->done[i])
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!s->done[i]) {
             s->to_target[i] = radius;
+        }
+    }
     s->to_target[s->T] = 0;
     s->to_target[s->S] = INFINITY;
-    for (size_t i = 0; i < s->nsrc; i++)
-        if (s->to_target[s->sources[i]] < s->to_target[s->S])
+    for (size_t i = 0; i < s->nsrc; i++) {
+        if (s->to_target[s->sources[i]] < s->to_target[s->S]) {
             s->to_target[s->S] = s->to_target[s->sources[i]];
+        }
+    }
     return rc;
 }
 
@@ -244,17 +272,20 @@ static void meet(search_t *s, uint32_t v, double *best, uint32_t *at) {
  * passed; an origin stop is never entered again. */
 static int step_forward(search_t *s, double *best, uint32_t *at) {
     heap_item_t it = heap_pop(&s->heap);
-    if (s->done[it.v] || it.d > s->dist[it.v])
+    if (s->done[it.v] || it.d > s->dist[it.v]) {
         return TG_OK;
+    }
     s->done[it.v] = 1;
-    if (s->target_of[it.v] >= 0)
+    if (s->target_of[it.v] >= 0) {
         return TG_OK;
+    }
     int rc = TG_OK;
     for (uint32_t e = s->g->first[it.v]; e < s->g->first[it.v + 1] && rc == TG_OK; e++) {
         uint32_t w = s->g->edges[e].to;
         double d = it.d + s->g->edges[e].minutes;
-        if (s->is_source[w] || d >= s->dist[w])
+        if (s->is_source[w] || d >= s->dist[w]) {
             continue;
+        }
         s->dist[w] = d;
         s->prev_edge[w] = e;
         rc = heap_push(&s->heap, d, w);
@@ -267,17 +298,20 @@ static int step_forward(search_t *s, double *best, uint32_t *at) {
 static int step_backward(search_t *s, double *best, uint32_t *at) {
     const rg_graph_t *g = s->g;
     heap_item_t it = heap_pop(&s->heap_b);
-    if (s->done_b[it.v] || it.d > s->to_target[it.v])
+    if (s->done_b[it.v] || it.d > s->to_target[it.v]) {
         return TG_OK;
+    }
     s->done_b[it.v] = 1;
-    if (s->is_source[it.v])
+    if (s->is_source[it.v]) {
         return TG_OK;
+    }
     int rc = TG_OK;
     for (uint32_t k = g->rfirst[it.v]; k < g->rfirst[it.v + 1] && rc == TG_OK; k++) {
         uint32_t e = g->redges[k], u = g->edges[e].from;
         double d = it.d + g->edges[e].minutes;
-        if (s->target_of[u] >= 0 || d >= s->to_target[u])
+        if (s->target_of[u] >= 0 || d >= s->to_target[u]) {
             continue;
+        }
         s->to_target[u] = d;
         s->next_edge[u] = e;
         rc = heap_push(&s->heap_b, d, u);
@@ -291,8 +325,9 @@ static int step_backward(search_t *s, double *best, uint32_t *at) {
  * half the route's radius instead of one of its whole radius. */
 static int bidirectional(search_t *s, apath_t *out) {
     size_t nn = s->g->nnodes + 2, E = s->g->nedges;
-    for (size_t i = 0; i < nn; i++)
+    for (size_t i = 0; i < nn; i++) {
         s->dist[i] = s->to_target[i] = INFINITY;
+    }
     memset(s->done, 0, nn);
     memset(s->done_b, 0, nn);
     s->heap.n = s->heap_b.n = 0;
@@ -310,33 +345,40 @@ static int bidirectional(search_t *s, apath_t *out) {
         s->next_edge[s->targets[j]] = (uint32_t)(E + s->nsrc + j);
         rc = heap_push(&s->heap_b, 0, s->targets[j]);
     }
-    while (rc == TG_OK && s->heap.n && s->heap_b.n && s->heap.a[0].d + s->heap_b.a[0].d < best)
+    while (rc == TG_OK && s->heap.n && s->heap_b.n && s->heap.a[0].d + s->heap_b.a[0].d < best) {
         rc = s->heap.a[0].d <= s->heap_b.a[0].d ? step_forward(s, &best, &at)
                                                 : step_backward(s, &best, &at);
-    if (rc != TG_OK || at == RG_NONE)
+    }
+    if (rc != TG_OK || at == RG_NONE) {
         return rc;
+    }
     /* S -> ... -> at by prev_edge, then at -> ... -> T by next_edge */
     size_t nf = 1, nb = 1;
-    for (uint32_t v = at; s->prev_edge[v] < E; v = s->g->edges[s->prev_edge[v]].from)
+    for (uint32_t v = at; s->prev_edge[v] < E; v = s->g->edges[s->prev_edge[v]].from) {
         nf++;
-    for (uint32_t v = at; s->next_edge[v] < E; v = s->g->edges[s->next_edge[v]].to)
+    }
+    for (uint32_t v = at; s->next_edge[v] < E; v = s->g->edges[s->next_edge[v]].to) {
         nb++;
+    }
     out->e = malloc((nf + nb) * sizeof *out->e);
-    if (!out->e)
+    if (!out->e) {
         return TG_ERR_NOMEM;
+    }
     out->n = nf + nb;
     out->cost = best;
     size_t i = nf;
     for (uint32_t v = at;; v = s->g->edges[s->prev_edge[v]].from) {
         out->e[--i] = s->prev_edge[v];
-        if (s->prev_edge[v] >= E)
+        if (s->prev_edge[v] >= E) {
             break;
+        }
     }
     i = nf;
     for (uint32_t v = at;; v = s->g->edges[s->next_edge[v]].to) {
         out->e[i++] = s->next_edge[v];
-        if (s->next_edge[v] >= E)
+        if (s->next_edge[v] >= E) {
             break;
+        }
     }
     return TG_OK;
 }
@@ -357,9 +399,11 @@ typedef struct {
 } pathset_t;
 
 static int pathset_has(const pathset_t *set, const apath_t *p) {
-    for (size_t i = 0; i < set->n; i++)
-        if (same_path(&set->p[i], p))
+    for (size_t i = 0; i < set->n; i++) {
+        if (same_path(&set->p[i], p)) {
             return 1;
+        }
+    }
     return 0;
 }
 
@@ -367,8 +411,9 @@ static int pathset_add(pathset_t *set, apath_t p) {
     if (set->n == set->cap) {
         size_t cap = set->cap ? set->cap * 2 : 8;
         void *q = realloc(set->p, cap * sizeof *set->p);
-        if (!q)
+        if (!q) {
             return TG_ERR_NOMEM;
+        }
         set->p = q;
         set->cap = cap;
     }
@@ -382,8 +427,9 @@ static apath_t pathset_pop_min(pathset_t *set) {
     size_t best = 0;
     for (size_t i = 1; i < set->n; i++) {
         const apath_t *a = &set->p[i], *b = &set->p[best];
-        if (a->cost < b->cost || (a->cost == b->cost && a->n < b->n))
+        if (a->cost < b->cost || (a->cost == b->cost && a->n < b->n)) {
             best = i;
+        }
     }
     apath_t p = set->p[best];
     memmove(&set->p[best], &set->p[best + 1], (set->n - best - 1) * sizeof *set->p);
@@ -400,11 +446,14 @@ static int spur_candidates(search_t *s, const pathset_t *accepted, const apath_t
     double root_cost = 0;
     for (size_t i = 0; i < last->n && rc == TG_OK; i++) {
         uint32_t spur = edge_from(s, last->e[i]);
-        for (size_t a = 0; a < accepted->n; a++)
-            if (same_prefix(&accepted->p[a], last, i))
+        for (size_t a = 0; a < accepted->n; a++) {
+            if (same_prefix(&accepted->p[a], last, i)) {
                 s->banned_edge[accepted->p[a].e[i]] = 1;
-        for (size_t r = 0; r < i; r++)
+            }
+        }
+        for (size_t r = 0; r < i; r++) {
             s->banned_node[edge_from(s, last->e[r])] = 1;
+        }
         apath_t sp = {0};
         rc = dijkstra(s, spur, &sp);
         if (rc == TG_OK && sp.n) {
@@ -414,18 +463,22 @@ static int spur_candidates(search_t *s, const pathset_t *accepted, const apath_t
             } else {
                 memcpy(full.e, last->e, i * sizeof *full.e);
                 memcpy(full.e + i, sp.e, sp.n * sizeof *full.e);
-                if (pathset_has(cand, &full) || pathset_has(accepted, &full))
+                if (pathset_has(cand, &full) || pathset_has(accepted, &full)) {
                     free(full.e);
-                else if ((rc = pathset_add(cand, full)) != TG_OK)
+                } else if ((rc = pathset_add(cand, full)) != TG_OK) {
                     free(full.e);
+                }
             }
         }
         free(sp.e);
-        for (size_t a = 0; a < accepted->n; a++)
-            if (same_prefix(&accepted->p[a], last, i))
+        for (size_t a = 0; a < accepted->n; a++) {
+            if (same_prefix(&accepted->p[a], last, i)) {
                 s->banned_edge[accepted->p[a].e[i]] = 0;
-        for (size_t r = 0; r < i; r++)
+            }
+        }
+        for (size_t r = 0; r < i; r++) {
             s->banned_node[edge_from(s, last->e[r])] = 0;
+        }
         root_cost += edge_cost(s, last->e[i]);
     }
     return rc;
@@ -440,8 +493,9 @@ int rg_path_transfers(const rg_graph_t *g, const uint32_t *edges, size_t n) {
             route = RG_NONE; /* walking between stops: the next ride is a new one */
             continue;
         }
-        if (e->route != route)
+        if (e->route != route) {
             segments++;
+        }
         route = e->route;
     }
     return segments > 1 ? segments - 1 : 0;
@@ -451,11 +505,14 @@ int rg_path_transfers(const rg_graph_t *g, const uint32_t *edges, size_t n) {
 static int to_route(const search_t *s, const apath_t *p, rg_path_t *r) {
     memset(r, 0, sizeof *r);
     r->edges = malloc((p->n ? p->n : 1) * sizeof *r->edges);
-    if (!r->edges)
+    if (!r->edges) {
         return TG_ERR_NOMEM;
-    for (size_t i = 0; i < p->n; i++)
-        if (p->e[i] < s->g->nedges)
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->e[i] < s->g->nedges) {
             r->edges[r->nedges++] = p->e[i];
+        }
+    }
     for (size_t i = 0; i < r->nedges; i++) {
         r->minutes += s->g->edges[r->edges[i]].minutes;
         r->km += s->g->edges[r->edges[i]].km;
@@ -486,13 +543,16 @@ static int search_init(search_t *s, const rg_graph_t *g, const uint32_t *sources
     s->banned_node = calloc(nn, 1);
     s->banned_edge = calloc(ne, 1);
     if (!s->target_of || !s->dist || !s->to_target || !s->prev_edge || !s->done || !s->done_b ||
-        !s->next_edge || !s->is_source || !s->banned_node || !s->banned_edge)
+        !s->next_edge || !s->is_source || !s->banned_node || !s->banned_edge) {
         return TG_ERR_NOMEM;
+    }
     memset(s->target_of, 0xff, nn * sizeof *s->target_of);
-    for (size_t j = 0; j < ntgt; j++)
+    for (size_t j = 0; j < ntgt; j++) {
         s->target_of[targets[j]] = (int32_t)j;
-    for (size_t i = 0; i < nsrc; i++)
+    }
+    for (size_t i = 0; i < nsrc; i++) {
         s->is_source[sources[i]] = 1;
+    }
     return TG_OK;
 }
 
@@ -512,8 +572,9 @@ static void search_free(search_t *s) {
 }
 
 static void pathset_free(pathset_t *set) {
-    for (size_t i = 0; i < set->n; i++)
+    for (size_t i = 0; i < set->n; i++) {
         free(set->p[i].e);
+    }
     free(set->p);
 }
 
@@ -525,8 +586,9 @@ int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
               const uint32_t *targets, size_t ntargets, int k, int max_transfers, rg_path_t **out,
               char *errstr, size_t errlen) {
     *out = NULL;
-    if (k < 1 || !nsources || !ntargets)
+    if (k < 1 || !nsources || !ntargets) {
         return 0;
+    }
     search_t s;
     memset(&s, 0, sizeof s);
     pathset_t accepted = {0}, cand = {0};
@@ -535,29 +597,35 @@ int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
     int rc = res ? search_init(&s, g, sources, nsources, targets, ntargets) : TG_ERR_NOMEM;
     apath_t next = {0};
     int bound = 0; /* backward() ran: spur searches need its bound */
-    if (rc == TG_OK)
+    if (rc == TG_OK) {
         rc = bidirectional(&s, &next);
+    }
     while (rc == TG_OK && next.n) {
         if ((rc = pathset_add(&accepted, next)) != TG_OK) {
             free(next.e);
             break;
         }
         rg_path_t r;
-        if ((rc = to_route(&s, &next, &r)) != TG_OK)
+        if ((rc = to_route(&s, &next, &r)) != TG_OK) {
             break;
-        if (max_transfers < 0 || r.transfers <= max_transfers)
+        }
+        if (max_transfers < 0 || r.transfers <= max_transfers) {
             res[nres++] = r;
-        else
+        } else {
             free(r.edges);
-        if (nres == k || accepted.n >= RG_MAX_EXAMINED)
+        }
+        if (nres == k || accepted.n >= RG_MAX_EXAMINED) {
             break;
-        if (!bound && (rc = backward(&s)) != TG_OK)
+        }
+        if (!bound && (rc = backward(&s)) != TG_OK) {
             break;
+        }
         bound = 1;
         rc = spur_candidates(&s, &accepted, &accepted.p[accepted.n - 1], &cand);
         next.n = 0;
-        if (rc == TG_OK && cand.n)
+        if (rc == TG_OK && cand.n) {
             next = pathset_pop_min(&cand);
+        }
     }
     pathset_free(&accepted);
     pathset_free(&cand);
@@ -575,9 +643,11 @@ int rg_routes(const rg_graph_t *g, const uint32_t *sources, size_t nsources,
 }
 
 void rg_paths_free(rg_path_t *paths, int n) {
-    if (!paths)
+    if (!paths) {
         return;
-    for (int i = 0; i < n; i++)
+    }
+    for (int i = 0; i < n; i++) {
         free(paths[i].edges);
+    }
     free(paths);
 }

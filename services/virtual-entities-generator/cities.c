@@ -24,8 +24,9 @@ typedef struct {
 static int csv_field(csv_t *c, char *out, size_t outlen) {
     size_t n = 0;
     int quoted = c->p < c->end && *c->p == '"';
-    if (quoted)
+    if (quoted) {
         c->p++;
+    }
     while (c->p < c->end) {
         char ch = *c->p;
         if (quoted && ch == '"') {
@@ -34,8 +35,9 @@ static int csv_field(csv_t *c, char *out, size_t outlen) {
             } else {
                 quoted = 0;
                 c->p++;
-                if (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r')
+                if (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r') {
                     return -1;
+                }
                 continue;
             }
         } else if (!quoted && (ch == ',' || ch == '\n' || ch == '\r')) {
@@ -43,21 +45,25 @@ static int csv_field(csv_t *c, char *out, size_t outlen) {
         } else if (!quoted && ch == '"') {
             return -1;
         }
-        if (ch == '\n')
+        if (ch == '\n') {
             c->line++;
-        if (n + 1 >= outlen)
+        }
+        if (n + 1 >= outlen) {
             return -1;
+        }
         out[n++] = *c->p++;
     }
     out[n] = '\0';
-    if (quoted)
+    if (quoted) {
         return -1; /* end of file inside quotes */
+    }
     if (c->p < c->end && *c->p == ',') {
         c->p++;
         return 1;
     }
-    if (c->p < c->end && *c->p == '\r')
+    if (c->p < c->end && *c->p == '\r') {
         c->p++;
+    }
     if (c->p < c->end && *c->p == '\n') {
         c->p++;
         c->line++;
@@ -71,8 +77,9 @@ static int csv_record(csv_t *c, char fields[][VIRTUAL_NAME_MAX], int max) {
     char spill[VIRTUAL_NAME_MAX];
     do {
         more = csv_field(c, nf < max ? fields[nf] : spill, VIRTUAL_NAME_MAX);
-        if (more < 0)
+        if (more < 0) {
             return -1;
+        }
         nf++;
     } while (more);
     return nf;
@@ -82,8 +89,9 @@ static int parse_number(const char *s, double min, double max, double *out) {
     char *end;
     errno = 0;
     double d = strtod(s, &end);
-    if (!*s || errno || *end || d != d || d < min || d > max)
+    if (!*s || errno || *end || d != d || d < min || d > max) {
         return -1;
+    }
     *out = d;
     return 0;
 }
@@ -96,8 +104,9 @@ static int parse_population(const char *s, long *out) {
     }
     errno = 0;
     long v = strtol(s, &end, 10);
-    if (errno || *end || v < 0)
+    if (errno || *end || v < 0) {
         return -1;
+    }
     *out = v;
     return 0;
 }
@@ -108,38 +117,49 @@ static int city_from_fields(char f[][VIRTUAL_NAME_MAX], virtual_city_t *city, ch
     /* csv_field bounds every field to VIRTUAL_NAME_MAX - 1 bytes */
     memcpy(city->name, f[0], strnlen(f[0], VIRTUAL_NAME_MAX - 1) + 1);
     memcpy(city->district, f[1], strnlen(f[1], VIRTUAL_NAME_MAX - 1) + 1);
-    if (tg_city_key(f[0], city->normalized, sizeof(city->normalized)))
+    if (tg_city_key(f[0], city->normalized, sizeof(city->normalized))) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "name \"%s\" is empty or not UTF-8", f[0]);
-    if (virtual_translit(city->normalized, city->slug, sizeof(city->slug)))
+    }
+    if (virtual_translit(city->normalized, city->slug, sizeof(city->slug))) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "name \"%s\" has no letter that can be transliterated", f[0]);
-    if (parse_number(f[2], -90, 90, &city->latitude))
+    }
+    if (parse_number(f[2], -90, 90, &city->latitude)) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "latitude \"%s\" is not a number in [-90, 90]", f[2]);
-    if (parse_number(f[3], -180, 180, &city->longitude))
+    }
+    if (parse_number(f[3], -180, 180, &city->longitude)) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "longitude \"%s\" is not a number in [-180, 180]", f[3]);
-    if (parse_population(f[4], &city->population))
+    }
+    if (parse_population(f[4], &city->population)) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "population \"%s\" is not a whole number >= 0 (or empty)", f[4]);
+    }
     return TG_OK;
 }
 
 static int check_header(csv_t *c, char f[][VIRTUAL_NAME_MAX]) {
-    if (c->end - c->p >= 3 && !memcmp(c->p, "\xEF\xBB\xBF", 3))
+    if (c->end - c->p >= 3 && !memcmp(c->p, "\xEF\xBB\xBF", 3)) {
         c->p += 3; /* a byte order mark, as spreadsheet exports write */
-    if (csv_record(c, f, NFIELDS) != NFIELDS)
+    }
+    if (csv_record(c, f, NFIELDS) != NFIELDS) {
         return -1;
-    for (int i = 0; i < NFIELDS; i++)
-        if (strcmp(f[i], header[i]))
+    }
+    for (int i = 0; i < NFIELDS; i++) {
+        if (strcmp(f[i], header[i])) {
             return -1;
+        }
+    }
     return 0;
 }
 
 static int is_duplicate(const virtual_cities_t *out, const virtual_city_t *city) {
-    for (size_t i = 0; i < out->count; i++)
-        if (!strcmp(out->items[i].normalized, city->normalized))
+    for (size_t i = 0; i < out->count; i++) {
+        if (!strcmp(out->items[i].normalized, city->normalized)) {
             return 1;
+        }
+    }
     return 0;
 }
 
@@ -152,30 +172,35 @@ static int next_city(csv_t *c, const char *path, virtual_cities_t *out, size_t *
         c->line += *c->p == '\n';
         c->p++; /* blank lines */
     }
-    if (c->p >= c->end)
+    if (c->p >= c->end) {
         return 0;
+    }
     int line = c->line, nf = csv_record(c, f, NFIELDS);
-    if (nf != NFIELDS)
+    if (nf != NFIELDS) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        nf < 0 ? "%s: line %d: malformed CSV (quotes, or a field over %d bytes)"
                               : "%s: line %d: expected 5 fields, found %d",
                        path, line, nf < 0 ? VIRTUAL_NAME_MAX - 1 : nf);
+    }
     if (out->count == *cap) {
         size_t ncap = *cap ? *cap * 2 : 64;
         virtual_city_t *p = realloc(out->items, ncap * sizeof(*p));
-        if (!p)
+        if (!p) {
             return tg_fail(TG_ERR_NOMEM, errstr, errlen, "%s: out of memory", path);
+        }
         out->items = p;
         *cap = ncap;
     }
     virtual_city_t *city = &out->items[out->count];
     char why[512];
-    if (city_from_fields(f, city, why, sizeof(why)))
+    if (city_from_fields(f, city, why, sizeof(why))) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: line %d: %s", path, line, why);
-    if (is_duplicate(out, city))
+    }
+    if (is_duplicate(out, city)) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "%s: line %d: city \"%s\" appears twice (same normalised name \"%s\")", path,
                        line, city->name, city->normalized);
+    }
     out->count++;
     return 1;
 }
@@ -187,16 +212,19 @@ int virtual_cities_parse(const char *path, const char *text, size_t len, virtual
     size_t cap = 0;
     int rc;
     memset(out, 0, sizeof(*out));
-    if (check_header(&c, f))
+    if (check_header(&c, f)) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "%s: line 1: the header must be name,district,latitude,longitude,population",
                        path);
+    }
     while ((rc = next_city(&c, path, out, &cap, errstr, errlen)) == 1)
         ;
-    if (rc == 0 && out->count == 0)
+    if (rc == 0 && out->count == 0) {
         rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: no cities", path);
-    if (rc < 0)
+    }
+    if (rc < 0) {
         virtual_cities_free(out);
+    }
     return rc < 0 ? rc : TG_OK;
 }
 
@@ -204,8 +232,9 @@ int virtual_cities_read(const char *path, virtual_cities_t *out, char *errstr, s
     char *text, why[512];
     size_t len;
     int rc = tg_file_read(path, 0, &text, &len, why, sizeof(why));
-    if (rc)
+    if (rc) {
         return tg_fail(rc, errstr, errlen, "CITIES_FILE: %s", why);
+    }
     rc = virtual_cities_parse(path, text, len, out, errstr, errlen);
     free(text);
     return rc;
@@ -222,8 +251,10 @@ static int cities_copy_data(const virtual_cities_t *c, tg_buf_t *b) {
         if (tg_copy_str(b, city->name, 0) || tg_copy_str(b, city->normalized, 0) ||
             tg_copy_str(b, *city->district ? city->district : NULL, 0) ||
             tg_copy_double(b, city->latitude, 0) || tg_copy_double(b, city->longitude, 0) ||
-            (city->population < 0 ? tg_copy_str(b, NULL, 1) : tg_copy_long(b, city->population, 1)))
+            (city->population < 0 ? tg_copy_str(b, NULL, 1)
+                                  : tg_copy_long(b, city->population, 1))) {
             return TG_ERR_NOMEM;
+        }
     }
     return TG_OK;
 }
@@ -243,10 +274,12 @@ int virtual_cities_store(PGconn *pg, const virtual_cities_t *c, char *errstr, si
         !(rc = tg_pg_copy(pg,
                           "COPY cities (name, normalized_name, district, latitude, longitude, "
                           "population) FROM STDIN",
-                          b.data, b.len, errstr, errlen)))
+                          b.data, b.len, errstr, errlen))) {
         rc = tg_pg_commit(pg, errstr, errlen);
-    if (rc)
+    }
+    if (rc) {
         tg_pg_rollback(pg);
+    }
     tg_buf_free(&b);
     return rc;
 }

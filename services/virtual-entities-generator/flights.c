@@ -2,9 +2,9 @@
  * a fixed UTC+9) for the days of the horizon, written straight into COPY text. Dates are
  * formatted by tg_time_format (gmtime_r on the shifted time) rather than
  * mktime/localtime, which depend on the process's TZ. */
+#include "tg/time.h"
 #include "virtual.h"
 #include <string.h>
-#include "tg/time.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -25,11 +25,12 @@ static int route_parts(tg_buf_t *head, tg_buf_t *mid, const char *dv, const virt
     tg_buf_t rid;
     tg_buf_init(&rid);
     int rc = tg_copy_str(&rid, r->id, 0); /* ends in a tab */
-    if (!rc)
+    if (!rc) {
         rc = tg_buf_appendf(head, "%s\tvirtual-flight-", dv) ||
              tg_buf_append(head, rid.data, rid.len - 1) || tg_buf_append(head, "-", 1) ||
              tg_buf_append(mid, "\t", 1) || tg_buf_append(mid, rid.data, rid.len) ||
              tg_copy_str(mid, r->from.stop_id, 0) || tg_copy_str(mid, r->to.stop_id, 0);
+    }
     tg_buf_free(&rid);
     return rc ? TG_ERR_NOMEM : TG_OK;
 }
@@ -65,10 +66,12 @@ int virtual_flights_append(tg_buf_t *b, const char *dataset_version, const virtu
     tg_buf_init(&head);
     tg_buf_init(&mid);
     int rc = route_parts(&head, &mid, dataset_version, r);
-    for (int day = 0; !rc && day < days; day++)
-        for (size_t k = 0; !rc && k < sizeof(departures_min) / sizeof(departures_min[0]); k++)
+    for (int day = 0; !rc && day < days; day++) {
+        for (size_t k = 0; !rc && k < sizeof(departures_min) / sizeof(departures_min[0]); k++) {
             rc = append_flight(b, &head, &mid, (first_day + day) * 1440 + departures_min[k],
                                r->duration_min);
+        }
+    }
     tg_buf_free(&head);
     tg_buf_free(&mid);
     return rc;

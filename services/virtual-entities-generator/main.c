@@ -34,22 +34,25 @@ typedef struct {
 
 static int config_read(virtual_config_t *c, char *errstr, size_t errlen) {
     const char *mode = tg_env_str("VIRTUAL_MODE", "hub");
-    if (!strcmp(mode, "hub"))
+    if (!strcmp(mode, "hub")) {
         c->mode = VIRTUAL_MODE_HUB;
-    else if (!strcmp(mode, "direct"))
+    } else if (!strcmp(mode, "direct")) {
         c->mode = VIRTUAL_MODE_DIRECT;
-    else
+    } else {
         return tg_fail(TG_ERR_CONFIG, errstr, errlen,
                        "VIRTUAL_MODE: \"%s\" is not one of hub, direct", mode);
+    }
     c->hub_city = tg_env_str("VIRTUAL_HUB_CITY", "Якутск");
     c->transport_type = tg_env_str("VIRTUAL_TRANSPORT_TYPE", "BUS");
     int rc = tg_env_double("VIRTUAL_SPEED_KMH", 60, 1, 2000, &c->speed_kmh, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = tg_env_double("VIRTUAL_FARE_RUB", 1000, 0, 1e9, &c->fare_rub, errstr, errlen);
+    }
     long days = VIRTUAL_FLIGHT_DAYS;
-    if (!rc)
+    if (!rc) {
         rc = tg_env_long("VIRTUAL_HORIZON_DAYS", VIRTUAL_FLIGHT_DAYS, 1, 3660, &days, errstr,
                          errlen);
+    }
     c->horizon_days = (int)days;
 
     return rc;
@@ -57,8 +60,9 @@ static int config_read(virtual_config_t *c, char *errstr, size_t errlen) {
 
 static void fini(tg_worker_ctx_t *ctx) {
     state_t *st = ctx->state;
-    if (st)
+    if (st) {
         virtual_cities_free(&st->cities);
+    }
     free(st);
     ctx->state = NULL;
 }
@@ -66,17 +70,21 @@ static void fini(tg_worker_ctx_t *ctx) {
 /* Reads the directory, validates it and stores it in the cities table. */
 static int init(tg_worker_ctx_t *ctx, char *errstr, size_t errlen) {
     state_t *st = calloc(1, sizeof(*st));
-    if (!st)
+    if (!st) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory");
+    }
     ctx->state = st; /* fini frees it, whatever follows */
     const char *path = tg_env_str("CITIES_FILE", VIRTUAL_CITIES_FILE);
     int rc = config_read(&st->cfg, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = virtual_cities_read(path, &st->cities, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = virtual_cities_store(ctx->pg, &st->cities, errstr, errlen);
-    if (rc)
+    }
+    if (rc) {
         return rc;
+    }
     tg_info("Cities directory %s: %zu cities; mode %s, hub %s, %g km/h, fare %.2f RUB, %s", path,
             st->cities.count, st->cfg.mode == VIRTUAL_MODE_HUB ? "hub" : "direct", st->cfg.hub_city,
             st->cfg.speed_kmh, st->cfg.fare_rub, st->cfg.transport_type);
@@ -88,8 +96,9 @@ static cJSON *details_of(const virtual_outcome_t *o) {
     cJSON_AddNumberToObject(d, "virtualStops", (double)o->stops);
     cJSON_AddNumberToObject(d, "virtualRoutes", (double)o->routes);
     cJSON_AddNumberToObject(d, "virtualFlights", (double)o->flights);
-    if (*o->mode)
+    if (*o->mode) {
         cJSON_AddStringToObject(d, "mode", o->mode);
+    }
     cJSON_AddNumberToObject(d, "citiesWithoutStops", (double)o->cities_without_stops);
     return d;
 }
@@ -111,8 +120,9 @@ static const char *skip_status(const tg_envelope_t *in, int64_t dv, char *buf, s
         return "skipped";
     }
     if (status && !strcmp(status, "no_changes")) {
-        if (refresh == TG_REFRESH_VIRTUAL_MISSING || refresh == TG_REFRESH_VIRTUAL_HORIZON)
+        if (refresh == TG_REFRESH_VIRTUAL_MISSING || refresh == TG_REFRESH_VIRTUAL_HORIZON) {
             return NULL;
+        }
         snprintf(buf, len,
                  refresh == TG_REFRESH_GRAPH
                      ? "Virtual entities of dataset %lld are current: the graph is refreshed"
@@ -135,10 +145,12 @@ static int regenerate(PGconn *pg, const state_t *st, const virtual_dataset_t *ds
     virtual_plan_t plan;
     int64_t t0 = tg_mono_ms();
     int rc = ds->generated ? virtual_delete(pg, ds, o, err, errlen) : TG_OK;
-    if (!rc)
+    if (!rc) {
         rc = virtual_real_stops_read(pg, ds, &real, err, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = virtual_plan_build(&st->cities, real.items, real.count, &st->cfg, &plan, err, errlen);
+    }
     if (!rc) {
         tg_debug("Planned %zu virtual stops and %zu routes from %zu real stops in %lld ms",
                  plan.nstops, plan.nroutes, real.count, (long long)(tg_mono_ms() - t0));
@@ -146,8 +158,9 @@ static int regenerate(PGconn *pg, const state_t *st, const virtual_dataset_t *ds
         virtual_plan_free(&plan);
     }
     virtual_real_stops_free(&real);
-    if (!rc)
+    if (!rc) {
         rc = virtual_horizon_record(pg, ds, today, today + st->cfg.horizon_days - 1, err, errlen);
+    }
     return rc;
 }
 
@@ -164,15 +177,18 @@ static int generate(PGconn *pg, const state_t *st, int64_t version, int force, i
         tg_pg_rollback(pg);
         return rc;
     }
-    if (ds.generated && !force)
+    if (ds.generated && !force) {
         rc = virtual_top_up(pg, &ds, today, st->cfg.horizon_days, o, err, errlen);
-    else
+    } else {
         rc = regenerate(pg, st, &ds, today, o, err, errlen);
+    }
     tg_day_format(today + st->cfg.horizon_days - 1, o->through, sizeof(o->through));
-    if (!rc)
+    if (!rc) {
         rc = tg_pg_commit(pg, err, errlen);
-    if (rc)
+    }
+    if (rc) {
         tg_pg_rollback(pg);
+    }
     return rc;
 }
 
@@ -184,8 +200,9 @@ static void report(const virtual_outcome_t *o, int64_t dv, tg_step_result_t *res
         return;
     }
     res->details = details_of(o);
-    if (*o->through)
+    if (*o->through) {
         cJSON_AddStringToObject(res->details, "virtualFlightsThrough", o->through);
+    }
     if (o->topped_up) {
         res->added = o->added;
         res->deleted = o->deleted;
@@ -211,10 +228,12 @@ static void report(const virtual_outcome_t *o, int64_t dv, tg_step_result_t *res
 /* "only" travels along the whole run, so the graph builder sees it too. */
 static void pass_only(const tg_envelope_t *in, tg_step_result_t *res) {
     const char *only = tg_json_str(in->payload, "only");
-    if (!only || !*only)
+    if (!only || !*only) {
         return;
-    if (!res->details)
+    }
+    if (!res->details) {
         res->details = cJSON_CreateObject();
+    }
     cJSON_AddStringToObject(res->details, "only", only);
 }
 
@@ -222,8 +241,9 @@ static void step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t
     state_t *st = ctx->state;
     char why[256], err[512];
     int64_t dv = in->dataset_version;
-    if (dv <= 0) /* the odata-sync payload repeats it */
+    if (dv <= 0) { /* the odata-sync payload repeats it */
         dv = (int64_t)tg_json_num(in->payload, "datasetVersion", 0);
+    }
     const char *skip = skip_status(in, dv, why, sizeof(why));
     if (skip) {
         res->status = skip;
@@ -233,10 +253,11 @@ static void step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t
         int rc = generate(ctx->pg, st, dv, tg_json_bool(in->payload, "force", 0),
                           tg_local_day(tg_now_ms()), &o, err, sizeof(err));
         res->dataset_version = dv;
-        if (rc)
+        if (rc) {
             tg_step_fail(res, rc, "Virtual entities for dataset %lld: %s", (long long)dv, err);
-        else
+        } else {
             report(&o, dv, res);
+        }
     }
     pass_only(in, res);
 }

@@ -1,9 +1,9 @@
 /* City names: the ASCII slug used in virtual ids, made from a city's key
  * (tg_city_key, the rule graph-builder follows too). It works on UTF-8 code
  * points so Cyrillic does not depend on a locale. */
+#include "tg/text.h"
 #include "virtual.h"
 #include <string.h>
-#include "tg/text.h"
 
 /* BGN/PCGN simplified, indexed by code point - 0x0430 (а..я). */
 static const char *const cyrillic[32] = {
@@ -14,8 +14,9 @@ static const char *const cyrillic[32] = {
 /* The ASCII for cp ("" for ъ/ь), or NULL for anything else, which becomes
  * a word break. ascii is scratch space for letters and digits. */
 static const char *translit_cp(long cp, char ascii[2]) {
-    if (cp >= 0x0430 && cp <= 0x044F)
+    if (cp >= 0x0430 && cp <= 0x044F) {
         return cyrillic[cp - 0x0430];
+    }
     switch (cp) {
     case 0x0451:
         return "e"; /* ё, should normalisation have left one */
@@ -51,8 +52,9 @@ int virtual_translit(const char *normalized, char *out, size_t outlen) {
     int pending_dash = 0;
     while (*p) {
         long cp = tg_utf8_next(&p);
-        if (cp < 0)
+        if (cp < 0) {
             return TG_ERR_INVALID;
+        }
         char ascii[2];
         const char *t = translit_cp(cp, ascii);
         if (!t) {
@@ -60,18 +62,22 @@ int virtual_translit(const char *normalized, char *out, size_t outlen) {
             continue;
         }
         size_t tl = strlen(t);
-        if (!tl)
+        if (!tl) {
             continue; /* ъ, ь */
-        if (n + pending_dash + tl >= outlen)
+        }
+        if (n + pending_dash + tl >= outlen) {
             return TG_ERR_INVALID;
-        if (pending_dash)
+        }
+        if (pending_dash) {
             out[n++] = '-';
+        }
         memcpy(out + n, t, tl);
         n += tl;
         pending_dash = 0;
     }
-    if (n >= outlen)
+    if (n >= outlen) {
         return TG_ERR_INVALID;
+    }
     out[n] = '\0';
     return n ? TG_OK : TG_ERR_INVALID;
 }

@@ -2,9 +2,9 @@
  * virtual stops, and the virtual routes that connect them to the graph (hub
  * mode, or direct mode with a link to the nearest real stop). Pure: no I/O
  * besides warnings, so the unit tests can check every rule. */
-#include "tg/log.h"
 #include "tg/dataset.h"
 #include "tg/geo.h"
+#include "tg/log.h"
 #include "tg/text.h"
 #include "virtual.h"
 #include <math.h>
@@ -32,12 +32,15 @@ static int cmp_name(const void *a, const void *b) {
 static int served_build(const virtual_real_stop_t *stops, size_t n, served_t *s) {
     s->count = 0;
     s->names = malloc((n ? n : 1) * sizeof(*s->names));
-    if (!s->names)
+    if (!s->names) {
         return TG_ERR_NOMEM;
-    for (size_t i = 0; i < n; i++)
+    }
+    for (size_t i = 0; i < n; i++) {
         if (stops[i].city_name &&
-            !tg_city_key(stops[i].city_name, s->names[s->count], VIRTUAL_NAME_MAX))
+            !tg_city_key(stops[i].city_name, s->names[s->count], VIRTUAL_NAME_MAX)) {
             s->count++;
+        }
+    }
     qsort(s->names, s->count, sizeof(*s->names), cmp_name);
     return TG_OK;
 }
@@ -47,9 +50,11 @@ static int served_has(const served_t *s, const char *normalized) {
 }
 
 static int real_stop_named(const virtual_real_stop_t *stops, size_t n, const char *id) {
-    for (size_t i = 0; i < n; i++)
-        if (!strcmp(stops[i].id, id))
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(stops[i].id, id)) {
             return 1;
+        }
+    }
     return 0;
 }
 
@@ -58,19 +63,22 @@ static int real_stop_named(const virtual_real_stop_t *stops, size_t n, const cha
 static int plan_stops(const virtual_cities_t *cities, const virtual_real_stop_t *stops,
                       size_t nstops, const served_t *served, virtual_plan_t *plan) {
     plan->stops = calloc(cities->count ? cities->count : 1, sizeof(*plan->stops));
-    if (!plan->stops)
+    if (!plan->stops) {
         return TG_ERR_NOMEM;
+    }
     for (size_t i = 0; i < cities->count; i++) {
         const virtual_city_t *city = &cities->items[i];
-        if (served_has(served, city->normalized))
+        if (served_has(served, city->normalized)) {
             continue;
+        }
         plan->cities_without_stops++;
         virtual_stop_t *vs = &plan->stops[plan->nstops];
         snprintf(vs->id, sizeof(vs->id), "virtual-stop-%s", city->slug);
         vs->city = city;
         int dup = real_stop_named(stops, nstops, vs->id);
-        for (size_t j = 0; j < plan->nstops && !dup; j++)
+        for (size_t j = 0; j < plan->nstops && !dup; j++) {
             dup = !strcmp(plan->stops[j].id, vs->id);
+        }
         if (dup) {
             tg_warn("Duplicate virtual stop %s for city %s: skipped", vs->id, city->name);
             continue;
@@ -103,8 +111,9 @@ static int add_route(virtual_plan_t *plan, virtual_end_t from, virtual_end_t to,
     if (plan->nroutes == plan->routes_cap) {
         size_t cap = plan->routes_cap ? plan->routes_cap * 2 : 64;
         virtual_route_t *p = realloc(plan->routes, cap * sizeof(*p));
-        if (!p)
+        if (!p) {
             return TG_ERR_NOMEM;
+        }
         plan->routes = p;
         plan->routes_cap = cap;
     }
@@ -129,8 +138,9 @@ static const virtual_real_stop_t *nearest_real(const virtual_real_stop_t *stops,
     const virtual_real_stop_t *best = NULL;
     double best_km = INFINITY;
     for (size_t i = 0; i < n; i++) {
-        if (isnan(stops[i].latitude) || isnan(stops[i].longitude))
+        if (isnan(stops[i].latitude) || isnan(stops[i].longitude)) {
             continue;
+        }
         double km = tg_geo_distance_km(lat, lon, stops[i].latitude, stops[i].longitude);
         if (km < best_km || (km == best_km && strcmp(stops[i].id, best->id) < 0)) {
             best = &stops[i];
@@ -150,14 +160,19 @@ static int link_to_nearest_real(virtual_plan_t *plan, const virtual_stop_t *vs,
 
 static int plan_direct(virtual_plan_t *plan, const virtual_real_stop_t *stops, size_t nstops,
                        const virtual_config_t *cfg) {
-    for (size_t i = 0; i < plan->nstops; i++)
-        for (size_t j = 0; j < plan->nstops; j++)
+    for (size_t i = 0; i < plan->nstops; i++) {
+        for (size_t j = 0; j < plan->nstops; j++) {
             if (i != j && add_route(plan, end_of_virtual(&plan->stops[i]),
-                                    end_of_virtual(&plan->stops[j]), cfg))
+                                    end_of_virtual(&plan->stops[j]), cfg)) {
                 return TG_ERR_NOMEM;
-    for (size_t i = 0; i < plan->nstops; i++)
-        if (link_to_nearest_real(plan, &plan->stops[i], stops, nstops, cfg))
+            }
+        }
+    }
+    for (size_t i = 0; i < plan->nstops; i++) {
+        if (link_to_nearest_real(plan, &plan->stops[i], stops, nstops, cfg)) {
             return TG_ERR_NOMEM;
+        }
+    }
     return TG_OK;
 }
 
@@ -166,10 +181,12 @@ static const virtual_real_stop_t *hub_real_stop(const virtual_real_stop_t *stops
                                                 const virtual_city_t *hub) {
     const virtual_real_stop_t *best = NULL;
     char norm[VIRTUAL_NAME_MAX];
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         if (stops[i].city_name && !tg_city_key(stops[i].city_name, norm, sizeof(norm)) &&
-            !strcmp(norm, hub->normalized) && (!best || strcmp(stops[i].id, best->id) < 0))
+            !strcmp(norm, hub->normalized) && (!best || strcmp(stops[i].id, best->id) < 0)) {
             best = &stops[i];
+        }
+    }
     return best;
 }
 
@@ -186,9 +203,11 @@ static int plan_hub(virtual_plan_t *plan, const virtual_city_t *hub,
             hub_end.longitude = hub->longitude;
         }
     } else {
-        for (size_t i = 0; i < plan->nstops && !hub_virtual; i++)
-            if (plan->stops[i].city == hub)
+        for (size_t i = 0; i < plan->nstops && !hub_virtual; i++) {
+            if (plan->stops[i].city == hub) {
                 hub_virtual = &plan->stops[i];
+            }
+        }
         if (!hub_virtual) { /* its id clashed with a real stop: already warned */
             plan->mode = VIRTUAL_MODE_DIRECT;
             return plan_direct(plan, stops, nstops, cfg);
@@ -196,21 +215,26 @@ static int plan_hub(virtual_plan_t *plan, const virtual_city_t *hub,
         hub_end = end_of_virtual(hub_virtual);
     }
     snprintf(plan->hub_stop_id, sizeof(plan->hub_stop_id), "%s", hub_end.stop_id);
-    for (size_t i = 0; i < plan->nstops; i++)
+    for (size_t i = 0; i < plan->nstops; i++) {
         if (&plan->stops[i] != hub_virtual &&
-            add_both_ways(plan, end_of_virtual(&plan->stops[i]), hub_end, cfg))
+            add_both_ways(plan, end_of_virtual(&plan->stops[i]), hub_end, cfg)) {
             return TG_ERR_NOMEM;
+        }
+    }
     /* A virtual hub must itself reach the real network, or the graph splits. */
     return hub_virtual ? link_to_nearest_real(plan, hub_virtual, stops, nstops, cfg) : TG_OK;
 }
 
 static const virtual_city_t *find_city(const virtual_cities_t *cities, const char *name) {
     char norm[VIRTUAL_NAME_MAX];
-    if (!name || tg_city_key(name, norm, sizeof(norm)))
+    if (!name || tg_city_key(name, norm, sizeof(norm))) {
         return NULL;
-    for (size_t i = 0; i < cities->count; i++)
-        if (!strcmp(cities->items[i].normalized, norm))
+    }
+    for (size_t i = 0; i < cities->count; i++) {
+        if (!strcmp(cities->items[i].normalized, norm)) {
             return &cities->items[i];
+        }
+    }
     return NULL;
 }
 
@@ -224,8 +248,9 @@ int virtual_plan_build(const virtual_cities_t *cities, const virtual_real_stop_t
     served_t served;
     memset(plan, 0, sizeof(*plan));
     plan->mode = cfg->mode;
-    if (served_build(stops, nstops, &served))
+    if (served_build(stops, nstops, &served)) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "plan: out of memory");
+    }
     int rc = plan_stops(cities, stops, nstops, &served, plan);
     free(served.names);
     const virtual_city_t *hub = find_city(cities, cfg->hub_city);
@@ -234,9 +259,10 @@ int virtual_plan_build(const virtual_cities_t *cities, const virtual_real_stop_t
                 cfg->hub_city);
         plan->mode = VIRTUAL_MODE_DIRECT;
     }
-    if (!rc)
+    if (!rc) {
         rc = plan->mode == VIRTUAL_MODE_HUB ? plan_hub(plan, hub, stops, nstops, cfg)
                                             : plan_direct(plan, stops, nstops, cfg);
+    }
     if (rc) {
         virtual_plan_free(plan);
         return tg_fail(rc, errstr, errlen, "plan: out of memory");

@@ -24,8 +24,9 @@ static int lock_dataset(PGconn *pg, const char *dv, virtual_dataset_t *row, char
                         "coalesce(virtual_through - date '1970-01-01', -1) "
                         "FROM datasets WHERE version = $1 FOR UPDATE",
                         1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     row->found = PQntuples(res) == 1;
     row->from = row->found ? atoll(PQgetvalue(res, 0, 0)) : -1;
     row->through = row->found ? atoll(PQgetvalue(res, 0, 1)) : -1;
@@ -35,8 +36,8 @@ static int lock_dataset(PGconn *pg, const char *dv, virtual_dataset_t *row, char
 
 /* Records the days the virtual flights now cover; a new generation stamp
  * tells graph-builder that its graph of this dataset is out of date. */
-int virtual_horizon_record(PGconn *pg, const virtual_dataset_t *ds, int64_t from,
-                           int64_t through, char *errstr, size_t errlen) {
+int virtual_horizon_record(PGconn *pg, const virtual_dataset_t *ds, int64_t from, int64_t through,
+                           char *errstr, size_t errlen) {
     const char *dv = ds->version;
     char f[16], t[16];
     tg_day_format(from, f, sizeof(f));
@@ -64,8 +65,9 @@ static int existing(PGconn *pg, const char *dv, virtual_outcome_t *out, int *gen
         "coalesce(stats->>'virtualMode', ''), coalesce(stats->>'citiesWithoutStops', '0'), "
         "stats ? 'virtualStops' FROM datasets WHERE version = $1",
         1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     out->stops = atoll(PQgetvalue(res, 0, 0));
     out->routes = atoll(PQgetvalue(res, 0, 1));
     out->flights = atoll(PQgetvalue(res, 0, 2));
@@ -82,12 +84,14 @@ int virtual_delete(PGconn *pg, const virtual_dataset_t *ds, virtual_outcome_t *o
     out->deleted = out->stops + out->routes + out->flights;
     int rc = tg_pg_exec(pg, "DELETE FROM flights WHERE dataset_version = $1 AND is_virtual", 1,
                         params, NULL, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = tg_pg_exec(pg, "DELETE FROM virtual_routes WHERE dataset_version = $1", 1, params,
                         NULL, errstr, errlen);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_pg_exec(pg, "DELETE FROM virtual_stops WHERE dataset_version = $1", 1, params, NULL,
                         errstr, errlen);
+    }
     return rc;
 }
 
@@ -98,21 +102,24 @@ static int real_stops(PGconn *pg, const char *dv, PGresult **res, virtual_real_s
                         "SELECT id, city_name, latitude, longitude FROM stops "
                         "WHERE dataset_version = $1 ORDER BY id COLLATE \"C\"",
                         1, params, res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     *n = (size_t)PQntuples(*res);
     *stops = calloc(*n ? *n : 1, sizeof(**stops));
-    if (!*stops)
+    if (!*stops) {
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "stops: out of memory");
+    }
     for (size_t i = 0; i < *n; i++) {
         virtual_real_stop_t *s = &(*stops)[i];
         s->id = PQgetvalue(*res, (int)i, 0);
         /* odata-sync-worker refuses longer ids; a dataset loaded another way
          * is refused here, never given route ids cut short. */
-        if (strlen(s->id) > TG_ENTITY_ID_MAX)
+        if (strlen(s->id) > TG_ENTITY_ID_MAX) {
             return tg_fail(TG_ERR_INVALID, errstr, errlen,
-                           "stop id \"%.40s...\" is %zu bytes, more than %d", s->id,
-                           strlen(s->id), TG_ENTITY_ID_MAX);
+                           "stop id \"%.40s...\" is %zu bytes, more than %d", s->id, strlen(s->id),
+                           TG_ENTITY_ID_MAX);
+        }
         s->city_name = PQgetisnull(*res, (int)i, 1) ? NULL : PQgetvalue(*res, (int)i, 1);
         s->latitude = PQgetisnull(*res, (int)i, 2) ? NAN : atof(PQgetvalue(*res, (int)i, 2));
         s->longitude = PQgetisnull(*res, (int)i, 3) ? NAN : atof(PQgetvalue(*res, (int)i, 3));
@@ -133,13 +140,14 @@ static int copy_stops(PGconn *pg, const char *dv, const virtual_plan_t *plan, ch
              tg_copy_str(&b, s->city->name, 0) || tg_copy_double(&b, s->city->latitude, 0) ||
              tg_copy_double(&b, s->city->longitude, 0) || tg_copy_str(&b, "virtual", 1);
     }
-    if (rc)
+    if (rc) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual_stops: out of memory");
-    else if (b.len)
+    } else if (b.len) {
         rc = tg_pg_copy(pg,
                         "COPY virtual_stops (dataset_version, id, name, city_name, latitude, "
                         "longitude, stop_type) FROM STDIN",
                         b.data, b.len, errstr, errlen);
+    }
     tg_buf_free(&b);
     return rc;
 }
@@ -160,16 +168,18 @@ static int copy_routes(PGconn *pg, const char *dv, const virtual_plan_t *plan,
     tg_buf_t b;
     tg_buf_init(&b);
     int rc = TG_OK;
-    for (size_t i = 0; i < plan->nroutes && !rc; i++)
+    for (size_t i = 0; i < plan->nroutes && !rc; i++) {
         rc = route_row(&b, dv, &plan->routes[i], cfg);
-    if (rc)
+    }
+    if (rc) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual_routes: out of memory");
-    else if (b.len)
+    } else if (b.len) {
         rc = tg_pg_copy(pg,
                         "COPY virtual_routes (dataset_version, id, name, from_stop_id, "
                         "to_stop_id, transport_type, duration_minutes, distance_km, fare) "
                         "FROM STDIN",
                         b.data, b.len, errstr, errlen);
+    }
     tg_buf_free(&b);
     return rc;
 }
@@ -181,9 +191,9 @@ static int copy_flights(PGconn *pg, const char *dv, const virtual_plan_t *plan, 
     tg_buf_init(&b);
     int rc = TG_OK;
     for (size_t i = 0; i < plan->nroutes && !rc; i++) {
-        if (virtual_flights_append(&b, dv, &plan->routes[i], first_day, days))
+        if (virtual_flights_append(&b, dv, &plan->routes[i], first_day, days)) {
             rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "flights: out of memory");
-        else if (b.len >= FLIGHT_CHUNK_BYTES || i + 1 == plan->nroutes) {
+        } else if (b.len >= FLIGHT_CHUNK_BYTES || i + 1 == plan->nroutes) {
             rc = tg_pg_copy(pg, VIRTUAL_FLIGHT_COPY, b.data, b.len, errstr, errlen);
             tg_buf_reset(&b);
         }
@@ -214,11 +224,13 @@ int virtual_plan_save(PGconn *pg, const virtual_dataset_t *ds, const virtual_pla
     const char *dv = ds->version;
     int64_t t0 = tg_mono_ms();
     int rc = copy_stops(pg, dv, plan, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = copy_routes(pg, dv, plan, cfg, errstr, errlen);
+    }
     int64_t t1 = tg_mono_ms();
-    if (!rc)
+    if (!rc) {
         rc = copy_flights(pg, dv, plan, first_day, cfg->horizon_days, errstr, errlen);
+    }
     tg_info("COPY took %lld ms for stops and routes, %lld ms for flights", (long long)(t1 - t0),
             (long long)(tg_mono_ms() - t1));
     out->stops = (long long)plan->nstops;
@@ -226,8 +238,9 @@ int virtual_plan_save(PGconn *pg, const virtual_dataset_t *ds, const virtual_pla
     out->flights = (long long)plan->nroutes * cfg->horizon_days * 2;
     out->cities_without_stops = plan->cities_without_stops;
     snprintf(out->mode, sizeof(out->mode), "%s", plan->mode == VIRTUAL_MODE_HUB ? "hub" : "direct");
-    if (!rc)
+    if (!rc) {
         rc = update_stats(pg, dv, out, errstr, errlen);
+    }
     return rc;
 }
 
@@ -251,18 +264,21 @@ static int copy_days(PGconn *pg, const char *dv, int64_t first, int64_t last, lo
     PGresult *res;
     const char *params[] = {dv};
     *added = 0;
-    if (last < first)
+    if (last < first) {
         return TG_OK;
+    }
     int rc = tg_pg_exec(pg,
                         "SELECT id, from_stop_id, to_stop_id, duration_minutes FROM "
                         "virtual_routes WHERE dataset_version = $1 ORDER BY id COLLATE \"C\"",
                         1, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     virtual_plan_t plan = {.nroutes = (size_t)PQntuples(res)};
     plan.routes = calloc(plan.nroutes ? plan.nroutes : 1, sizeof(*plan.routes));
-    if (!plan.routes)
+    if (!plan.routes) {
         rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "virtual routes: out of memory");
+    }
     for (size_t i = 0; !rc && i < plan.nroutes; i++) {
         virtual_route_t *r = &plan.routes[i];
         snprintf(r->id, sizeof(r->id), "%s", PQgetvalue(res, (int)i, 0));
@@ -270,8 +286,9 @@ static int copy_days(PGconn *pg, const char *dv, int64_t first, int64_t last, lo
         r->to.stop_id = PQgetvalue(res, (int)i, 2);
         r->duration_min = (int)lround(atof(PQgetvalue(res, (int)i, 3)));
     }
-    if (!rc && plan.nroutes)
+    if (!rc && plan.nroutes) {
         rc = copy_flights(pg, dv, &plan, first, (int)(last - first + 1), errstr, errlen);
+    }
     *added = (long long)plan.nroutes * (last - first + 1) * 2;
     free(plan.routes);
     PQclear(res);
@@ -290,14 +307,16 @@ int virtual_top_up(PGconn *pg, const virtual_dataset_t *row, int64_t today, int 
                         "DELETE FROM flights WHERE dataset_version = $1 AND is_virtual AND "
                         "departure_time < $2::date::timestamp AT TIME ZONE 'Asia/Yakutsk'",
                         2, params, &res, errstr, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     out->deleted = atoll(PQcmdTuples(res));
     PQclear(res);
     rc = copy_days(pg, dv, from, last, &out->added, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = virtual_horizon_record(pg, row, today, last > row->through ? last : row->through,
                                     errstr, errlen);
+    }
     out->topped_up = 1;
     return rc;
 }
@@ -309,10 +328,12 @@ int virtual_dataset_lock(PGconn *pg, int64_t dataset_version, virtual_dataset_t 
     ds->from = ds->through = -1;
     snprintf(ds->version, sizeof(ds->version), "%lld", (long long)dataset_version);
     int rc = tg_pg_begin(pg, errstr, errlen);
-    if (!rc)
+    if (!rc) {
         rc = lock_dataset(pg, ds->version, ds, errstr, errlen);
-    if (!rc && ds->found)
+    }
+    if (!rc && ds->found) {
         rc = existing(pg, ds->version, out, &ds->generated, errstr, errlen);
+    }
     out->dataset_found = ds->found;
     return rc;
 }

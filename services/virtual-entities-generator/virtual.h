@@ -60,7 +60,7 @@ typedef struct {
     double speed_kmh;
     double fare_rub;
     const char *transport_type;
-    int horizon_days;      /* virtual flights cover today and the days after: 365 */
+    int horizon_days; /* virtual flights cover today and the days after: 365 */
 } virtual_config_t;
 
 /* A real stop of the dataset (input to the plan). */
@@ -136,10 +136,10 @@ typedef struct {
     long long stops, routes, flights;
     long long deleted; /* rows of a previous generation replaced (force), or past flights */
     char mode[16];
-    int existed;       /* 1 when the dataset already had them, horizon current (replay) */
-    int topped_up;     /* 1 when only the horizon was moved on */
-    long long added;   /* flights added by a top-up */
-    char through[16];  /* last local date the virtual flights cover, YYYY-MM-DD */
+    int existed;      /* 1 when the dataset already had them, horizon current (replay) */
+    int topped_up;    /* 1 when only the horizon was moved on */
+    long long added;  /* flights added by a top-up */
+    char through[16]; /* last local date the virtual flights cover, YYYY-MM-DD */
     int dataset_found;
     size_t cities_without_stops;
 } virtual_outcome_t;
@@ -182,8 +182,8 @@ int virtual_plan_save(PGconn *pg, const virtual_dataset_t *ds, const virtual_pla
 
 /* Records the local days [from, through] the virtual flights cover; the new
  * generation stamp tells graph-builder its graph of the dataset is stale. */
-int virtual_horizon_record(PGconn *pg, const virtual_dataset_t *ds, int64_t from,
-                           int64_t through, char *errstr, size_t errlen) TG_WARN_UNUSED;
+int virtual_horizon_record(PGconn *pg, const virtual_dataset_t *ds, int64_t from, int64_t through,
+                           char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 /* Moves the horizon of an earlier generation on to [today, today + days - 1]:
  * flights before today go, the days after the old end come. */

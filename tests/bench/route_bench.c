@@ -26,25 +26,29 @@ static long rss_kb(void) {
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6))
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "VmRSS:", 6)) {
             kb = strtol(line + 6, NULL, 10);
-    if (f)
+        }
+    }
+    if (f) {
         fclose(f);
+    }
     return kb;
 }
 
 /* Median and p99 of `pairs` searches for k paths; -1 on failure. */
 static int time_routes(const rg_graph_t *g, int pairs, int k, double *median, double *p99) {
     double *t = malloc((size_t)pairs * sizeof *t);
-    if (!t)
+    if (!t) {
         return -1;
+    }
     srand(42);
     for (int i = 0; i < pairs; i++) {
         uint32_t a = (uint32_t)rand() % (uint32_t)g->nnodes, b;
-        do
+        do {
             b = (uint32_t)rand() % (uint32_t)g->nnodes;
-        while (b == a);
+        } while (b == a);
         rg_path_t *p;
         char err[256];
         double t0 = now_ms();
@@ -82,8 +86,9 @@ int main(int argc, char **argv) {
     }
     long rss1 = rss_kb();
     double m1, p1, m3, p3;
-    if (time_routes(g, pairs, 1, &m1, &p1) || time_routes(g, pairs, 3, &m3, &p3))
+    if (time_routes(g, pairs, 1, &m1, &p1) || time_routes(g, pairs, 3, &m3, &p3)) {
         return 1;
+    }
     printf("{\"version\":\"%s\",\"nodes\":%zu,\"edges\":%zu,\"loadMs\":%.0f,\"graphKb\":%ld,"
            "\"k1\":{\"median\":%.3f,\"p99\":%.3f},\"k3\":{\"median\":%.3f,\"p99\":%.3f}}\n",
            g->version, g->nnodes, g->nedges, g->load_ms, rss1 - rss0, m1, p1, m3, p3);

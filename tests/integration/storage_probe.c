@@ -11,13 +11,13 @@
  *   storage_probe redis-error   a pipelined error reply is reported
  *   storage_probe redis-whoami  connect with REDIS_URL, print the ACL user
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "tg/buf.h"
 #include "tg/config.h"
 #include "tg/pg.h"
 #include "tg/redis.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 static int fail(const char *what, const char *err) {
     fprintf(stderr, "%s: %s\n", what, err);
@@ -30,8 +30,9 @@ static int copy_rows(PGconn *pg, int n, char *err, size_t len) {
     for (int i = 0; i < n; i++) {
         char id[32];
         snprintf(id, sizeof(id), "probe-%d", i);
-        if (tg_copy_str(&b, id, 0) || tg_copy_str(&b, "a\tname with\\escapes", 1))
+        if (tg_copy_str(&b, id, 0) || tg_copy_str(&b, "a\tname with\\escapes", 1)) {
             return TG_ERR_NOMEM;
+        }
     }
     int rc = tg_pg_copy(pg, "COPY probe (id, name) FROM STDIN", b.data, b.len, err, len);
     tg_buf_free(&b);
@@ -41,25 +42,30 @@ static int copy_rows(PGconn *pg, int n, char *err, size_t len) {
 static int pg_mode(const char *mode) {
     char err[512];
     PGconn *pg = tg_pg_connect(getenv("DATABASE_URL"), 5, err, sizeof(err));
-    if (!pg)
+    if (!pg) {
         return fail("connect", err);
-    int rc = tg_pg_exec(pg, "CREATE TABLE IF NOT EXISTS probe (id text PRIMARY KEY, name text)",
-                        0, NULL, NULL, err, sizeof(err));
-    if (!rc)
+    }
+    int rc = tg_pg_exec(pg, "CREATE TABLE IF NOT EXISTS probe (id text PRIMARY KEY, name text)", 0,
+                        NULL, NULL, err, sizeof(err));
+    if (!rc) {
         rc = tg_pg_begin(pg, err, sizeof(err));
-    if (!rc)
+    }
+    if (!rc) {
         rc = copy_rows(pg, 1000, err, sizeof(err));
+    }
     if (!rc && !strcmp(mode, "pg-rollback")) {
         /* A duplicate key inside the same transaction must undo the COPY. */
         const char *params[] = {"probe-7"};
-        rc = tg_pg_exec(pg, "INSERT INTO probe (id) VALUES ($1)", 1, params, NULL, err, sizeof(err));
+        rc =
+            tg_pg_exec(pg, "INSERT INTO probe (id) VALUES ($1)", 1, params, NULL, err, sizeof(err));
         printf("insert: %s (%s)\n", rc ? "failed" : "ok", rc ? err : "");
         tg_pg_rollback(pg);
         PQfinish(pg);
         return rc == TG_ERR_INVALID ? 0 : 1;
     }
-    if (!rc)
+    if (!rc) {
         rc = tg_pg_commit(pg, err, sizeof(err));
+    }
     PQfinish(pg);
     return rc ? fail("pg", err) : 0;
 }
@@ -87,17 +93,20 @@ static int copy_large(PGconn *pg, const char *table, int rows_before, int bad_ro
     tg_buf_init(&b);
     int rc = TG_OK;
     for (int i = 0; i < 2 * rows_before && !rc; i++) {
-        if (i == rows_before && bad_row)
+        if (i == rows_before && bad_row) {
             rc = tg_buf_appendf(&b, "bad-%d\tname\textra column\n", i);
-        if (!rc)
+        }
+        if (!rc) {
             rc = tg_buf_appendf(&b, "row-%d\tsome name long enough to fill the chunks\n", i);
+        }
     }
     char sql[128];
     snprintf(sql, sizeof(sql), "COPY %s (id, name) FROM STDIN", table);
-    if (rc)
+    if (rc) {
         rc = tg_fail(rc, err, len, "out of memory");
-    else
+    } else {
         rc = tg_pg_copy(pg, sql, b.data, b.len, err, len);
+    }
     tg_buf_free(&b);
     return rc;
 }
@@ -105,8 +114,9 @@ static int copy_large(PGconn *pg, const char *table, int rows_before, int bad_ro
 static int copy_mode(const char *mode) {
     char err[512];
     PGconn *pg = tg_pg_connect(getenv("DATABASE_URL"), 5, err, sizeof(err));
-    if (!pg)
+    if (!pg) {
         return fail("connect", err);
+    }
     /* A row trigger that ends its own backend: the server goes away in the
      * middle of the COPY, as on a restart or an administrator's kill. */
     static const char *setup[] = {
@@ -118,8 +128,9 @@ static int copy_mode(const char *mode) {
         "EXECUTE FUNCTION probe_kill()",
     };
     int rc = TG_OK;
-    for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]) && !rc; i++)
+    for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]) && !rc; i++) {
         rc = tg_pg_exec(pg, setup[i], 0, NULL, NULL, err, sizeof(err));
+    }
     if (rc) {
         PQfinish(pg);
         return fail("setup", err);
@@ -145,8 +156,9 @@ static int copy_mode(const char *mode) {
 static int redis_pipe(int n) {
     char err[512];
     redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 5, err, sizeof(err));
-    if (!c)
+    if (!c) {
         return fail("connect", err);
+    }
     tg_redis_pipe_t *p = tg_redis_pipe_new(c);
     int rc = TG_OK;
     for (int i = 0; i < n && !rc; i++) {
@@ -156,8 +168,9 @@ static int redis_pipe(int n) {
         const char *argv[] = {"SET", key, val};
         rc = tg_redis_pipe_add(p, 3, argv, NULL);
     }
-    if (!rc)
+    if (!rc) {
         rc = tg_redis_pipe_flush(p, err, sizeof(err));
+    }
     tg_redis_pipe_destroy(p);
     int bad = 0;
     for (int i = 0; i < n && !rc; i++) {
@@ -173,8 +186,9 @@ static int redis_pipe(int n) {
         }
     }
     redisFree(c);
-    if (rc)
+    if (rc) {
         return fail("redis", err);
+    }
     printf("read back %d keys, %d wrong\n", n, bad);
     return bad ? 1 : 0;
 }
@@ -182,16 +196,19 @@ static int redis_pipe(int n) {
 static int redis_error(void) {
     char err[512];
     redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 5, err, sizeof(err));
-    if (!c)
+    if (!c) {
         return fail("connect", err);
+    }
     tg_redis_pipe_t *p = tg_redis_pipe_new(c);
     const char *set[] = {"SET", "probe:str", "x"};
     const char *bad[] = {"SADD", "probe:str", "member"}; /* WRONGTYPE */
     int rc = tg_redis_pipe_add(p, 3, set, NULL);
-    if (!rc)
+    if (!rc) {
         rc = tg_redis_pipe_add(p, 3, bad, NULL);
-    if (!rc)
+    }
+    if (!rc) {
         rc = tg_redis_pipe_flush(p, err, sizeof(err));
+    }
     tg_redis_pipe_destroy(p);
     printf("flush: %s\n", rc ? err : "ok");
     /* The connection stays usable after an error reply. */
@@ -203,29 +220,36 @@ static int redis_error(void) {
 static int redis_whoami(void) {
     char err[512];
     redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 2, err, sizeof(err));
-    if (!c)
+    if (!c) {
         return fail("connect", err);
+    }
     const char *argv[] = {"ACL", "WHOAMI"};
     redisReply *r = NULL;
     int rc = tg_redis_cmd(c, &r, err, sizeof(err), 2, argv, NULL);
-    if (!rc)
+    if (!rc) {
         printf("whoami: %s\n", r->type == REDIS_REPLY_STRING ? r->str : "?");
+    }
     freeReplyObject(r);
     redisFree(c);
     return rc ? fail("ACL WHOAMI", err) : 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc >= 2 && !strncmp(argv[1], "pg-", 3))
+    if (argc >= 2 && !strncmp(argv[1], "pg-", 3)) {
         return pg_mode(argv[1]);
-    if (argc == 2 && (!strcmp(argv[1], "copy-bad-row") || !strcmp(argv[1], "copy-killed")))
+    }
+    if (argc == 2 && (!strcmp(argv[1], "copy-bad-row") || !strcmp(argv[1], "copy-killed"))) {
         return copy_mode(argv[1]);
-    if (argc == 3 && !strcmp(argv[1], "redis-pipe"))
+    }
+    if (argc == 3 && !strcmp(argv[1], "redis-pipe")) {
         return redis_pipe(atoi(argv[2]));
-    if (argc == 2 && !strcmp(argv[1], "redis-error"))
+    }
+    if (argc == 2 && !strcmp(argv[1], "redis-error")) {
         return redis_error();
-    if (argc == 2 && !strcmp(argv[1], "redis-whoami"))
+    }
+    if (argc == 2 && !strcmp(argv[1], "redis-whoami")) {
         return redis_whoami();
+    }
     fprintf(stderr, "usage: storage_probe pg-rollback|pg-commit|copy-bad-row|copy-killed|"
                     "redis-pipe N|redis-error|redis-whoami\n");
     return 2;

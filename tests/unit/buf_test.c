@@ -1,16 +1,17 @@
 /* Growable buffer and COPY text-format escaping. */
-#include <math.h>
-#include <stdlib.h>
 #include "tg/buf.h"
 #include "tg_test.h"
+#include <math.h>
+#include <stdlib.h>
 
 /* The number PostgreSQL reads from one COPY field written by tg_copy_double. */
 static double copied_back(double v) {
     tg_buf_t b;
     tg_buf_init(&b);
     double back = -12345;
-    if (tg_copy_double(&b, v, 1) == TG_OK && b.data)
+    if (tg_copy_double(&b, v, 1) == TG_OK && b.data) {
         back = strcmp(b.data, "\\N\n") == 0 ? NAN : strtod(b.data, NULL);
+    }
     tg_buf_free(&b);
     return back;
 }
@@ -33,8 +34,9 @@ int main(void) {
     CHECK(isnan(copied_back(NAN)));
 
     tg_buf_reset(&b);
-    for (int i = 0; i < 10000; i++)
+    for (int i = 0; i < 10000; i++) {
         CHECK(tg_buf_appendf(&b, "%d,", i) == TG_OK);
+    }
     CHECK(b.len == 48890);
     CHECK(strncmp(b.data + b.len - 5, "9999,", 5) == 0);
     tg_buf_free(&b);

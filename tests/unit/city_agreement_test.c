@@ -10,14 +10,14 @@
  *     transfer between them,
  * must both hold or both not. The directory's own names must also find their
  * city: each serves exactly its city. */
-#include <cjson/cJSON.h>
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
 #include "graph.h"
 #include "tg/files.h"
 #include "tg_test.h"
 #include "virtual.h"
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define MAX_NAMES 1024
 
@@ -64,8 +64,9 @@ static void add_variants(const char *s) {
     snprintf(buf, sizeof(buf), "г. %s", s);
     add_name(buf, 0);
     snprintf(buf, sizeof(buf), "%s", s);
-    for (char *c = buf; *c; c++)
+    for (char *c = buf; *c; c++) {
         *c = *c == '-' ? ' ' : *c == ' ' ? '-' : *c;
+    }
     add_name(buf, 0);
 }
 
@@ -77,8 +78,9 @@ static void add_odata_cities(const char *path) {
     const cJSON *stop;
     cJSON_ArrayForEach(stop, stops) {
         const cJSON *city = cJSON_GetObjectItemCaseSensitive(stop, "CityName");
-        if (cJSON_IsString(city))
+        if (cJSON_IsString(city)) {
             add_variants(city->valuestring);
+        }
     }
     cJSON_Delete(stops);
     free(text);
@@ -94,8 +96,9 @@ static const virtual_city_t *virtual_served(const virtual_cities_t *dir, const c
     CHECK(virtual_plan_build(dir, &real, 1, &cfg, &plan, err, sizeof(err)) == TG_OK);
     for (size_t c = 0; c < dir->count; c++) {
         int planned = 0;
-        for (size_t i = 0; i < plan.nstops; i++)
+        for (size_t i = 0; i < plan.nstops; i++) {
             planned |= plan.stops[i].city == &dir->items[c];
+        }
         if (!planned) {
             CHECK(served == NULL); /* one name, at most one city */
             served = &dir->items[c];
@@ -113,13 +116,14 @@ static const virtual_city_t *graph_grouped(const virtual_cities_t *dir, const ch
     CHECK(gb_add_node(g, "stop-s", "S", s, 62.0, 129.7) == TG_OK);
     for (size_t c = 0; c < dir->count; c++) {
         snprintf(id, sizeof(id), "city-%zu", c);
-        CHECK(gb_add_node(g, id, dir->items[c].name, dir->items[c].name,
-                          dir->items[c].latitude, dir->items[c].longitude) == TG_OK);
+        CHECK(gb_add_node(g, id, dir->items[c].name, dir->items[c].name, dir->items[c].latitude,
+                          dir->items[c].longitude) == TG_OK);
     }
     CHECK(gb_add_transfers(g, 10, 1000) == TG_OK);
     for (size_t e = 0; e < g->n_edges; e++) {
-        if (strcmp(g->edges[e].from_id, "stop-s"))
+        if (strcmp(g->edges[e].from_id, "stop-s")) {
             continue;
+        }
         size_t c = strtoul(g->edges[e].to_id + strlen("city-"), NULL, 10);
         CHECK(grouped == NULL || grouped == &dir->items[c]);
         grouped = &dir->items[c];
@@ -134,8 +138,9 @@ int main(void) {
     CHECK(virtual_cities_read(TG_SOURCE_DIR "/deploy/sample-data/cities.csv", &dir, err,
                               sizeof(err)) == TG_OK);
     CHECK(dir.count >= 60);
-    for (size_t c = 0; c < dir.count; c++)
+    for (size_t c = 0; c < dir.count; c++) {
         add_variants(dir.items[c].name);
+    }
     add_odata_cities(TG_SOURCE_DIR "/deploy/sample-data/odata/stops.json");
     add_odata_cities(TG_SOURCE_DIR "/deploy/sample-data/odata-changed/stops.json");
 
@@ -143,9 +148,10 @@ int main(void) {
     for (size_t i = 0; i < nnames; i++) {
         const virtual_city_t *v = virtual_served(&dir, names[i]);
         const virtual_city_t *g = graph_grouped(&dir, names[i]);
-        if (v != g)
+        if (v != g) {
             fprintf(stderr, "\"%s\": virtual-entities-generator says %s, graph-builder %s\n",
                     names[i], v ? v->name : "(no city)", g ? g->name : "(no city)");
+        }
         CHECK(v == g);
         written += as_written[i];
         matched += as_written[i] && v != NULL;
@@ -161,8 +167,9 @@ int main(void) {
      * "Олекминск" for "Олёкминск"): none is left without its city. */
     CHECK(matched == written);
     printf("%zu names, %zu directory cities\n", nnames, dir.count);
-    for (size_t i = 0; i < nnames; i++)
+    for (size_t i = 0; i < nnames; i++) {
         free(names[i]);
+    }
     virtual_cities_free(&dir);
     TG_TEST_END();
 }

@@ -1,14 +1,15 @@
 /* Configuration: every bad or missing value names the variable. */
-#include <stdlib.h>
 #include "tg/config.h"
 #include "tg_test.h"
+#include <stdlib.h>
 
 static void clear_env(void) {
-    const char *vars[] = {"KAFKA_BROKERS", "DATABASE_URL", "REDIS_URL", "ODATA_URL", "HTTP_PORT",
-                          "LOG_LEVEL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY",
-                          "CONNECT_TIMEOUT_S", "TOPIC_PREFIX"};
-    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+    const char *vars[] = {"KAFKA_BROKERS", "DATABASE_URL",      "REDIS_URL",   "ODATA_URL",
+                          "HTTP_PORT",     "LOG_LEVEL",         "S3_ENDPOINT", "S3_ACCESS_KEY",
+                          "S3_SECRET_KEY", "CONNECT_TIMEOUT_S", "TOPIC_PREFIX"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
         unsetenv(vars[i]);
+    }
 }
 
 static int load(unsigned needs, char *err, size_t len) {

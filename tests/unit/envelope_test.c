@@ -191,8 +191,9 @@ static void test_deep_nesting(void) {
                                 "{\"schema\":\"x\",\"schemaVersion\":1,\"eventId\":\"e\","
                                 "\"runId\":\"r\",\"sourceId\":\"s\",\"producedAt\":\"t\","
                                 "\"payload\":{\"a\":");
-    for (int i = 0; i < 2000; i++)
+    for (int i = 0; i < 2000; i++) {
         buf[n++] = '[';
+    }
     buf[n] = '\0';
     tg_envelope_t *env = NULL;
     CHECK(tg_envelope_parse(buf, n, &env, err, sizeof err) == TG_ERR_INVALID);

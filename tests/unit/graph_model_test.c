@@ -42,8 +42,9 @@ static void test_city_grouping(void) {
     CHECK(gb_add_node(g, "x3", "X3", "Як\xffутск", 62.0, 129.7) == TG_OK);
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
     CHECK(g->transfer_edges == 4); /* m1<->m2, n1<->n2 */
-    for (size_t i = 0; i < g->n_edges; i++)
+    for (size_t i = 0; i < g->n_edges; i++) {
         CHECK(g->edges[i].from_id[0] == g->edges[i].to_id[0]);
+    }
     gb_graph_free(g);
 }
 
@@ -67,8 +68,9 @@ static void test_transfers(void) {
             a1a2 = 1;
             CHECK(fabs(g->edges[i].distance - 11.12) < 0.05); /* 0.1 degree of latitude */
         }
-        if (!strcmp(g->edges[i].to_id, "a3"))
+        if (!strcmp(g->edges[i].to_id, "a3")) {
             CHECK(isnan(g->edges[i].distance));
+        }
     }
     CHECK(a1a2);
     gb_graph_free(g);
@@ -98,8 +100,9 @@ static void test_transfers(void) {
     CHECK(gb_add_node(g, "s2", "S2", south, 0, 0) == TG_OK);
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
     CHECK(g->n_edges == 2); /* s1 <-> s2 only */
-    for (size_t i = 0; i < g->n_edges; i++)
+    for (size_t i = 0; i < g->n_edges; i++) {
         CHECK(g->edges[i].from_id[0] == 's' && g->edges[i].to_id[0] == 's');
+    }
     gb_graph_free(g);
 }
 

@@ -35,20 +35,24 @@ int main(void) {
         int hit = tg_alloc_fail_disarm();
         /* A refused rule fails the step; a refused sample of an issue
          * (strdup) only loses that example, the issue is still counted. */
-        if (hit)
+        if (hit) {
             CHECK(rc == TG_ERR_NOMEM || (rc == TG_OK && r.errors > 0));
-        else
+        } else {
             CHECK(rc == TG_OK);
+        }
         int rejected = rc != TG_OK || r.errors > 0;
-        if (!rejected)
+        if (!rejected) {
             fprintf(stderr, "allocation %ld refused: the graph passed validation\n", fail_at);
+        }
         CHECK(rejected);
-        if (rc == TG_OK)
+        if (rc == TG_OK) {
             CHECK(gb_report_find(&r, "not_strongly_connected") != NULL);
+        }
         gb_report_free(&r);
         rounds++;
-        if (!hit || fail_at > 100)
+        if (!hit || fail_at > 100) {
             break;
+        }
     }
     CHECK(rounds > 1); /* gb_validate allocates, so some run was refused */
     gb_graph_free(g);

@@ -27,9 +27,11 @@ static void validate(gb_graph_t *g, gb_report_t *r) {
 }
 
 static int has_sample(const gb_issue_t *is, const char *text) {
-    for (int i = 0; is && i < is->n_samples; i++)
-        if (strstr(is->samples[i], text))
+    for (int i = 0; is && i < is->n_samples; i++) {
+        if (strstr(is->samples[i], text)) {
             return 1;
+        }
+    }
     return 0;
 }
 
@@ -146,8 +148,9 @@ static void test_strongly_connected(void) {
     for (int i = 0; i < 40000; i++) {
         snprintf(a, sizeof(a), "n%d", i);
         snprintf(b, sizeof(b), "n%d", (i + 1) % 40000);
-        if (gb_add_edge(g, a, b, 1, 1, "BUS", a, 0) != TG_OK)
+        if (gb_add_edge(g, a, b, 1, 1, "BUS", a, 0) != TG_OK) {
             CHECK(0);
+        }
     }
     validate(g, &r);
     CHECK(r.errors == 0);

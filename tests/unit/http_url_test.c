@@ -1,10 +1,10 @@
 /* How odata-sync-worker follows next links and guards its credentials: a
  * next link resolved against its page, the origin the credentials belong to,
  * and a request to any other origin refused before anything is sent. */
-#include <stdlib.h>
-#include <string.h>
 #include "tg/http.h"
 #include "tg_test.h"
+#include <stdlib.h>
+#include <string.h>
 
 static void check_resolve(const char *base, const char *ref, const char *want) {
     char *got = tg_url_resolve(base, ref);

@@ -1,11 +1,11 @@
 /* odata-sync-worker client: request URLs ($select, $top/$skip, encoded
  * names), the v4, v3 and v2 answer shapes, next links resolved against the
  * page's URL, OData error bodies and cut-short answers. */
-#include <stdlib.h>
-#include <string.h>
 #include "odata_client.h"
 #include "tg/error.h"
 #include "tg_test.h"
+#include <stdlib.h>
+#include <string.h>
 
 static void test_urls(void) {
     odata_mapping_t m;
@@ -48,13 +48,15 @@ static int parse(const char *body, const char **next_out, char *err, size_t errl
     const cJSON *rows = NULL;
     const char *next = NULL;
     int rc = odata_parse_page(body, strlen(body), &root, &rows, &next, err, errlen);
-    if (rc)
+    if (rc) {
         return rc;
+    }
     int n = cJSON_GetArraySize(rows);
     static char saved[256];
     snprintf(saved, sizeof(saved), "%s", next ? next : "(none)");
-    if (next_out)
+    if (next_out) {
         *next_out = saved;
+    }
     cJSON_Delete(root);
     return n;
 }
@@ -63,13 +65,15 @@ static void test_dialects(void) {
     char err[300];
     const char *next = NULL;
     CHECK(parse("{\"@odata.context\":\"x\",\"value\":[{\"Id\":1},{\"Id\":2}],"
-                "\"@odata.nextLink\":\"Stops?$skiptoken=2\"}", &next, err, sizeof(err)) == 2);
+                "\"@odata.nextLink\":\"Stops?$skiptoken=2\"}",
+                &next, err, sizeof(err)) == 2);
     CHECK_STR(next, "Stops?$skiptoken=2");
     CHECK(parse("{\"odata.metadata\":\"x\",\"value\":[{\"Id\":1}],"
-                "\"odata.nextLink\":\"http://h/Stops?p=2\"}", &next, err, sizeof(err)) == 1);
+                "\"odata.nextLink\":\"http://h/Stops?p=2\"}",
+                &next, err, sizeof(err)) == 1);
     CHECK_STR(next, "http://h/Stops?p=2");
-    CHECK(parse("{\"d\":{\"results\":[{\"__metadata\":{},\"Id\":1}],\"__next\":\"n\"}}", &next,
-                err, sizeof(err)) == 1);
+    CHECK(parse("{\"d\":{\"results\":[{\"__metadata\":{},\"Id\":1}],\"__next\":\"n\"}}", &next, err,
+                sizeof(err)) == 1);
     CHECK_STR(next, "n");
     CHECK(parse("{\"d\":[{\"Id\":1},{\"Id\":2},{\"Id\":3}]}", &next, err, sizeof(err)) == 3);
     CHECK_STR(next, "(none)");
@@ -86,7 +90,8 @@ static void test_errors(void) {
     CHECK(parse("{\"error\":{\"code\":\"Busy\",\"message\":\"try later\"}}", NULL, err,
                 sizeof(err)) == TG_ERR_HTTP);
     CHECK(strstr(err, "Busy: try later") != NULL);
-    CHECK(parse("{\"odata.error\":{\"code\":\"E1\",\"message\":{\"lang\":\"en\",\"value\":\"v3 says no\"}}}",
+    CHECK(parse("{\"odata.error\":{\"code\":\"E1\",\"message\":{\"lang\":\"en\",\"value\":\"v3 "
+                "says no\"}}}",
                 NULL, err, sizeof(err)) == TG_ERR_HTTP);
     CHECK(strstr(err, "E1: v3 says no") != NULL);
     CHECK(parse("{\"error\":{\"code\":\"E2\",\"message\":{\"value\":\"v2 says no\"}}}", NULL, err,

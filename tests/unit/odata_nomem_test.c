@@ -4,14 +4,14 @@
  * none.
  *
  * Allocations are refused through tests/unit/tg_alloc_fail.h. */
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
 #include "mapping.h"
 #include "records.h"
 #include "tg_alloc_fail.h"
 #include "tg_test.h"
 #include "validate.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Every allocation of loading the 1C mapping (entity sets, fields, exclude
  * rule, query, name, the file's text) refused in turn. */
@@ -30,12 +30,14 @@ static void test_mapping(void) {
             break;
         }
         refused++;
-        if (rc != TG_ERR_NOMEM)
+        if (rc != TG_ERR_NOMEM) {
             fprintf(stderr, "mapping, allocation %ld refused: %d %s\n", at, rc,
                     rc ? err : "(loaded)");
+        }
         CHECK(rc == TG_ERR_NOMEM);
-        if (rc == TG_OK)
+        if (rc == TG_OK) {
             odata_mapping_free(&m);
+        }
     }
     CHECK(refused > 5);
 }
@@ -58,8 +60,9 @@ static void test_values(void) {
         tg_alloc_fail_arm(1);
         int rc = odata_value_convert(item, cases[i].type, 0, &v, why, sizeof(why));
         (void)tg_alloc_fail_disarm();
-        if (rc != TG_ERR_NOMEM)
+        if (rc != TG_ERR_NOMEM) {
             fprintf(stderr, "value %s: %d, text %s\n", cases[i].json, rc, v.text ? v.text : "NULL");
+        }
         CHECK(rc == TG_ERR_NOMEM && !v.text && !v.bad);
         free(v.text);
         CHECK(odata_value_convert(item, cases[i].type, 0, &v, why, sizeof(why)) == TG_OK && v.text);
@@ -87,17 +90,20 @@ static void test_map_row(void) {
         int hit = tg_alloc_fail_disarm();
         if (hit) {
             refused++;
-            if (rc != TG_ERR_NOMEM)
+            if (rc != TG_ERR_NOMEM) {
                 fprintf(stderr, "row, allocation %ld refused: %d\n", at, rc);
+            }
             CHECK(rc == TG_ERR_NOMEM);
         } else {
             CHECK(rc == TG_OK && ds.t[ODATA_STOPS].n == 1);
-            for (int f = 0; f < 5 && ds.t[ODATA_STOPS].n; f++)
+            for (int f = 0; f < 5 && ds.t[ODATA_STOPS].n; f++) {
                 CHECK(ds.t[ODATA_STOPS].rows[0].v[f].text != NULL);
+            }
         }
         odata_dataset_free(&ds);
-        if (!hit)
+        if (!hit) {
             break;
+        }
     }
     CHECK(refused >= 6); /* the record, its values array and five texts */
     cJSON_Delete(row);

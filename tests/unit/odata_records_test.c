@@ -2,12 +2,12 @@
  * /Date(ms±hhmm)/), numbers that arrive as strings, and a canonical hash
  * that does not change when the source reorders records or adds
  * annotations, but does change when a value changes. */
-#include <stdlib.h>
-#include <string.h>
 #include "mapping.h"
 #include "records.h"
 #include "tg_test.h"
 #include "validate.h"
+#include <stdlib.h>
+#include <string.h>
 
 static int64_t dt(const char *s, int local) {
     int64_t ms = -1;
@@ -22,8 +22,8 @@ static void test_datetimes(void) {
     CHECK(dt("2026-11-30T23:20:00Z", 0) == want);
     CHECK(dt("2026-11-30T23:20:00.000Z", 0) == want);
     CHECK(dt("2026-11-30T23:20:00.5Z", 0) == want + 500);
-    CHECK(dt("2026-11-30T23:20:00", 0) == want);          /* no offset: UTC by default */
-    CHECK(dt("2026-12-01T08:20:00", 540) == want);        /* ... or the mapping's offset */
+    CHECK(dt("2026-11-30T23:20:00", 0) == want);   /* no offset: UTC by default */
+    CHECK(dt("2026-12-01T08:20:00", 540) == want); /* ... or the mapping's offset */
     CHECK(dt("2026-11-30T23:20Z", 0) == want);
     CHECK(dt("/Date(1796080800000)/", 0) == want);
     CHECK(dt("/Date(1796080800000+0900)/", 0) == want); /* ms are UTC; offset informative */
@@ -47,8 +47,9 @@ static void test_datetimes(void) {
 static double num(const char *json) {
     cJSON *item = cJSON_Parse(json);
     double v = -12345;
-    if (odata_parse_number(item, &v))
+    if (odata_parse_number(item, &v)) {
         v = -12345;
+    }
     cJSON_Delete(item);
     return v;
 }
@@ -61,7 +62,7 @@ static void test_numbers(void) {
     CHECK(num("\"abc\"") == -12345);
     CHECK(num("\"0x10\"") == -12345);
     CHECK(num("\"nan\"") == -12345);
-    CHECK(num("\"1e400\"") == -12345);         /* not finite */
+    CHECK(num("\"1e400\"") == -12345); /* not finite */
     CHECK(num("\"\"") == -12345);
     CHECK(num("true") == -12345);
     char out[32];
@@ -130,18 +131,22 @@ static void hash_of(const char *stops_json, char hash[65]) {
 static void test_canonical_hash(void) {
     char a[65], b[65], c[65], d[65], e[65];
     hash_of("[{\"Id\":\"s1\",\"Name\":\"A\",\"Latitude\":62.1,\"Longitude\":129.7},"
-            "{\"Id\":\"s2\",\"Name\":\"B\",\"CityName\":\"Якутск\",\"Latitude\":\"61.5\"}]", a);
+            "{\"Id\":\"s2\",\"Name\":\"B\",\"CityName\":\"Якутск\",\"Latitude\":\"61.5\"}]",
+            a);
     /* Other order, v2 annotations, numbers as strings, explicit nulls. */
     hash_of("[{\"__metadata\":{\"uri\":\"x\"},\"Id\":\"s2\",\"Latitude\":61.5,\"Name\":\"B\","
             "\"CityName\":\"Якутск\",\"Longitude\":null},"
             "{\"Longitude\":\"129.70\",\"Latitude\":62.1,\"Name\":\"A\",\"Id\":\"s1\","
-            "\"@odata.etag\":\"W/1\"}]", b);
+            "\"@odata.etag\":\"W/1\"}]",
+            b);
     hash_of("[{\"Id\":\"s1\",\"Name\":\"A\",\"Latitude\":62.1,\"Longitude\":129.7},"
-            "{\"Id\":\"s2\",\"Name\":\"B!\",\"CityName\":\"Якутск\",\"Latitude\":61.5}]", c);
+            "{\"Id\":\"s2\",\"Name\":\"B!\",\"CityName\":\"Якутск\",\"Latitude\":61.5}]",
+            c);
     /* A value that does not convert must not hash like a null. */
     hash_of("[{\"Id\":\"s1\",\"Name\":\"A\",\"Latitude\":62.1,\"Longitude\":129.7},"
             "{\"Id\":\"s2\",\"Name\":\"B\",\"CityName\":\"Якутск\",\"Latitude\":\"61.5\","
-            "\"Longitude\":\"east\"}]", d);
+            "\"Longitude\":\"east\"}]",
+            d);
     hash_of("[]", e);
     CHECK(strlen(a) == 64);
     CHECK_STR(a, b);

@@ -1,12 +1,12 @@
 /* odata-sync-worker validation and mapping files: each problem is counted
  * and named the way the source names things; a bad mapping names its key. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include "mapping.h"
 #include "tg/error.h"
 #include "tg_test.h"
 #include "validate.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     odata_mapping_t m;
@@ -39,9 +39,10 @@ static const char *STOPS = "[{\"Id\":\"a\",\"Name\":\"A\",\"Latitude\":62,\"Long
                            "{\"Id\":\"b\",\"Name\":\"B\"}]";
 static const char *ROUTES = "[{\"Id\":\"r1\",\"FromStopId\":\"a\",\"ToStopId\":\"b\","
                             "\"DurationMinutes\":60}]";
-static const char *FLIGHTS = "[{\"Id\":\"f1\",\"RouteId\":\"r1\",\"FromStopId\":\"a\","
-                             "\"ToStopId\":\"b\",\"DepartureTime\":\"2026-12-01T08:00:00+09:00\","
-                             "\"ArrivalTime\":\"2026-12-01T09:00:00+09:00\",\"AvailableSeats\":\"20\"}]";
+static const char *FLIGHTS =
+    "[{\"Id\":\"f1\",\"RouteId\":\"r1\",\"FromStopId\":\"a\","
+    "\"ToStopId\":\"b\",\"DepartureTime\":\"2026-12-01T08:00:00+09:00\","
+    "\"ArrivalTime\":\"2026-12-01T09:00:00+09:00\",\"AvailableSeats\":\"20\"}]";
 
 static void test_valid(void) {
     fixture_t f;
@@ -53,13 +54,15 @@ static void test_valid(void) {
 static void test_problems(void) {
     fixture_t f;
     char summary[1024];
-    load(&f,
-         "[{\"Id\":\"a\",\"Name\":\"A\",\"Latitude\":95},{\"Id\":\"a\",\"Name\":\"A2\"},"
-         "{\"Id\":\"c\"},{\"Id\":\"d\",\"Name\":\"D\",\"Longitude\":\"far\"}]",
-         "[{\"Id\":\"r1\",\"FromStopId\":\"a\",\"ToStopId\":\"x\",\"DurationMinutes\":0},"
-         "{\"Id\":\"r2\",\"FromStopId\":\"a\",\"ToStopId\":\"c\",\"DurationMinutes\":5,\"Fare\":-1}]",
-         "[{\"Id\":\"f1\",\"RouteId\":\"nope\",\"FromStopId\":\"a\",\"ToStopId\":\"c\","
-         "\"DepartureTime\":\"2026-12-01T10:00:00Z\",\"ArrivalTime\":\"2026-12-01T09:00:00Z\"}, 7]");
+    load(
+        &f,
+        "[{\"Id\":\"a\",\"Name\":\"A\",\"Latitude\":95},{\"Id\":\"a\",\"Name\":\"A2\"},"
+        "{\"Id\":\"c\"},{\"Id\":\"d\",\"Name\":\"D\",\"Longitude\":\"far\"}]",
+        "[{\"Id\":\"r1\",\"FromStopId\":\"a\",\"ToStopId\":\"x\",\"DurationMinutes\":0},"
+        "{\"Id\":\"r2\",\"FromStopId\":\"a\",\"ToStopId\":\"c\",\"DurationMinutes\":5,\"Fare\":-1}"
+        "]",
+        "[{\"Id\":\"f1\",\"RouteId\":\"nope\",\"FromStopId\":\"a\",\"ToStopId\":\"c\","
+        "\"DepartureTime\":\"2026-12-01T10:00:00Z\",\"ArrivalTime\":\"2026-12-01T09:00:00Z\"}, 7]");
     CHECK(f.rep.count[PROBLEM_COORDINATES] == 1);
     CHECK(f.rep.count[PROBLEM_DUPLICATE_ID] == 1);
     CHECK(f.rep.count[PROBLEM_REQUIRED] == 1); /* Stops[2] Name */
@@ -96,9 +99,8 @@ static void test_id_length(void) {
     longest[255] = '\0';
     memset(over, 'o', 256);
     over[256] = '\0';
-    snprintf(stops, sizeof stops,
-             "[{\"Id\":\"%s\",\"Name\":\"A\"},{\"Id\":\"%s\",\"Name\":\"B\"}]", longest,
-             over);
+    snprintf(stops, sizeof stops, "[{\"Id\":\"%s\",\"Name\":\"A\"},{\"Id\":\"%s\",\"Name\":\"B\"}]",
+             longest, over);
     snprintf(routes, sizeof routes,
              "[{\"Id\":\"r1\",\"FromStopId\":\"%s\",\"ToStopId\":\"%s\","
              "\"DurationMinutes\":60}]",
@@ -115,11 +117,12 @@ static void test_mapping_errors(void) {
     char err[300];
     CHECK(odata_mapping_parse("[]", &m, err, sizeof(err)) == TG_ERR_CONFIG);
     CHECK(odata_mapping_parse("{\"entities\":{\"stops\":{\"entitySet\":\"S\",\"fields\":"
-                              "{\"id\":\"Id\"}}}}", &m, err, sizeof(err)) == TG_ERR_CONFIG);
+                              "{\"id\":\"Id\"}}}}",
+                              &m, err, sizeof(err)) == TG_ERR_CONFIG);
     CHECK_STR(err, "entities.stops.fields.name: missing");
     CHECK(odata_mapping_parse("{\"entities\":{\"stops\":{\"entitySet\":\"S\",\"fields\":"
-                              "{\"id\":\"Id\",\"name\":\"N\",\"colour\":\"C\"}}}}", &m, err,
-                              sizeof(err)) == TG_ERR_CONFIG);
+                              "{\"id\":\"Id\",\"name\":\"N\",\"colour\":\"C\"}}}}",
+                              &m, err, sizeof(err)) == TG_ERR_CONFIG);
     CHECK_STR(err, "entities.stops.fields.colour: not a field of the data contract");
     CHECK(odata_mapping_load("/nonexistent.json", &m, err, sizeof(err)) == TG_ERR_CONFIG);
     CHECK(strstr(err, "ODATA_MAPPING") != NULL);

@@ -76,11 +76,18 @@ static void test_with_attempt(void) {
 static void test_openapi(void) {
     cJSON *doc = cJSON_Parse((const char *)openapi_files[0].data);
     cJSON *paths = cJSON_GetObjectItem(doc, "paths");
-    static const char *const expected[] = {
-        "/api/v1/workers", "/api/v1/workers/execute", "/api/v1/workers/{workerId}/execute",
-        "/api/v1/workers/{workerId}/status", "/api/v1/workers/pipeline/status", "/api/v1/runs",
-        "/api/v1/runs/{runId}", "/api/v1/runs/{runId}/cancel", "/api/v1/runs/{runId}/retry",
-        "/api/v1/dead-letters/replay", "/api/v1/openapi.json", NULL};
+    static const char *const expected[] = {"/api/v1/workers",
+                                           "/api/v1/workers/execute",
+                                           "/api/v1/workers/{workerId}/execute",
+                                           "/api/v1/workers/{workerId}/status",
+                                           "/api/v1/workers/pipeline/status",
+                                           "/api/v1/runs",
+                                           "/api/v1/runs/{runId}",
+                                           "/api/v1/runs/{runId}/cancel",
+                                           "/api/v1/runs/{runId}/retry",
+                                           "/api/v1/dead-letters/replay",
+                                           "/api/v1/openapi.json",
+                                           NULL};
     CHECK(doc != NULL);
     for (int i = 0; expected[i]; i++) {
         CHECK(cJSON_HasObjectItem(paths, expected[i]));

@@ -1,21 +1,23 @@
 /* Every event schema in proto/schemas carries an example that the project's
  * own envelope parser accepts and that has the schema's required fields. */
+#include "tg/envelope.h"
+#include "tg_test.h"
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include "tg/envelope.h"
-#include "tg_test.h"
 
 static char *slurp(const char *path) {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f) {
         return NULL;
+    }
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     rewind(f);
     char *s = calloc(1, (size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n)
+    if (fread(s, 1, (size_t)n, f) != (size_t)n) {
         s[0] = '\0';
+    }
     fclose(f);
     return s;
 }
@@ -24,8 +26,9 @@ static char *slurp(const char *path) {
 static const char *missing_required(const cJSON *schema_obj, const cJSON *obj) {
     const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema_obj, "required"), *r;
     cJSON_ArrayForEach(r, req) {
-        if (cJSON_IsString(r) && !cJSON_GetObjectItemCaseSensitive(obj, r->valuestring))
+        if (cJSON_IsString(r) && !cJSON_GetObjectItemCaseSensitive(obj, r->valuestring)) {
             return r->valuestring;
+        }
     }
     return NULL;
 }
@@ -45,19 +48,22 @@ static void check_schema(const char *path, int *checked) {
     tg_envelope_t *env = NULL;
     char err[256] = "";
     int rc = tg_envelope_parse(ser, strlen(ser), &env, err, sizeof(err));
-    if (rc)
+    if (rc) {
         fprintf(stderr, "%s: example rejected: %s\n", path, err);
+    }
     CHECK(rc == TG_OK);
 
     const cJSON *props = cJSON_GetObjectItem(schema, "properties");
     const cJSON *konst = cJSON_GetObjectItem(cJSON_GetObjectItem(props, "schema"), "const");
-    if (env && cJSON_IsString(konst))
+    if (env && cJSON_IsString(konst)) {
         CHECK_STR(env->schema, konst->valuestring);
+    }
     CHECK(missing_required(schema, example) == NULL);
     const cJSON *payload_schema = cJSON_GetObjectItem(props, "payload");
     const char *miss = env ? missing_required(payload_schema, env->payload) : "payload";
-    if (miss)
+    if (miss) {
         fprintf(stderr, "%s: example payload lacks required %s\n", path, miss);
+    }
     CHECK(miss == NULL);
 
     /* The check itself must be able to fail: drop a required field. */
@@ -80,14 +86,16 @@ int main(void) {
     int checked = 0;
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        if (!strstr(e->d_name, ".schema.json"))
+        if (!strstr(e->d_name, ".schema.json")) {
             continue;
+        }
         char path[1024];
         snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
         check_schema(path, &checked);
     }
-    if (d)
+    if (d) {
         closedir(d);
+    }
     CHECK(checked >= 7);
     TG_TEST_END();
 }

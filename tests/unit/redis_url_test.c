@@ -1,11 +1,11 @@
 /* REDIS_URL: user name, percent-decoded password, host, port and database
  * through libcurl's URL parser; every bad value is refused without the
  * password in the message. */
-#include <stdlib.h>
-#include <string.h>
 #include "tg/config.h"
 #include "tg/redis.h"
 #include "tg_test.h"
+#include <stdlib.h>
+#include <string.h>
 
 static void check_url(const char *url, const char *host, int port, const char *user,
                       const char *password, int db) {

@@ -28,8 +28,9 @@ int main(void) {
     CHECK(s1 != RG_NONE && s2 != RG_NONE && rg_find(g, "s4") == RG_NONE);
     /* s1's out-edges are adjacent, whatever order they came in */
     CHECK(g->first[s1 + 1] - g->first[s1] == 2);
-    for (uint32_t e = g->first[s1]; e < g->first[s1 + 1]; e++)
+    for (uint32_t e = g->first[s1]; e < g->first[s1 + 1]; e++) {
         CHECK(g->edges[e].from == s1);
+    }
     /* the same route id is stored once */
     CHECK(g->edges[g->first[s2]].route == g->edges[g->first[s1]].route ||
           g->edges[g->first[s2]].route == g->edges[g->first[s1] + 1].route);

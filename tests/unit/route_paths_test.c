@@ -10,11 +10,13 @@ static rg_graph_t *build(const char *edges[][4], size_t n) {
     rg_builder_t *b = rg_builder_new();
     const char *ids[] = {"C", "D", "E", "F", "G", "H", "X", "Y1", "Y2"};
     const char *cities[] = {"c1", "c1", "", "", "", "", "", "Якутск", "Якутск"};
-    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++)
+    for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
         CHECK(rg_builder_add_node(b, ids[i], ids[i], cities[i], NAN, NAN) == TG_OK);
-    for (size_t i = 0; i < n; i++)
+    }
+    for (size_t i = 0; i < n; i++) {
         CHECK(rg_builder_add_edge(b, edges[i][0], edges[i][1], atof(edges[i][2]), 1.5,
                                   edges[i][3] ? "BUS" : "TRANSFER", edges[i][3]) == TG_OK);
+    }
     char err[256];
     rg_graph_t *g = rg_builder_finish(b, "graph-v1", err, sizeof err);
     CHECK(g != NULL);
@@ -27,8 +29,9 @@ static const char *trace(const rg_graph_t *g, const rg_path_t *p) {
     size_t n = 0;
     for (size_t i = 0; i < p->nedges; i++) {
         const rg_edge_t *e = &g->edges[p->edges[i]];
-        if (i == 0)
+        if (i == 0) {
             n += (size_t)snprintf(buf + n, sizeof buf - n, "%s", rg_str(g, g->nodes[e->from].id));
+        }
         n += (size_t)snprintf(buf + n, sizeof buf - n, "-%s", rg_str(g, g->nodes[e->to].id));
     }
     return p->nedges ? buf : "";
@@ -60,13 +63,15 @@ static void test_yen_example(void) {
     /* every loopless path, and no more: C to H has 7 */
     n = rg_routes(g, &from, 1, &to, 1, 10, -1, &p, err, sizeof err);
     CHECK(n == 7);
-    for (int i = 1; i < n; i++)
+    for (int i = 1; i < n; i++) {
         CHECK(p[i].minutes >= p[i - 1].minutes);
+    }
     char seen[10][64];
     for (int i = 0; i < n; i++) {
         snprintf(seen[i], sizeof seen[i], "%s", trace(g, &p[i]));
-        for (int j = 0; j < i; j++)
+        for (int j = 0; j < i; j++) {
             CHECK(strcmp(seen[i], seen[j]) != 0);
+        }
     }
     rg_paths_free(p, n);
 

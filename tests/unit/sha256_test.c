@@ -2,15 +2,17 @@
  * odata-sync-worker (datasets.data_hash, row_hash) and the payload hash of
  * S3 requests are 64 lower-case hex digits, depend only on the bytes (not
  * on how they were fed), and change with any byte. */
-#include <ctype.h>
 #include "tg/sha256.h"
 #include "tg_test.h"
+#include <ctype.h>
 
 static int is_hex64(const char *s) {
     size_t n = strlen(s);
-    for (size_t i = 0; i < n; i++)
-        if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i]))
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
             return 0;
+        }
+    }
     return n == 64;
 }
 

@@ -1,9 +1,9 @@
 /* libcommon text: the city rule both graph-builder and
  * virtual-entities-generator follow, the JSON escaping of everything written
  * by hand (logs, the hashed canonical data, the graph in Redis), and UTF-8. */
-#include <stdlib.h>
 #include "tg/text.h"
 #include "tg_test.h"
+#include <stdlib.h>
 
 static const char *key(const char *in) {
     static char out[256];
@@ -80,8 +80,8 @@ static void test_utf8(void) {
     CHECK(tg_utf8_valid("Якутск, ҥ, €, 😀"));
     CHECK(!tg_utf8_valid("Як\xffутск"));
     CHECK(!tg_utf8_valid("\xd0")); /* cut short */
-    char s[32] = "Якутск";        /* 12 bytes */
-    tg_utf8_truncate(s, 5);       /* never half a letter */
+    char s[32] = "Якутск";         /* 12 bytes */
+    tg_utf8_truncate(s, 5);        /* never half a letter */
     CHECK_STR(s, "Як");
     tg_utf8_truncate(s, 100);
     CHECK_STR(s, "Як");

@@ -1,6 +1,6 @@
 /* The wrappers behind tg_alloc_fail.h (linked with -Wl,--wrap=...). */
-#include <stddef.h>
 #include "tg_alloc_fail.h"
+#include <stddef.h>
 
 void *__real_malloc(size_t size);
 void *__real_calloc(size_t n, size_t size);
@@ -25,13 +25,22 @@ int tg_alloc_fail_disarm(void) {
 }
 
 static int refuse(void) {
-    if (!armed || ++seen != fail_at)
+    if (!armed || ++seen != fail_at) {
         return 0;
+    }
     refused = 1;
     return 1;
 }
 
-void *__wrap_malloc(size_t size) { return refuse() ? NULL : __real_malloc(size); }
-void *__wrap_calloc(size_t n, size_t size) { return refuse() ? NULL : __real_calloc(n, size); }
-void *__wrap_realloc(void *p, size_t size) { return refuse() ? NULL : __real_realloc(p, size); }
-char *__wrap_strdup(const char *s) { return refuse() ? NULL : __real_strdup(s); }
+void *__wrap_malloc(size_t size) {
+    return refuse() ? NULL : __real_malloc(size);
+}
+void *__wrap_calloc(size_t n, size_t size) {
+    return refuse() ? NULL : __real_calloc(n, size);
+}
+void *__wrap_realloc(void *p, size_t size) {
+    return refuse() ? NULL : __real_realloc(p, size);
+}
+char *__wrap_strdup(const char *s) {
+    return refuse() ? NULL : __real_strdup(s);
+}

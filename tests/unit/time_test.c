@@ -1,13 +1,13 @@
 /* libcommon time, geo and files: what the services write (ISO 8601 times,
  * dates of the horizon), read (UTC calendar fields) and compute (distances). */
-#include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <unistd.h>
 #include "tg/files.h"
 #include "tg/geo.h"
 #include "tg/time.h"
 #include "tg_test.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 static void test_iso(void) {
     char out[32];

@@ -37,8 +37,9 @@ static void expect_error(const char *csv, const char *fragment) {
     virtual_cities_t c;
     char err[512] = "";
     CHECK(parse(csv, &c, err, sizeof(err)) == TG_ERR_INVALID);
-    if (!strstr(err, fragment))
+    if (!strstr(err, fragment)) {
         fprintf(stderr, "error \"%s\" lacks \"%s\"\n", err, fragment);
+    }
     CHECK(strstr(err, fragment) != NULL);
 }
 
@@ -60,12 +61,14 @@ static void test_real_directory(void) {
     char err[512] = "";
     CHECK(virtual_cities_read(TG_SOURCE_DIR "/deploy/sample-data/cities.csv", &c, err,
                               sizeof(err)) == 0);
-    if (err[0])
+    if (err[0]) {
         fprintf(stderr, "%s\n", err);
+    }
     CHECK(c.count >= 40);
     int hub = 0;
-    for (size_t i = 0; i < c.count; i++)
+    for (size_t i = 0; i < c.count; i++) {
         hub += !strcmp(c.items[i].slug, "yakutsk");
+    }
     CHECK(hub == 1);
     virtual_cities_free(&c);
     CHECK(virtual_cities_read("/nonexistent/cities.csv", &c, err, sizeof(err)) == TG_ERR_IO);

@@ -6,8 +6,9 @@
 
 static const char *slug(const char *in) {
     static char n[VIRTUAL_NAME_MAX], out[VIRTUAL_NAME_MAX];
-    if (tg_city_key(in, n, sizeof(n)) || virtual_translit(n, out, sizeof(out)))
+    if (tg_city_key(in, n, sizeof(n)) || virtual_translit(n, out, sizeof(out))) {
         return "(invalid)";
+    }
     return out;
 }
 

@@ -1,9 +1,9 @@
 /* The generation plan (cities without stops, hub and direct routes), the
  * distance and duration formula, and the flight schedule. */
-#include "tg_test.h"
-#include "virtual.h"
 #include "tg/geo.h"
 #include "tg/time.h"
+#include "tg_test.h"
+#include "virtual.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,17 +13,21 @@
 static virtual_cities_t cities(const char *csv) {
     virtual_cities_t c;
     char err[256] = "";
-    if (virtual_cities_parse("test.csv", csv, strlen(csv), &c, err, sizeof(err)))
+    if (virtual_cities_parse("test.csv", csv, strlen(csv), &c, err, sizeof(err))) {
         fprintf(stderr, "fixture: %s\n", err);
+    }
     return c;
 }
 
-static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB, "Якутск", 60, 1000, "BUS", VIRTUAL_FLIGHT_DAYS};
+static const virtual_config_t hub_cfg = {VIRTUAL_MODE_HUB,   "Якутск", 60, 1000, "BUS",
+                                         VIRTUAL_FLIGHT_DAYS};
 
 static const virtual_route_t *route(const virtual_plan_t *p, const char *id) {
-    for (size_t i = 0; i < p->nroutes; i++)
-        if (!strcmp(p->routes[i].id, id))
+    for (size_t i = 0; i < p->nroutes; i++) {
+        if (!strcmp(p->routes[i].id, id)) {
             return &p->routes[i];
+        }
+    }
     return NULL;
 }
 
@@ -63,8 +67,9 @@ static void test_calendar(void) {
 
 static int count_lines(const tg_buf_t *b) {
     int n = 0;
-    for (size_t i = 0; i < b->len; i++)
+    for (size_t i = 0; i < b->len; i++) {
         n += b->data[i] == '\n';
+    }
     return n;
 }
 
@@ -135,8 +140,9 @@ static void test_hub(void) {
                                    {"amg-1", "Амга", 60.9, 131.97}};
     CHECK(virtual_plan_build(&c, later, 2, &hub_cfg, &p, err, sizeof(err)) == 0);
     CHECK(p.nstops == 2 && p.nroutes == 4);
-    for (size_t i = 0; i < p.nstops; i++)
+    for (size_t i = 0; i < p.nstops; i++) {
         CHECK(strcmp(p.stops[i].id, "virtual-stop-amga") != 0);
+    }
     virtual_plan_free(&p);
     virtual_cities_free(&c);
 }

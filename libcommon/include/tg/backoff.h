@@ -8,8 +8,7 @@
 
 /* Delay before reconnect attempt n (1-based): base * 2^(n-1), capped at max,
  * with +-jitter_pct percent jitter drawn from *seed (0 = none). */
-int64_t tg_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, int jitter_pct,
-                      unsigned *seed);
+int64_t tg_backoff_ms(int attempt, int64_t base_ms, int64_t max_ms, int jitter_pct, unsigned *seed);
 
 /* Parses a comma list of delays in seconds, e.g. "60,300", into out (at most
  * max entries). Returns the count, or -1 when malformed or empty. */

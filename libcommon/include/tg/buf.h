@@ -4,8 +4,8 @@
 #ifndef TG_BUF_H
 #define TG_BUF_H
 
-#include <stddef.h>
 #include "tg/error.h"
+#include <stddef.h>
 
 typedef struct {
     char *data; /* always NUL-terminated when len > 0 */

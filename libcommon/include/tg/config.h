@@ -4,8 +4,8 @@
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H
 
-#include <stddef.h>
 #include "tg/error.h"
+#include <stddef.h>
 
 /* Which connections a program needs; tg_config_load checks only these. */
 enum {
@@ -17,22 +17,22 @@ enum {
 };
 
 typedef struct tg_config_s {
-    const char *service;      /* service id, e.g. "graph-builder" (static) */
-    const char *kafka_brokers;  /* KAFKA_BROKERS */
-    const char *database_url;   /* DATABASE_URL: libpq conninfo or URI */
-    const char *redis_url;      /* REDIS_URL: redis://[:password@]host[:port][/db] */
-    const char *odata_url;      /* ODATA_URL */
-    const char *s3_endpoint;    /* S3_ENDPOINT (empty: backups disabled) */
+    const char *service;       /* service id, e.g. "graph-builder" (static) */
+    const char *kafka_brokers; /* KAFKA_BROKERS */
+    const char *database_url;  /* DATABASE_URL: libpq conninfo or URI */
+    const char *redis_url;     /* REDIS_URL: redis://[:password@]host[:port][/db] */
+    const char *odata_url;     /* ODATA_URL */
+    const char *s3_endpoint;   /* S3_ENDPOINT (empty: backups disabled) */
     const char *s3_bucket;
     const char *s3_access_key;
     const char *s3_secret_key;
     const char *s3_region;
-    const char *api_token;      /* API_TOKEN (empty: no auth) */
-    const char *topic_prefix;   /* TOPIC_PREFIX, prepended to every topic name */
-    int http_port;              /* HTTP_PORT */
-    int probe_port;             /* PROBE_PORT: the probes' own listener (0: none) */
-    int log_level;              /* LOG_LEVEL: debug|info|warn|error */
-    int connect_timeout_s;      /* CONNECT_TIMEOUT_S: give up connecting after this */
+    const char *api_token;    /* API_TOKEN (empty: no auth) */
+    const char *topic_prefix; /* TOPIC_PREFIX, prepended to every topic name */
+    int http_port;            /* HTTP_PORT */
+    int probe_port;           /* PROBE_PORT: the probes' own listener (0: none) */
+    int log_level;            /* LOG_LEVEL: debug|info|warn|error */
+    int connect_timeout_s;    /* CONNECT_TIMEOUT_S: give up connecting after this */
 } tg_config_t;
 
 /* Fills cfg from the environment. Strings point into the environment and
@@ -50,8 +50,8 @@ int tg_env_long(const char *name, long def, long min, long max, long *out, char 
                 size_t errlen) TG_WARN_UNUSED;
 
 /* Reads an optional number within [min, max]; def when unset. */
-int tg_env_double(const char *name, double def, double min, double max, double *out,
-                  char *errstr, size_t errlen) TG_WARN_UNUSED;
+int tg_env_double(const char *name, double def, double min, double max, double *out, char *errstr,
+                  size_t errlen) TG_WARN_UNUSED;
 
 /* Reads an optional boolean (1/0/true/false/yes/no); def when unset. */
 int tg_env_bool(const char *name, int def, int *out, char *errstr, size_t errlen) TG_WARN_UNUSED;

@@ -8,9 +8,9 @@
 #ifndef TG_DATASET_H
 #define TG_DATASET_H
 
-#include <stdint.h>
-#include <libpq-fe.h>
 #include "tg/error.h"
+#include <libpq-fe.h>
+#include <stdint.h>
 
 /* Bytes of a stop, route or flight id at most: odata-sync-worker refuses a
  * dataset with a longer one, so the ids built from them (virtual routes,

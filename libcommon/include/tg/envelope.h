@@ -8,11 +8,11 @@
 #ifndef TG_ENVELOPE_H
 #define TG_ENVELOPE_H
 
-#include <stddef.h>
-#include <stdint.h>
-#include <cjson/cJSON.h>
 #include "tg/error.h"
 #include "tg/time.h" /* producedAt; the clocks lived here once */
+#include <cjson/cJSON.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define TG_ENVELOPE_VERSION 1
 #define TG_ENVELOPE_MAX_BYTES (1024 * 1024)

@@ -17,14 +17,14 @@
 
 typedef enum {
     TG_OK = 0,
-    TG_ERR_CONFIG = -1,    /* bad or missing configuration */
-    TG_ERR_INVALID = -2,   /* malformed or invalid input: do not retry */
+    TG_ERR_CONFIG = -1,      /* bad or missing configuration */
+    TG_ERR_INVALID = -2,     /* malformed or invalid input: do not retry */
     TG_ERR_UNAVAILABLE = -3, /* a server could not be reached: retry later */
-    TG_ERR_TIMEOUT = -4,   /* a deadline passed: retry later */
-    TG_ERR_DB = -5,        /* PostgreSQL refused a statement */
-    TG_ERR_REDIS = -6,     /* Redis refused a command or went away */
-    TG_ERR_KAFKA = -7,     /* Kafka produce, delivery or consume failed */
-    TG_ERR_HTTP = -8,      /* an HTTP peer answered with an error */
+    TG_ERR_TIMEOUT = -4,     /* a deadline passed: retry later */
+    TG_ERR_DB = -5,          /* PostgreSQL refused a statement */
+    TG_ERR_REDIS = -6,       /* Redis refused a command or went away */
+    TG_ERR_KAFKA = -7,       /* Kafka produce, delivery or consume failed */
+    TG_ERR_HTTP = -8,        /* an HTTP peer answered with an error */
     TG_ERR_NOMEM = -9,
     TG_ERR_NOTFOUND = -10,
     TG_ERR_SHUTDOWN = -11, /* work abandoned because the service is stopping */

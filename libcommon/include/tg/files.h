@@ -4,8 +4,8 @@
 #ifndef TG_FILES_H
 #define TG_FILES_H
 
-#include <stddef.h>
 #include "tg/error.h"
+#include <stddef.h>
 
 /* Reads the file at path, at most max bytes (0: no limit), into a
  * NUL-terminated string. On success *out is owned by the caller, who frees

@@ -4,9 +4,9 @@
 #ifndef TG_HTTP_H
 #define TG_HTTP_H
 
-#include <stddef.h>
 #include "tg/buf.h"
 #include "tg/error.h"
+#include <stddef.h>
 
 typedef struct {
     long connect_timeout_ms; /* default 5000 */
@@ -22,9 +22,9 @@ typedef struct {
 } tg_http_opts_t;
 
 typedef struct {
-    long status;          /* HTTP status, 0 when no answer */
-    tg_buf_t body;        /* owned; free with tg_http_response_free() */
-    long retry_after_s;   /* Retry-After in seconds, -1 when absent */
+    long status;        /* HTTP status, 0 when no answer */
+    tg_buf_t body;      /* owned; free with tg_http_response_free() */
+    long retry_after_s; /* Retry-After in seconds, -1 when absent */
     char effective_url[2048];
 } tg_http_response_t;
 
@@ -32,8 +32,8 @@ typedef struct {
  * failures give TG_ERR_UNAVAILABLE or TG_ERR_TIMEOUT with errstr, a URL
  * outside opts->auth_origin TG_ERR_INVALID (nothing sent). resp is always
  * initialised and must be freed with tg_http_response_free(). */
-int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t *resp,
-                char *errstr, size_t errlen) TG_WARN_UNUSED;
+int tg_http_get(const char *url, const tg_http_opts_t *opts, tg_http_response_t *resp, char *errstr,
+                size_t errlen) TG_WARN_UNUSED;
 
 void tg_http_response_free(tg_http_response_t *resp);
 

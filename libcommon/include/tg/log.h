@@ -21,7 +21,11 @@ void tg_log_set_run_id(const char *run_id);
 int tg_log_enabled(int level);
 void tg_log(int level, const char *fmt, ...) TG_PRINTF(2, 3);
 
-#define tg_debug(...) do { if (tg_log_enabled(TG_LOG_DEBUG)) tg_log(TG_LOG_DEBUG, __VA_ARGS__); } while (0)
+#define tg_debug(...)                                                                              \
+    do {                                                                                           \
+        if (tg_log_enabled(TG_LOG_DEBUG))                                                          \
+            tg_log(TG_LOG_DEBUG, __VA_ARGS__);                                                     \
+    } while (0)
 #define tg_info(...) tg_log(TG_LOG_INFO, __VA_ARGS__)
 #define tg_warn(...) tg_log(TG_LOG_WARN, __VA_ARGS__)
 #define tg_error(...) tg_log(TG_LOG_ERROR, __VA_ARGS__)

@@ -4,8 +4,8 @@
 #ifndef TG_PG_H
 #define TG_PG_H
 
-#include <libpq-fe.h>
 #include "tg/error.h"
+#include <libpq-fe.h>
 
 /* Connects to conninfo (conninfo string or URI), retrying with backoff until
  * timeout_s passes. The caller closes the connection with PQfinish().
@@ -31,8 +31,7 @@ typedef struct {
 /* tg_pg_exec that also fills *diag (when not NULL): on failure with the
  * statement's SQLSTATE and constraint name, on success with "". */
 int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *const *params,
-                    PGresult **out, tg_pg_diag_t *diag, char *errstr,
-                    size_t errlen) TG_WARN_UNUSED;
+                    PGresult **out, tg_pg_diag_t *diag, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 int tg_pg_begin(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;
 int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;

@@ -4,9 +4,9 @@
 #ifndef TG_REDIS_H
 #define TG_REDIS_H
 
-#include <stddef.h>
-#include <hiredis/hiredis.h>
 #include "tg/error.h"
+#include <hiredis/hiredis.h>
+#include <stddef.h>
 
 /* REDIS_URL taken apart: redis://[[user]:password@]host[:port][/db], user
  * and password percent-decoded (a '@' in a password is written %40). */

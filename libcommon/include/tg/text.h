@@ -20,9 +20,9 @@
 #ifndef TG_TEXT_H
 #define TG_TEXT_H
 
-#include <stddef.h>
 #include "tg/buf.h"
 #include "tg/error.h"
+#include <stddef.h>
 
 /* ---- JSON strings ----------------------------------------------------- */
 /* One escaping for every JSON we write by hand (logs, the canonical data

@@ -6,9 +6,9 @@
 #ifndef TG_TIME_H
 #define TG_TIME_H
 
+#include "tg/error.h"
 #include <stddef.h>
 #include <stdint.h>
-#include "tg/error.h"
 
 /* Milliseconds since the epoch / of a monotonic clock. */
 int64_t tg_now_ms(void);

@@ -20,46 +20,46 @@
 #ifndef TG_WORKER_H
 #define TG_WORKER_H
 
-#include <stdint.h>
-#include <hiredis/hiredis.h>
-#include <libpq-fe.h>
 #include "tg/config.h"
 #include "tg/envelope.h"
 #include "tg/kafka.h"
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <stdint.h>
 
 typedef struct tg_worker_ctx_s {
     const tg_config_t *cfg;
-    PGconn *pg;             /* connected when the def needs TG_NEED_PG */
-    redisContext *redis;    /* connected when the def needs TG_NEED_REDIS */
-    void *state;            /* the worker's own, set by init */
-    volatile int stop;      /* non-zero once shutdown was requested */
-    int64_t started_ms;     /* epoch ms when the current step started */
-    int64_t deadline_ms;    /* epoch ms by which the current step must end */
+    PGconn *pg;          /* connected when the def needs TG_NEED_PG */
+    redisContext *redis; /* connected when the def needs TG_NEED_REDIS */
+    void *state;         /* the worker's own, set by init */
+    volatile int stop;   /* non-zero once shutdown was requested */
+    int64_t started_ms;  /* epoch ms when the current step started */
+    int64_t deadline_ms; /* epoch ms by which the current step must end */
 } tg_worker_ctx_t;
 
 /* What a step reports. The loop turns it into the outgoing event. */
 typedef struct {
-    int err;               /* TG_OK, or a tg_err_t (retryable or not) */
+    int err; /* TG_OK, or a tg_err_t (retryable or not) */
     /* on success: "success", "no_changes", "skipped", or TG_STEP_NOTHING
      * when the event asked for nothing of this worker and nothing follows
      * (no completion event is sent; the input is marked done) */
     const char *status;
-    char message[1024];    /* "Graph built successfully: 2000 nodes, 15000 edges" or the error */
+    char message[1024];      /* "Graph built successfully: 2000 nodes, 15000 edges" or the error */
     int64_t dataset_version; /* carried on in the outgoing envelope (0 = keep input's) */
     long long added, updated, deleted;
-    cJSON *details;        /* optional extra payload fields; the loop takes ownership */
+    cJSON *details; /* optional extra payload fields; the loop takes ownership */
 } tg_step_result_t;
 
 typedef struct {
-    const char *worker_id;     /* "odata-sync-worker" */
-    const char *worker_name;   /* "OData Synchronization Worker" */
-    const char *version;       /* "1.0.0" */
-    const char *input_topic;   /* base names, see tg/topics.h */
-    const char *input_schema;  /* expected schema of input events */
+    const char *worker_id;    /* "odata-sync-worker" */
+    const char *worker_name;  /* "OData Synchronization Worker" */
+    const char *version;      /* "1.0.0" */
+    const char *input_topic;  /* base names, see tg/topics.h */
+    const char *input_schema; /* expected schema of input events */
     const char *output_topic;
     const char *output_schema;
-    int default_port;          /* HTTP_PORT default */
-    unsigned needs;            /* TG_NEED_* beyond Kafka */
+    int default_port; /* HTTP_PORT default */
+    unsigned needs;   /* TG_NEED_* beyond Kafka */
     /* The specification's step timeout (TG_TIMEOUT_S_* of tg/topics.h), the
      * default of STEP_TIMEOUT_S and WORKER_TIMEOUT_S_<n> (the orchestrator's
      * setting, read by the worker too). 0 = the value for worker_id. */
