@@ -7,6 +7,7 @@
 
 #include "tg/dataset.h"
 #include "tg/pg.h"
+#include "tg/time.h"
 
 int64_t tg_local_day(int64_t now_ms) {
     int64_t s = now_ms / 1000 + TG_LOCAL_UTC_OFFSET_S;
@@ -14,11 +15,7 @@ int64_t tg_local_day(int64_t now_ms) {
 }
 
 void tg_day_format(int64_t day, char *out, size_t outlen) {
-    time_t t = (time_t)(day * 86400);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm) || !strftime(out, outlen, "%Y-%m-%d", &tm)) {
-        snprintf(out, outlen, "%s", "");
-    }
+    tg_time_format(day * 86400, "%Y-%m-%d", out, outlen);
 }
 
 static const char *const names[] = {NULL, "virtual-missing", "virtual-horizon", "graph"};

@@ -1,5 +1,5 @@
 /* The event envelope: strict parsing (every field checked, errors name the
- * field), serialisation, and the id, clock and JSON helpers around it. */
+ * field), serialisation, and the id and JSON helpers around it. */
 #include "tg/envelope.h"
 
 #include <errno.h>
@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- ids, clocks ------------------------------------------------------- */
+/* ---- ids ------------------------------------------------------- */
 
 static void random_bytes(unsigned char *out, size_t len) {
     size_t got = 0;
@@ -54,27 +54,6 @@ void tg_uuid(char out[37]) {
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
              b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
              b[14], b[15]);
-}
-
-void tg_now_iso(char out[32]) {
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
-
-int64_t tg_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t tg_mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- JSON accessors ---------------------------------------------------- */

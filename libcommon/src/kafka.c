@@ -3,6 +3,7 @@
  * at-least-once group consumer (offsets stored only by tg_consumer_done). */
 #include "tg/kafka.h"
 
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
+#include "tg/time.h"
 
 extern char **environ;
 
@@ -548,4 +549,52 @@ int tg_kafka_ping(rd_kafka_t *rk, int timeout_ms) {
     int ok = md->broker_cnt > 0;
     rd_kafka_metadata_destroy(md);
     return ok;
+}
+
+/* ---- readers of chosen partitions --------------------------------------- */
+
+rd_kafka_t *tg_kafka_reader_new(const tg_config_t *cfg, const char *group, char *errstr,
+                                size_t errlen) {
+    char rderr[256];
+    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
+    int rc = tg_kafka_conf_apply_env(kconf, cfg, errstr, errlen);
+    const char *settings[][2] = {
+        {"group.id", group}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}};
+    for (size_t i = 0; !rc && i < sizeof settings / sizeof settings[0]; i++) {
+        if (rd_kafka_conf_set(kconf, settings[i][0], settings[i][1], rderr, sizeof rderr) !=
+            RD_KAFKA_CONF_OK) {
+            rc = tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: %s: %s", settings[i][0], rderr);
+        }
+    }
+    rd_kafka_t *rk = rc ? NULL : rd_kafka_new(RD_KAFKA_CONSUMER, kconf, rderr, sizeof rderr);
+    if (!rk) {
+        rd_kafka_conf_destroy(kconf);
+        if (!rc) {
+            tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rderr);
+        }
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    return rk;
+}
+
+int tg_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
+                             char *errstr, size_t errlen) {
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err =
+        rkt ? rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms) : RD_KAFKA_RESP_ERR__FAIL;
+    *count = 0;
+    if (!err && md->topic_cnt == 1 && !md->topics[0].err) {
+        *count = md->topics[0].partition_cnt;
+    }
+    if (md) {
+        rd_kafka_metadata_destroy(md);
+    }
+    if (rkt) {
+        rd_kafka_topic_destroy(rkt);
+    }
+    return err ? tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: metadata of %s: %s", topic,
+                         rd_kafka_err2str(err))
+               : TG_OK;
 }

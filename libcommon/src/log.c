@@ -1,11 +1,12 @@
 /* Structured JSON logging, one object per line, with the thread's run id. */
 #include "tg/log.h"
+#include "tg/text.h"
+#include "tg/time.h"
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 static char log_service[64] = "tg";
 static int log_level = TG_LOG_INFO;
@@ -35,27 +36,6 @@ int tg_log_enabled(int level) {
     return level >= log_level;
 }
 
-/* Appends s to out as the body of a JSON string. */
-static size_t json_escape(char *out, size_t cap, const char *s) {
-    size_t n = 0;
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c == '\n') {
-            out[n++] = '\\';
-            out[n++] = 'n';
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n] = '\0';
-    return n;
-}
-
 void tg_log(int level, const char *fmt, ...) {
     static const char *const names[] = {"debug", "info", "warn", "error"};
     if (!tg_log_enabled(level)) {
@@ -66,15 +46,9 @@ void tg_log(int level, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_escape(esc, sizeof(esc), msg);
-    json_escape(run, sizeof(run), log_run_id);
-
-    struct timespec now;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof(ts) - n, ".%03ldZ", now.tv_nsec / 1000000);
+    tg_json_escape(esc, sizeof(esc), msg);
+    tg_json_escape(run, sizeof(run), log_run_id);
+    tg_now_iso(ts);
 
     pthread_mutex_lock(&log_lock);
     fprintf(stderr,

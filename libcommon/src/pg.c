@@ -2,9 +2,9 @@
  * statements, transactions and COPY. */
 #include "tg/pg.h"
 #include "tg/backoff.h"
-#include "tg/envelope.h"
 #include "tg/log.h"
-#include "tg/service.h"
+#include "tg/shutdown.h"
+#include "tg/time.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -36,7 +36,7 @@ PGconn *tg_pg_connect(const char *conninfo, int timeout_s, char *errstr, size_t 
             return NULL;
         }
         tg_warn("PostgreSQL not reachable yet (%s); retrying in %lld ms", line, (long long)wait);
-        tg_sleep_ms(wait, (volatile int *)&tg_shutdown_requested);
+        tg_sleep_ms(wait, &tg_shutdown_requested);
     }
 }
 
@@ -69,12 +69,26 @@ static int result_error(PGconn *conn, PGresult *res, const char *what, char *err
 
 int tg_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                PGresult **out, char *errstr, size_t errlen) {
+    return tg_pg_exec_diag(conn, sql, nparams, params, out, NULL, errstr, errlen);
+}
+
+int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                    PGresult **out, tg_pg_diag_t *diag, char *errstr, size_t errlen) {
     if (out) {
         *out = NULL;
+    }
+    if (diag) {
+        memset(diag, 0, sizeof(*diag));
     }
     PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        const char *name = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+        if (diag) {
+            snprintf(diag->sqlstate, sizeof(diag->sqlstate), "%s", state ? state : "");
+            snprintf(diag->constraint, sizeof(diag->constraint), "%s", name ? name : "");
+        }
         char what[80];
         snprintf(what, sizeof(what), "%.*s", (int)strcspn(sql, "\n("), sql);
         return result_error(conn, res, what, errstr, errlen);

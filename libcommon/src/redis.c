@@ -2,9 +2,9 @@
  * pipelining. */
 #include "tg/redis.h"
 #include "tg/backoff.h"
-#include "tg/envelope.h"
 #include "tg/log.h"
-#include "tg/service.h"
+#include "tg/shutdown.h"
+#include "tg/time.h"
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,7 +183,7 @@ redisContext *tg_redis_connect(const char *url, int timeout_s, char *errstr, siz
             break;
         }
         tg_warn("Redis not reachable yet (%s); retrying in %lld ms", why, (long long)wait);
-        tg_sleep_ms(wait, (volatile int *)&tg_shutdown_requested);
+        tg_sleep_ms(wait, &tg_shutdown_requested);
     }
     tg_redis_url_free(&u);
     return c;

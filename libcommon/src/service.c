@@ -1,6 +1,6 @@
-/* The process around a service: the shutdown flag, and the civetweb server
- * answering GET /healthz, /readyz and /metrics for Kubernetes and Prometheus,
- * counting every request by route and status. */
+/* The process around a service: the civetweb server answering GET /healthz,
+ * /readyz and /metrics for Kubernetes and Prometheus, counting every request
+ * by route and status. */
 #include "tg/service.h"
 
 #include <pthread.h>
@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "tg/buf.h"
-#include "tg/envelope.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
+#include "tg/time.h"
 
 #define MAX_DEPS 8
 #define MAX_ROUTES 32
@@ -25,8 +25,6 @@
 #ifndef TG_REVISION
 #define TG_REVISION "unknown"
 #endif
-
-volatile sig_atomic_t tg_shutdown_requested = 0;
 
 typedef struct {
     char name[32];
@@ -60,23 +58,6 @@ struct tg_service_s {
 static __thread int64_t request_started_ms;
 static __thread const char *request_route;
 
-/* ---- signals ----------------------------------------------------------- */
-
-static void on_shutdown_signal(int sig) {
-    tg_shutdown_requested = 1;
-}
-
-void tg_signals_install(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_shutdown_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sa.sa_handler = SIG_IGN;
-    sigaction(SIGPIPE, &sa, NULL);
-}
-
 /* ---- replies ----------------------------------------------------------- */
 
 static void reply_raw(struct mg_connection *conn, int status, const char *content_type,
@@ -105,14 +86,22 @@ void tg_http_reply_json(struct mg_connection *conn, int status, cJSON *obj,
     free(body);
 }
 
+cJSON *tg_http_error_body(const char *code, const char *message) {
+    cJSON *obj = cJSON_CreateObject();
+    cJSON *err = NULL;
+    if (!obj || !cJSON_AddFalseToObject(obj, "success") ||
+        !(err = cJSON_AddObjectToObject(obj, "error")) ||
+        !cJSON_AddStringToObject(err, "code", code) ||
+        !cJSON_AddStringToObject(err, "message", message)) {
+        cJSON_Delete(obj);
+        return NULL;
+    }
+    return obj;
+}
+
 void tg_http_reply_error(struct mg_connection *conn, int status, const char *code,
                          const char *message) {
-    cJSON *obj = cJSON_CreateObject();
-    cJSON *err = cJSON_AddObjectToObject(obj, "error");
-    cJSON_AddBoolToObject(obj, "success", 0);
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", message);
-    tg_http_reply_json(conn, status, obj, NULL);
+    tg_http_reply_json(conn, status, tg_http_error_body(code, message), NULL);
 }
 
 /* ---- handlers ---------------------------------------------------------- */
@@ -126,12 +115,9 @@ static int reject_request(struct mg_connection *conn, const char *path) {
         return 404;
     }
     if (strcmp(ri->request_method, "GET") != 0) {
-        cJSON *obj = cJSON_CreateObject();
-        cJSON *err = cJSON_AddObjectToObject(obj, "error");
-        cJSON_AddBoolToObject(obj, "success", 0);
-        cJSON_AddStringToObject(err, "code", "method_not_allowed");
-        cJSON_AddStringToObject(err, "message", "only GET is allowed here");
-        tg_http_reply_json(conn, 405, obj, "Allow: GET\r\n");
+        tg_http_reply_json(conn, 405,
+                           tg_http_error_body("method_not_allowed", "only GET is allowed here"),
+                           "Allow: GET\r\n");
         return 405;
     }
     return 0;

@@ -135,26 +135,11 @@ static int step_timeout_load(worker_t *w, char *err, size_t errlen) {
 
 /* ---- signals: a step sees shutdown through ctx->stop while it runs ------ */
 
-static volatile int *stop_mirror;
-
-static void on_stop_signal(int sig) {
-    tg_shutdown_requested = 1;
-    if (stop_mirror) {
-        *stop_mirror = 1;
-    }
-}
-
-/* tg_signals_install sets only the process flag; steps poll ctx->stop (and
- * pass it to tg_sleep_ms), so the handler here sets both. */
+/* tg_signals_install sets the process flag; steps poll ctx->stop (and
+ * pass it to tg_sleep_ms), so the handler sets that too. */
 static void signals_install(worker_t *w) {
     tg_signals_install();
-    stop_mirror = &w->ctx.stop;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
+    tg_shutdown_mirror(&w->ctx.stop);
 }
 
 /* ---- start-up ---------------------------------------------------------- */
@@ -298,7 +283,7 @@ static void worker_cleanup(worker_t *w) {
         redisFree(w->ctx.redis);
     }
     tg_service_stop(w->svc);
-    stop_mirror = NULL;
+    tg_shutdown_mirror(NULL);
 }
 
 /* ---- connections ------------------------------------------------------- */

@@ -2,7 +2,8 @@
  * array with a per-stop outgoing index (CSR), transfer edges inside a city,
  * and the JSON of the Redis format written in one pass into a tg_buf. */
 #include "graph.h"
-#include <ctype.h>
+#include "tg/geo.h"
+#include "tg/text.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,60 +179,8 @@ int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double we
 
 /* ---- transfers between the stops of one city --------------------------- */
 
-/* Writes the lower case of the UTF-8 character at s (ASCII or Cyrillic; ё/Ё
- * become е, anything else is copied) into out and returns its length. */
-static size_t fold_char(const unsigned char *s, unsigned char *out) {
-    if (s[0] == 0xD0 && s[1] >= 0x90 && s[1] <= 0x9F) { /* А-П */
-        out[0] = 0xD0, out[1] = s[1] + 0x20;
-    } else if (s[0] == 0xD0 && s[1] >= 0xA0 && s[1] <= 0xAF) { /* Р-Я */
-        out[0] = 0xD1, out[1] = s[1] - 0x20;
-    } else if ((s[0] == 0xD0 && s[1] == 0x81) || (s[0] == 0xD1 && s[1] == 0x91)) { /* Ё ё */
-        out[0] = 0xD0, out[1] = 0xB5;
-    } else if (s[0] >= 0xC0 && s[1]) {
-        out[0] = s[0], out[1] = s[1];
-    } else {
-        out[0] = (unsigned char)tolower(s[0]);
-        return 1;
-    }
-    return 2;
-}
-
-/* Settlement-type prefixes that OData names carry and directories don't. */
-static const char *const city_prefixes[] = {"г. ", "г.", "пос. ", "пгт ", "пгт. ", "с. ", "п. "};
-
-void gb_city_key(const char *city, char *out, size_t outlen) {
-    size_t o = 0;
-    out[0] = '\0';
-    if (!city || outlen < 3) {
-        return;
-    }
-    while (isspace((unsigned char)*city)) {
-        city++;
-    }
-    for (size_t i = 0; i < sizeof(city_prefixes) / sizeof(city_prefixes[0]); i++) {
-        size_t n = strlen(city_prefixes[i]);
-        if (!strncmp(city, city_prefixes[i], n)) {
-            city += n;
-            break;
-        }
-    }
-    const unsigned char *s = (const unsigned char *)city;
-    while (*s && o + 3 < outlen) {
-        if (isspace(*s)) {
-            while (isspace(*s)) {
-                s++;
-            }
-            if (*s && o > 0) {
-                out[o++] = ' ';
-            }
-            continue;
-        }
-        size_t n = fold_char(s, (unsigned char *)out + o);
-        o += n;
-        s += n;
-    }
-    out[o] = '\0';
-}
+/* The city rule is tg_city_key (tg/text.h), shared with
+ * virtual-entities-generator so that both agree on what one city is. */
 
 typedef struct {
     const char *key; /* the city's key in the keys block: never cut short */
@@ -244,17 +193,6 @@ static int cmp_city_stop(const void *a, const void *b) {
     return c ? c : (x->node > y->node) - (x->node < y->node);
 }
 
-static double haversine_km(const gb_node_t *a, const gb_node_t *b) {
-    if (isnan(a->lat) || isnan(a->lon) || isnan(b->lat) || isnan(b->lon)) {
-        return NAN;
-    }
-    const double r = 6371.0, rad = M_PI / 180.0;
-    double dlat = (b->lat - a->lat) * rad, dlon = (b->lon - a->lon) * rad;
-    double h = sin(dlat / 2) * sin(dlat / 2) +
-               cos(a->lat * rad) * cos(b->lat * rad) * sin(dlon / 2) * sin(dlon / 2);
-    return 2 * r * asin(sqrt(h));
-}
-
 /* Every ordered pair of the group [from, to) gets a TRANSFER edge. */
 static int transfer_group(gb_graph_t *g, const city_stop_t *cs, size_t from, size_t to,
                           double minutes) {
@@ -264,7 +202,7 @@ static int transfer_group(gb_graph_t *g, const city_stop_t *cs, size_t from, siz
                 continue;
             }
             const gb_node_t *a = &g->nodes[cs[i].node], *b = &g->nodes[cs[j].node];
-            double km = haversine_km(a, b);
+            double km = tg_geo_distance_km(a->lat, a->lon, b->lat, b->lon);
             if (gb_add_edge(g, a->id, b->id, minutes, isnan(km) ? NAN : round(km * 100) / 100,
                             "TRANSFER", NULL, 0)) {
                 return TG_ERR_NOMEM;
@@ -279,7 +217,7 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
     if (minutes <= 0 || g->n_nodes < 2) {
         return TG_OK;
     }
-    /* A key is never longer than its name (+3 for gb_city_key's minimum). */
+    /* A key is never longer than its name (+3 keeps room for "" of NULL). */
     size_t total = 0;
     for (size_t i = 0; i < g->n_nodes; i++) {
         total += (g->nodes[i].city ? strlen(g->nodes[i].city) : 0) + 3;
@@ -295,8 +233,7 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
     char *at = keys;
     for (size_t i = 0; i < g->n_nodes; i++) {
         size_t room = (g->nodes[i].city ? strlen(g->nodes[i].city) : 0) + 3;
-        gb_city_key(g->nodes[i].city, at, room);
-        if (*at) {
+        if (tg_city_key(g->nodes[i].city, at, room) == TG_OK) {
             cs[n].key = at;
             cs[n++].node = i;
         }
@@ -415,34 +352,6 @@ int gb_graph_drop_isolated(gb_graph_t *g) {
 
 /* ---- JSON of the Redis format ------------------------------------------ */
 
-static int json_str(tg_buf_t *b, const char *s) {
-    static const char hex[] = "0123456789abcdef";
-    int rc = tg_buf_append(b, "\"", 1);
-    const char *run = s;
-    for (; *s && rc == TG_OK; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        rc = tg_buf_append(b, run, (size_t)(s - run));
-        char esc[6] = {'\\', (char)c, 0};
-        size_t n = 2;
-        if (c < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-            n = 6;
-        }
-        if (rc == TG_OK) {
-            rc = tg_buf_append(b, esc, n);
-        }
-        run = s + 1;
-    }
-    if (rc == TG_OK) {
-        rc = tg_buf_append(b, run, (size_t)(s - run));
-    }
-    return rc ? rc : tg_buf_append(b, "\"", 1);
-}
-
 /* ,"name": then the string; names are literals, so no escaping. */
 static int json_field_str(tg_buf_t *b, const char *name, const char *value) {
     int rc = tg_buf_append(b, ",\"", 2);
@@ -452,7 +361,7 @@ static int json_field_str(tg_buf_t *b, const char *name, const char *value) {
     if (!rc) {
         rc = tg_buf_append(b, "\":", 2);
     }
-    return rc ? rc : json_str(b, value);
+    return rc ? rc : tg_json_append_str(b, value);
 }
 
 /* ,"name":number; whole numbers (most weights) skip printf, which is most
@@ -478,7 +387,7 @@ static int json_field_num(tg_buf_t *b, const char *name, double v) {
 int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
     int rc = tg_buf_append(b, "{\"stopId\":", 10);
     if (!rc) {
-        rc = json_str(b, n->id);
+        rc = tg_json_append_str(b, n->id);
     }
     if (!rc) {
         rc = json_field_str(b, "stopName", n->name);
@@ -495,7 +404,7 @@ int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
 int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
     int rc = tg_buf_append(b, "{\"fromStopId\":", 14);
     if (!rc) {
-        rc = json_str(b, e->from_id);
+        rc = tg_json_append_str(b, e->from_id);
     }
     if (!rc) {
         rc = json_field_str(b, "toStopId", e->to_id);

@@ -69,9 +69,9 @@ int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double we
 /* Returns the index of stop id, or -1. */
 int gb_find_node(const gb_graph_t *g, const char *id);
 
-/* Adds TRANSFER edges both ways between every two stops of the same
- * normalised city, weight minutes; cities with more than max_stops stops get
- * none (counted in big_cities). */
+/* Adds TRANSFER edges both ways between every two stops of the same city
+ * (the same tg_city_key; stops without a valid city name get none), weight minutes; cities with
+ * more than max_stops stops get none (counted in big_cities). */
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) TG_WARN_UNUSED;
 
 /* Builds the outgoing-edge index (out_start/out_edges); call after the last
@@ -84,11 +84,6 @@ int gb_graph_index(gb_graph_t *g) TG_WARN_UNUSED;
  * published graph never holds a node nobody can reach. Needs gb_graph_index;
  * call after the last edge was added. */
 int gb_graph_drop_isolated(gb_graph_t *g) TG_WARN_UNUSED;
-
-/* Normalises a city name for transfer grouping: trims, drops a leading
- * settlement prefix ("г.", "пос.", "с." ...), lower-cases ASCII and
- * Cyrillic, folds ё to е and collapses blanks. Writes "" for NULL. */
-void gb_city_key(const char *city, char *out, size_t outlen);
 
 /* Appends the node / edge JSON of the Redis format to b. */
 int gb_node_json(tg_buf_t *b, const gb_node_t *n) TG_WARN_UNUSED;

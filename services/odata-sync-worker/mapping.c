@@ -4,6 +4,7 @@
 #include "mapping.h"
 
 #include "tg/envelope.h"
+#include "tg/files.h"
 #include "validate.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,10 +92,10 @@ static int parse_local_offset(const char *s, int *out) {
     char sign;
     if (sscanf(s, "%c%2d:%2d", &sign, &h, &m) != 3 || (sign != '+' && sign != '-') || h > 23 ||
         m > 59) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     *out = (sign == '-' ? -1 : 1) * (h * 60 + m);
-    return 0;
+    return TG_OK;
 }
 
 static int parse_options(const cJSON *root, odata_mapping_t *m, char *errstr, size_t errlen) {
@@ -143,42 +144,19 @@ int odata_mapping_parse(const char *json, odata_mapping_t *m, char *errstr, size
     return rc;
 }
 
-/* The file's text, or NULL; *nomem tells a failed allocation from a file
- * that cannot be read. */
-static char *read_file(const char *path, int *nomem) {
-    FILE *f = fopen(path, "rb");
-    *nomem = 0;
-    if (!f) {
-        return NULL;
-    }
-    char *s = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n >= 0 && n < (1 << 20) && fseek(f, 0, SEEK_SET) == 0 &&
-        !(*nomem = !(s = malloc((size_t)n + 1)))) {
-        if (fread(s, 1, (size_t)n, f) == (size_t)n) {
-            s[n] = '\0';
-        } else {
-            free(s);
-            s = NULL;
-        }
-    }
-    fclose(f);
-    return s;
-}
-
 int odata_mapping_load(const char *path, odata_mapping_t *m, char *errstr, size_t errlen) {
     char why[400];
     if (!path || !*path) {
         int rc = odata_mapping_parse(default_mapping, m, why, sizeof(why));
         return rc ? tg_fail(rc, errstr, errlen, "default mapping: %s", why) : TG_OK;
     }
-    int nomem;
-    char *json = read_file(path, &nomem);
-    if (!json) {
-        return tg_fail(nomem ? TG_ERR_NOMEM : TG_ERR_CONFIG, errstr, errlen, "ODATA_MAPPING: %s %s",
-                       nomem ? "out of memory reading" : "cannot read", path);
+    char *json;
+    int rc = tg_file_read(path, 1 << 20, &json, NULL, why, sizeof(why));
+    if (rc) {
+        return tg_fail(rc == TG_ERR_NOMEM ? rc : TG_ERR_CONFIG, errstr, errlen,
+                       "ODATA_MAPPING: cannot read %s", why);
     }
-    int rc = odata_mapping_parse(json, m, why, sizeof(why));
+    rc = odata_mapping_parse(json, m, why, sizeof(why));
     free(json);
     return rc ? tg_fail(rc, errstr, errlen, "ODATA_MAPPING: %s: %s", path, why) : TG_OK;
 }

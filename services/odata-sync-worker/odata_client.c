@@ -283,23 +283,26 @@ typedef struct {
     size_t n, cap;
 } seen_t;
 
-/* Remembers url; 1 when it was seen before (a next-link loop), -1 on NOMEM. */
-static int seen_add(seen_t *s, const char *url) {
+/* Remembers url; *again set when it was seen before (a next-link loop).
+ * TG_OK or TG_ERR_NOMEM. */
+static int seen_add(seen_t *s, const char *url, int *again) {
+    *again = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (!strcmp(s->urls[i], url)) {
-            return 1;
+            *again = 1;
+            return TG_OK;
         }
     }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 16;
         char **u = realloc(s->urls, cap * sizeof(*u));
         if (!u) {
-            return -1;
+            return TG_ERR_NOMEM;
         }
         s->urls = u;
         s->cap = cap;
     }
-    return (s->urls[s->n] = strdup(url)) ? (s->n++, 0) : -1;
+    return (s->urls[s->n] = strdup(url)) ? (s->n++, TG_OK) : TG_ERR_NOMEM;
 }
 
 static void seen_free(seen_t *s) {
@@ -367,14 +370,14 @@ static int pager_advance(pager_t *p, const char *page_url, const char *next, lon
     }
     free(p->url);
     p->url = url;
-    int dup = url ? seen_add(&p->seen, url) : 0;
-    if (dup > 0) {
+    int again = 0, rc = url ? seen_add(&p->seen, url, &again) : TG_OK;
+    if (rc == TG_OK && again) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen,
                        "%s: next link loop: %.300s was already "
                        "fetched",
                        p->set, url);
     }
-    return dup < 0 ? TG_ERR_NOMEM : TG_OK;
+    return rc;
 }
 
 /* Fetches and parses p->url, hands its rows on and moves to the next page. */
@@ -409,7 +412,7 @@ int odata_fetch_set(const odata_client_t *c, const odata_mapping_t *m, odata_kin
                     odata_page_fn on_page, void *ud, char *errstr, size_t errlen) {
     pager_t p = {c, m, kind, m->ent[kind].entity_set, {0}, NULL, 0, 0};
     p.url = odata_set_url(c->root, m, kind, 0);
-    int rc = p.url && seen_add(&p.seen, p.url) == 0 ? TG_OK : TG_ERR_NOMEM;
+    int again, rc = p.url ? seen_add(&p.seen, p.url, &again) : TG_ERR_NOMEM;
     for (int page = 0; p.url && !rc; page++) {
         if (page >= c->max_pages) {
             rc = tg_fail(TG_ERR_INVALID, errstr, errlen, "%s: more than %d pages (ODATA_MAX_PAGES)",

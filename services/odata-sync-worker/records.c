@@ -5,6 +5,8 @@
 
 #include "tg/error.h"
 #include "tg/sha256.h"
+#include "tg/text.h"
+#include "tg/time.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,64 +47,48 @@ const odata_entity_t odata_entities[ODATA_KINDS] = {
 
 /* ---- date-times --------------------------------------------------------- */
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int days_in_month(int y, int m) {
-    static const int dm[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 && leap ? 29 : dm[m - 1];
-}
-
 /* Reads exactly n digits at *p. */
 static int digits(const char **p, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
         if ((*p)[i] < '0' || (*p)[i] > '9') {
-            return -1;
+            return TG_ERR_INVALID;
         }
         v = v * 10 + ((*p)[i] - '0');
     }
     *p += n;
     *out = v;
-    return 0;
+    return TG_OK;
 }
 
 /* "Z", "+hh:mm", "+hhmm", "+hh" or nothing; minutes east of UTC. */
 static int parse_offset(const char *p, int local_offset_min, int *out) {
     if (*p == '\0') {
         *out = local_offset_min;
-        return 0;
+        return TG_OK;
     }
     if ((*p == 'Z' || *p == 'z') && p[1] == '\0') {
         *out = 0;
-        return 0;
+        return TG_OK;
     }
     if (*p != '+' && *p != '-') {
-        return -1;
+        return TG_ERR_INVALID;
     }
     int sign = *p++ == '-' ? -1 : 1, hh, mm = 0;
     if (digits(&p, 2, &hh)) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     if (*p == ':') {
         p++;
     }
     if (*p && digits(&p, 2, &mm)) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     if (*p || hh > 23 || mm > 59) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     *out = sign * (hh * 60 + mm);
-    return 0;
+    return TG_OK;
 }
 
 /* Fractional seconds ".123456" -> milliseconds (truncated). */
@@ -126,61 +112,58 @@ static int parse_iso(const char *p, int local_offset_min, int64_t *out) {
     int y, mo, d, h = 0, mi = 0, s = 0, ms = 0, off;
     if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
         digits(&p, 2, &d)) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     if (*p == 'T' || *p == 't' || *p == ' ') {
         p++;
         if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi)) {
-            return -1;
+            return TG_ERR_INVALID;
         }
         if (*p == ':' && (p++, digits(&p, 2, &s))) {
-            return -1;
+            return TG_ERR_INVALID;
         }
         if (!(p = parse_fraction(p, &ms))) {
-            return -1;
+            return TG_ERR_INVALID;
         }
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 59) {
-        return -1;
+    int64_t secs;
+    if (tg_time_from_utc(y, mo, d, h, mi, s, &secs) || parse_offset(p, local_offset_min, &off)) {
+        return TG_ERR_INVALID;
     }
-    if (parse_offset(p, local_offset_min, &off)) {
-        return -1;
-    }
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s - off * 60;
-    *out = secs * 1000 + ms;
-    return 0;
+    *out = (secs - off * 60) * 1000 + ms;
+    return TG_OK;
 }
 
 /* "/Date(1796079600000+0900)/": the milliseconds are UTC; the offset only
  * says where the value was entered, so it does not change the instant. */
 static int parse_ms_date(const char *p, int64_t *out) {
     if (strncmp(p, "/Date(", 6) != 0) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     p += 6;
     char *end;
     long long v = strtoll(p, &end, 10);
     if (end == p || (*p != '-' && (*p < '0' || *p > '9'))) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     p = end;
     if (*p == '+' || *p == '-') {
         int off;
         p++;
         if (digits(&p, 4, &off)) {
-            return -1;
+            return TG_ERR_INVALID;
         }
     }
     if (strcmp(p, ")/") != 0) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     *out = v;
-    return 0;
+    return TG_OK;
 }
 
 int odata_parse_datetime(const char *s, int local_offset_min, int64_t *ms) {
     if (!s) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     if (s[0] == '/') {
         return parse_ms_date(s, ms);
@@ -188,43 +171,24 @@ int odata_parse_datetime(const char *s, int local_offset_min, int64_t *ms) {
     return parse_iso(s, local_offset_min, ms);
 }
 
-void odata_format_datetime(int64_t ms, char out[32]) {
-    int64_t secs = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
-    int msec = (int)(ms - secs * 1000);
-    int64_t z = (secs >= 0 ? secs : secs - 86399) / 86400, rem = secs - z * 86400;
-    /* civil_from_days (H. Hinnant) */
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int d = (int)(doy - (153 * mp + 2) / 5 + 1), m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    int64_t y = yoe + era * 400 + (m <= 2);
-    char tmp[96]; /* roomy for the compiler's worst case; real values take 24 */
-    snprintf(tmp, sizeof(tmp), "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ", (long long)y, m, d,
-             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60), msec);
-    snprintf(out, 32, "%.31s", tmp);
-}
-
 /* ---- numbers ------------------------------------------------------------ */
 
 int odata_parse_number(const cJSON *item, double *out) {
     if (cJSON_IsNumber(item)) {
         *out = item->valuedouble;
-        return isfinite(*out) ? 0 : -1;
+        return isfinite(*out) ? TG_OK : TG_ERR_INVALID;
     }
     if (!cJSON_IsString(item) || !item->valuestring[0]) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     const char *s = item->valuestring;
     /* Only decimal notation: strtod alone would also take "0x1p3", "nan". */
     if (strspn(s, "0123456789+-.eE") != strlen(s)) {
-        return -1;
+        return TG_ERR_INVALID;
     }
     char *end;
     *out = strtod(s, &end);
-    return *end == '\0' && isfinite(*out) ? 0 : -1;
+    return *end == '\0' && isfinite(*out) ? TG_OK : TG_ERR_INVALID;
 }
 
 void odata_format_number(double v, char out[32]) {
@@ -240,22 +204,6 @@ void odata_format_number(double v, char out[32]) {
 }
 
 /* ---- conversion --------------------------------------------------------- */
-
-static int utf8_valid(const unsigned char *s) {
-    while (*s) {
-        int n = *s < 0x80 ? 0 : (*s >> 5) == 6 ? 1 : (*s >> 4) == 14 ? 2 : (*s >> 3) == 30 ? 3 : -1;
-        if (n < 0) {
-            return 0;
-        }
-        for (int i = 1; i <= n; i++) {
-            if ((s[i] & 0xC0) != 0x80) {
-                return 0;
-            }
-        }
-        s += n + 1;
-    }
-    return 1;
-}
 
 /* A value's text, copied: a failed copy is an error of its own, never a
  * value silently left empty (it would be saved as NULL). */
@@ -276,7 +224,7 @@ static int convert_string(const cJSON *item, odata_value_t *val, char *why, size
     if (strlen(item->valuestring) > ODATA_MAX_STRING) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "longer than %d bytes", ODATA_MAX_STRING);
     }
-    if (!utf8_valid((const unsigned char *)item->valuestring)) {
+    if (!tg_utf8_valid(item->valuestring)) {
         return tg_fail(TG_ERR_INVALID, why, whylen, "not valid UTF-8");
     }
     return set_text(val, item->valuestring);
@@ -307,7 +255,7 @@ static int convert_datetime(const cJSON *item, int local_offset_min, odata_value
         return tg_fail(TG_ERR_INVALID, why, whylen, "date-time out of range");
     }
     val->num = (double)ms;
-    odata_format_datetime(ms, tmp);
+    tg_time_iso(ms, tmp);
     return set_text(val, tmp);
 }
 
@@ -405,34 +353,6 @@ const odata_record_t *odata_table_find(const odata_table_t *t, const char *id) {
 
 /* ---- canonical JSON ----------------------------------------------------- */
 
-static int json_string(tg_buf_t *b, const char *s) {
-    static const char hex[] = "0123456789abcdef";
-    if (tg_buf_append(b, "\"", 1)) {
-        return TG_ERR_NOMEM;
-    }
-    const char *run = s;
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            continue;
-        }
-        char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
-        size_t n = 2;
-        if (c < 0x20) {
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[c >> 4];
-            esc[5] = hex[c & 15];
-            n = 6;
-        }
-        if (tg_buf_append(b, run, (size_t)(s - run)) || tg_buf_append(b, esc, n)) {
-            return TG_ERR_NOMEM;
-        }
-        run = s + 1;
-    }
-    return tg_buf_append(b, run, (size_t)(s - run)) || tg_buf_append(b, "\"", 1) ? TG_ERR_NOMEM
-                                                                                 : TG_OK;
-}
-
 /* Writes {"key":value,...} of one record into b. */
 static int canonical_row(const odata_entity_t *e, const odata_record_t *r, tg_buf_t *b) {
     int rc = tg_buf_append(b, "{", 1);
@@ -447,7 +367,7 @@ static int canonical_row(const odata_entity_t *e, const odata_record_t *r, tg_bu
         } else if (e->fields[f].type == ODATA_NUMBER || e->fields[f].type == ODATA_INTEGER) {
             rc = tg_buf_append(b, v->text, strlen(v->text));
         } else {
-            rc = json_string(b, v->text);
+            rc = tg_json_append_str(b, v->text);
         }
     }
     return rc ? rc : tg_buf_append(b, "}", 1);

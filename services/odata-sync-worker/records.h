@@ -78,15 +78,14 @@ typedef struct {
 
 /* Parses an ISO 8601 date-time (offset Z, ±hh:mm, ±hhmm or none, which is
  * taken as local_offset_min minutes east of UTC) or an OData /Date(ms)/ or
- * /Date(ms±hhmm)/ (ms are UTC). Returns 0 and *ms since the epoch, or -1. */
-int odata_parse_datetime(const char *s, int local_offset_min, int64_t *ms);
-
-/* Writes ms as "YYYY-MM-DDTHH:MM:SS.mmmZ". */
-void odata_format_datetime(int64_t ms, char out[32]);
+ * /Date(ms±hhmm)/ (ms are UTC). Returns TG_OK and *ms since the epoch, or
+ * TG_ERR_INVALID; the caller says what was expected. Values are stored in
+ * tg_time_iso's form ("YYYY-MM-DDTHH:MM:SS.mmmZ"). */
+int odata_parse_datetime(const char *s, int local_offset_min, int64_t *ms) TG_WARN_UNUSED;
 
 /* Reads a finite number from a JSON number or a numeric string ("62.09",
- * " 1e3" is refused: no spaces). Returns 0 or -1. */
-int odata_parse_number(const cJSON *item, double *out);
+ * " 1e3" is refused: no spaces). Returns TG_OK or TG_ERR_INVALID. */
+int odata_parse_number(const cJSON *item, double *out) TG_WARN_UNUSED;
 
 /* Shortest text that reads back as the same double ("812.2", "125"). */
 void odata_format_number(double v, char out[32]);

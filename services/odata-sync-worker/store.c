@@ -191,7 +191,8 @@ static int insert_version(PGconn *pg, const odata_dataset_t *ds, const store_sav
     return TG_OK;
 }
 
-/* Under the lock: this trigger already saved, or the hash already current. */
+/* Under the lock: *outcome STORE_SAVED when rows must be saved, or why not
+ * (this trigger already saved, or the hash already current). */
 static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out,
                        store_outcome_t *outcome, int64_t *previous, char *errstr, size_t errlen) {
     const char *params[] = {req->source};
@@ -200,7 +201,7 @@ static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out
                    params, NULL, errstr, errlen);
     if (!rc && (rc = store_find_by_trigger(pg, req->event_id, out, errstr, errlen)) == TG_OK) {
         *outcome = STORE_REPLAYED;
-        return 0;
+        return TG_OK;
     }
     if (rc != TG_ERR_NOTFOUND) {
         return rc;
@@ -212,10 +213,10 @@ static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out
     *previous = rc == TG_OK ? out->version : 0;
     if (rc == TG_OK && !req->force && !strcmp(out->hash, req->hash)) {
         *outcome = STORE_UNCHANGED;
-        return 0;
+        return TG_OK;
     }
     *outcome = STORE_SAVED;
-    return 1;
+    return TG_OK;
 }
 
 static int save_rows(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
@@ -242,13 +243,11 @@ int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req, o
     if (rc) {
         return rc;
     }
-    int needed = save_needed(pg, req, out, outcome, &previous, errstr, errlen);
-    if (needed < 0) {
-        rc = needed;
-    } else if (needed) {
+    rc = save_needed(pg, req, out, outcome, &previous, errstr, errlen);
+    if (rc == TG_OK && *outcome == STORE_SAVED) {
         rc = save_rows(pg, ds, req, previous, out, errstr, errlen);
     }
-    if (rc == TG_OK && needed) {
+    if (rc == TG_OK && *outcome == STORE_SAVED) {
         rc = tg_pg_commit(pg, errstr, errlen);
     }
     tg_pg_rollback(pg); /* nothing to do after a commit; undoes everything otherwise */

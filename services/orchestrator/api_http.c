@@ -217,12 +217,7 @@ int api_cache_store_reply(api_cache_t *c, struct mg_connection *conn, uint64_t g
 
 void api_error(struct mg_connection *conn, int status, const char *code, const char *message,
                const char *extra_headers) {
-    cJSON *obj = cJSON_CreateObject();
-    cJSON_AddFalseToObject(obj, "success");
-    cJSON *err = cJSON_AddObjectToObject(obj, "error");
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", message);
-    tg_http_reply_json(conn, status, obj, extra_headers);
+    tg_http_reply_json(conn, status, tg_http_error_body(code, message), extra_headers);
 }
 
 int api_method_not_allowed(struct mg_connection *conn, const char *allow) {

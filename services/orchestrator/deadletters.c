@@ -21,52 +21,6 @@ typedef struct {
     size_t n, cap;
 } dl_list_t;
 
-static rd_kafka_t *reader_new(const orch_conf_t *conf, char *errstr, size_t errlen) {
-    char rderr[256], group[ORCH_TOPIC_LEN + 16];
-    snprintf(group, sizeof group, "%s-dead-letters", conf->group);
-    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
-    int rc = tg_kafka_conf_apply_env(kconf, &conf->cfg, errstr, errlen);
-    const char *settings[][2] = {
-        {"group.id", group}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "true"}};
-    for (size_t i = 0; !rc && i < sizeof settings / sizeof settings[0]; i++) {
-        if (rd_kafka_conf_set(kconf, settings[i][0], settings[i][1], rderr, sizeof rderr) !=
-            RD_KAFKA_CONF_OK) {
-            rc = tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: %s: %s", settings[i][0], rderr);
-        }
-    }
-    rd_kafka_t *rk = rc ? NULL : rd_kafka_new(RD_KAFKA_CONSUMER, kconf, rderr, sizeof rderr);
-    if (!rk) {
-        rd_kafka_conf_destroy(kconf);
-        if (!rc) {
-            tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rderr);
-        }
-        return NULL;
-    }
-    rd_kafka_poll_set_consumer(rk);
-    return rk;
-}
-
-/* The topic's partition count (0 when it does not exist). */
-static int partitions(rd_kafka_t *rk, const char *topic, int *count, char *errstr, size_t errlen) {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err =
-        rkt ? rd_kafka_metadata(rk, 0, rkt, &md, DL_QUERY_TIMEOUT_MS) : RD_KAFKA_RESP_ERR__FAIL;
-    *count = 0;
-    if (!err && md->topic_cnt == 1 && !md->topics[0].err) {
-        *count = md->topics[0].partition_cnt;
-    }
-    if (md) {
-        rd_kafka_metadata_destroy(md);
-    }
-    if (rkt) {
-        rd_kafka_topic_destroy(rkt);
-    }
-    return err ? tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: metadata of %s: %s", topic,
-                         rd_kafka_err2str(err))
-               : TG_OK;
-}
-
 static cJSON *message_json(const rd_kafka_message_t *m) {
     cJSON *item = cJSON_CreateObject(), *headers = cJSON_CreateObject();
     rd_kafka_timestamp_type_t tstype;
@@ -168,11 +122,14 @@ cJSON *deadletters_list(const orch_conf_t *conf, long limit, long offset, char *
                         size_t errlen) {
     char topic[ORCH_TOPIC_LEN];
     tg_topic(&conf->cfg, TG_TOPIC_DEAD_LETTER, topic, sizeof topic);
-    rd_kafka_t *rk = reader_new(conf, errstr, errlen);
+    char group[ORCH_TOPIC_LEN + 16];
+    snprintf(group, sizeof group, "%s-dead-letters", conf->group);
+    rd_kafka_t *rk = tg_kafka_reader_new(&conf->cfg, group, errstr, errlen);
     if (!rk) {
         return NULL;
     }
-    int count = 0, rc = partitions(rk, topic, &count, errstr, errlen);
+    int count = 0,
+        rc = tg_kafka_partition_count(rk, topic, DL_QUERY_TIMEOUT_MS, &count, errstr, errlen);
     int64_t total = 0, expected = 0;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(count ? count : 1);
     for (int p = 0; !rc && p < count; p++) {

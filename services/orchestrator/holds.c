@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "orchestrator.h"
+#include "holds.h"
 #include "tg/log.h"
 
 int holds_put(holds_t *h, const char *topic, int32_t partition, int64_t offset, int64_t until) {

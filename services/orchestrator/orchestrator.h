@@ -1,11 +1,14 @@
 /* The orchestrator's internal interfaces: configuration and the pure rules of
- * the pipeline (plan.c), run state in PostgreSQL (runs.c, views.c), the
- * events it produces (events.c), tracking (track.c), delayed retries and dead
- * letters (retry.c, holds.c) and the REST API (api.c). */
+ * the pipeline (plan.c), read models (views.c), the events it produces
+ * (events.c), tracking (track.c), delayed retries and dead letters (retry.c,
+ * holds.c) and the REST API (api.c). Run state (runs.h), paused partitions
+ * (holds.h), retention (retention.h), alerts (alert.h) and HTTP (api_http.h). */
 #ifndef ORCHESTRATOR_H
 #define ORCHESTRATOR_H
 
+#include "holds.h"
 #include "retention.h"
+#include "runs.h"
 #include "tg/config.h"
 #include "tg/envelope.h"
 #include "tg/kafka.h"
@@ -19,7 +22,6 @@
 #define ORCH_DEFAULT_PORT 3000
 #define ORCH_NWORKERS 3
 #define ORCH_MAX_DELAYS 2 /* one delay topic per entry of RETRY_DELAYS_S */
-#define ORCH_TOPIC_LEN 256
 #define ORCH_SEND_TIMEOUT_MS 10000
 #define ORCH_ERROR_HEADER_MAX 500 /* x-last-error is truncated to this */
 #define ORCH_SOURCE_DEFAULT "default"
@@ -144,126 +146,6 @@ int orch_wait_choose(const char *wait_param, int prefers_async, long default_wai
  * threads serve the API: half of them, so the other half stay free for
  * every other request (none with a single thread). */
 int orch_waiters_max(long http_threads);
-
-/* ---- run state in PostgreSQL (runs.c) ---------------------------------- */
-
-typedef struct {
-    int exists;
-    char status[16];
-    char only_worker[48]; /* "" for a full pipeline run */
-    char source_id[TG_ID_LEN];
-} orch_run_t;
-
-typedef enum { RUN_CREATED, RUN_EXISTING, RUN_CONFLICT } orch_create_outcome_t;
-
-/* A run the orchestrator starts itself (API, schedule). */
-typedef struct {
-    const char *run_id;
-    const char *source_id;
-    const char *trigger;
-    int force;
-    const char *only_worker;     /* NULL for the full pipeline */
-    const char *idempotency_key; /* NULL when none */
-    const char *first_worker;    /* the step the run starts with */
-    const char *input_json;      /* that step's input envelope */
-} orch_new_run_t;
-
-/* Bumped by every write of runs.c: the API's read cache is valid only for
- * the generation it was filled in. */
-uint64_t runs_generation(void);
-
-int runs_get(PGconn *pg, const char *run_id, orch_run_t *out, char *errstr, size_t errlen);
-
-/* Inserts the run as queued with its first step, unless a run of the source
- * is active (RUN_CONFLICT, other_run_id names it) or the idempotency key is
- * known (RUN_EXISTING, other_run_id names that run). */
-int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *outcome,
-                char other_run_id[TG_ID_LEN], char *errstr, size_t errlen);
-
-/* A run seen on a topic: inserted as running when unknown, queued → running. */
-int runs_track(PGconn *pg, const tg_envelope_t *env, const char *trigger, int force,
-               const char *only_worker, char *errstr, size_t errlen);
-
-/* The step is running attempt `attempt` with input_json, unless it already
- * ended (a late or duplicate event does not reopen it). */
-int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int attempt,
-                    const char *input_json, char *errstr, size_t errlen);
-
-/* The step ended with status (succeeded, skipped). */
-int runs_step_done(PGconn *pg, const char *run_id, const char *worker, const char *status,
-                   int attempt, int64_t execution_ms, const char *message,
-                   const char *data_processed_json, char *errstr, size_t errlen);
-
-/* A step as recorded. */
-typedef struct {
-    int exists;
-    char status[16];
-    int attempts;
-    int64_t first_failed_ms; /* its first failure, or now when it has not failed */
-    char *last_input;        /* owned: free() it; NULL when none */
-} orch_step_t;
-
-int runs_step_get(PGconn *pg, const char *run_id, const char *worker, orch_step_t *out,
-                  char *errstr, size_t errlen);
-
-/* The step failed (status retrying, failed or timed_out) at attempt;
- * first_failed_ms is recorded unless an earlier failure was. Returns
- * TG_ERR_NOTFOUND when it already ended or moved past attempt. */
-int runs_step_failed(PGconn *pg, const char *run_id, const char *worker, const char *status,
-                     int attempt, int64_t execution_ms, const char *error, int64_t first_failed_ms,
-                     char *errstr, size_t errlen);
-
-/* Ends an active run; *changed is 1 when it was active. dataset_version 0
- * and graph_version NULL keep what is recorded. */
-int runs_finish(PGconn *pg, const char *run_id, const char *status, const char *message,
-                int64_t dataset_version, const char *graph_version, int *changed, char *errstr,
-                size_t errlen);
-
-int runs_set_dataset(PGconn *pg, const char *run_id, int64_t dataset_version, char *errstr,
-                     size_t errlen);
-
-/* The active run of source into out ("" when none). */
-int runs_active(PGconn *pg, const char *source_id, char out[TG_ID_LEN], char *errstr,
-                size_t errlen);
-
-/* The newest dataset version of source (0 when none). */
-int runs_latest_dataset(PGconn *pg, const char *source_id, int64_t *version, char *errstr,
-                        size_t errlen);
-
-/* Cancels an active run and its open steps. *outcome: 0 cancelled,
- * TG_ERR_NOTFOUND no such run, TG_ERR_INVALID the run already ended
- * (status copied into status_out). */
-int runs_cancel(PGconn *pg, const char *run_id, int *outcome, char *status_out, size_t statuslen,
-                char *errstr, size_t errlen);
-
-/* Reopens an ended run at its first failed, timed-out or cancelled step
- * (or at worker_hint's step): the run becomes running (trigger retry), that
- * step queued and later steps are forgotten. Gives the step's worker and its
- * last input (caller frees *input_json with free()). */
-typedef enum {
-    REOPEN_OK,
-    REOPEN_NO_RUN,
-    REOPEN_ACTIVE,   /* the run itself is still active */
-    REOPEN_NOTHING,  /* no failed step with a recorded input */
-    REOPEN_CONFLICT, /* another run of the source is active */
-} orch_reopen_t;
-int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int force,
-                orch_reopen_t *outcome, char worker_out[48], char **input_json, char *errstr,
-                size_t errlen);
-
-/* Calls fn for each running step of worker past timeout_s (of an active
- * run): run id, source id, attempt, last input JSON (or NULL), first failure. */
-typedef void (*runs_timeout_fn)(void *arg, const char *run_id, const char *source_id, int attempt,
-                                const char *input_json, int64_t first_failed_ms);
-int runs_overdue(PGconn *pg, const char *worker, int timeout_s, runs_timeout_fn fn, void *arg,
-                 char *errstr, size_t errlen);
-
-/* Opens a transaction that makes version the active graph (the others
- * retired) and records it as a run (trigger rollback, only graph-builder,
- * message "rolled back to ..."); run_id gets the new run's id. The caller
- * commits once graph:version is switched, or rolls back. */
-int runs_record_rollback(PGconn *pg, const char *version, int64_t dataset_version,
-                         char run_id[TG_ID_LEN], char *errstr, size_t errlen);
 
 /* ---- read models for the API (views.c) --------------------------------- */
 
@@ -446,41 +328,6 @@ typedef struct {
 int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64_t offset,
                 orch_fetched_t *out, char *errstr, size_t errlen);
 void retry_fetched_free(orch_fetched_t *f);
-
-/* ---- paused partitions (holds.c) --------------------------------------- */
-
-#define HOLDS_MAX 64
-
-typedef struct {
-    char topic[ORCH_TOPIC_LEN];
-    int32_t partition;
-    int64_t offset;   /* where to resume reading */
-    int64_t until_ms; /* wall clock */
-} hold_t;
-
-typedef struct {
-    hold_t items[HOLDS_MAX];
-    int n;
-} holds_t;
-
-/* Records a hold (replacing one of the same partition). Returns -1 when full. */
-int holds_put(holds_t *h, const char *topic, int32_t partition, int64_t offset, int64_t until);
-/* The hold of this partition, or NULL. */
-const hold_t *holds_find(const holds_t *h, const char *topic, int32_t partition);
-/* Removes and copies into out the first hold due at now; 0 when none. */
-int holds_take_due(holds_t *h, int64_t now_ms, hold_t *out);
-void holds_clear(holds_t *h);
-/* Removes the hold of this partition, if any. */
-void holds_forget(holds_t *h, const char *topic, int32_t partition);
-/* The consumers' rebalance hook (tg_rebalance_fn, arg is the holds_t):
- * revoked and newly assigned partitions have no hold. */
-void holds_rebalance(void *arg, rd_kafka_t *rk, int assigned,
-                     const rd_kafka_topic_partition_list_t *parts);
-
-/* Pauses msg's partition and rewinds it to msg, to be read again at until. */
-int holds_pause(holds_t *h, rd_kafka_t *rk, const rd_kafka_message_t *msg, int64_t until);
-/* Resumes every partition whose time has come. */
-void holds_resume_due(holds_t *h, rd_kafka_t *rk, int64_t now_ms);
 
 /* ---- the REST API (api.c) ---------------------------------------------- */
 

@@ -13,6 +13,8 @@
 #include "orchestrator.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
+#include "tg/text.h"
+#include "tg/time.h"
 #include "tg/topics.h"
 
 #define RETRY_LATER_MS 1000 /* a forward that failed is tried again after this */
@@ -23,26 +25,6 @@ struct orch_delay_s {
     holds_t holds;
     orch_conf_t *conf;
 };
-
-/* Truncates to at most max bytes without splitting a UTF-8 sequence. */
-static void utf8_truncate(char *s, size_t max) {
-    size_t n = strlen(s);
-    if (n <= max) {
-        return;
-    }
-    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80) {
-        max--;
-    }
-    s[max] = '\0';
-}
-
-static void iso_from_ms(int64_t ms, char out[32]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
-}
 
 /* ---- scheduling a retry ------------------------------------------------ */
 
@@ -58,10 +40,10 @@ int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_pla
     snprintf(part, sizeof part, "%d", f->orig_partition);
     snprintf(off, sizeof off, "%lld", (long long)f->orig_offset);
     snprintf(attempt, sizeof attempt, "%d", plan->next_attempt);
-    iso_from_ms(f->first_failed_ms, first);
+    tg_time_iso(f->first_failed_ms, first);
     snprintf(due, sizeof due, "%lld", (long long)due_ms);
     snprintf(error, sizeof error, "%s", f->error);
-    utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
+    tg_utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
     const tg_header_t headers[] = {
         {"x-original-topic", f->orig_topic},
         {"x-original-partition", part},
@@ -108,7 +90,7 @@ int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t 
     snprintf(attempt, sizeof attempt, "%d", f->attempt);
     tg_now_iso(failed_at);
     snprintf(error, sizeof error, "%s", f->error);
-    utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
+    tg_utf8_truncate(error, ORCH_ERROR_HEADER_MAX);
     const tg_header_t headers[] = {
         {"x-error", error},
         {"x-original-topic", f->orig_topic},
@@ -280,15 +262,6 @@ void delay_poll(orch_loop_t *o, int timeout_ms) {
 
 /* ---- reading a message back (replay) ----------------------------------- */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, char *errstr,
-                    size_t errlen) {
-    char rderr[256];
-    if (rd_kafka_conf_set(conf, name, value, rderr, sizeof rderr) != RD_KAFKA_CONF_OK) {
-        return tg_fail(TG_ERR_CONFIG, errstr, errlen, "kafka: %s: %s", name, rderr);
-    }
-    return TG_OK;
-}
-
 void retry_fetched_free(orch_fetched_t *f) {
     free(f->key);
     free(f->value);
@@ -342,42 +315,19 @@ static int fetch_poll(rd_kafka_t *rk, int64_t offset, orch_fetched_t *out, char 
 int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64_t offset,
                 orch_fetched_t *out, char *errstr, size_t errlen) {
     memset(out, 0, sizeof *out);
-    rd_kafka_conf_t *kconf = rd_kafka_conf_new();
     char group[ORCH_TOPIC_LEN + 16];
     snprintf(group, sizeof group, "%s-replay", conf->group);
-    int rc = tg_kafka_conf_apply_env(kconf, &conf->cfg, errstr, errlen);
-    if (!rc) {
-        rc = conf_set(kconf, "group.id", group, errstr, errlen);
-    }
-    if (!rc) {
-        rc = conf_set(kconf, "enable.auto.commit", "false", errstr, errlen);
-    }
-    if (!rc) {
-        rc = conf_set(kconf, "enable.partition.eof", "true", errstr, errlen);
-    }
-    char rderr[256];
-    rd_kafka_t *rk = rc ? NULL : rd_kafka_new(RD_KAFKA_CONSUMER, kconf, rderr, sizeof rderr);
+    rd_kafka_t *rk = tg_kafka_reader_new(&conf->cfg, group, errstr, errlen);
     if (!rk) {
-        rd_kafka_conf_destroy(kconf);
-        return rc ? rc : tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rderr);
+        return TG_ERR_KAFKA;
     }
-    rd_kafka_poll_set_consumer(rk);
     /* A partition the topic does not have is not found (librdkafka would
      * wait for it to appear until fetch_poll gives up). */
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int count = -1;
-    if (rkt && rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-        md->topic_cnt == 1 && !md->topics[0].err) {
-        count = md->topics[0].partition_cnt;
+    int count = 0;
+    if (tg_kafka_partition_count(rk, topic, 5000, &count, NULL, 0) != TG_OK) {
+        count = 0; /* unknown: let the fetch try */
     }
-    if (md) {
-        rd_kafka_metadata_destroy(md);
-    }
-    if (rkt) {
-        rd_kafka_topic_destroy(rkt);
-    }
-    if (count >= 0 && partition >= count) {
+    if (count > 0 && partition >= count) {
         rd_kafka_destroy(rk);
         return tg_fail(TG_ERR_NOTFOUND, errstr, errlen, "%s has %d partition(s), not %d", topic,
                        count, partition + 1);
@@ -386,8 +336,8 @@ int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64
     rd_kafka_topic_partition_list_add(list, topic, partition)->offset = offset;
     rd_kafka_resp_err_t err = rd_kafka_assign(rk, list);
     rd_kafka_topic_partition_list_destroy(list);
-    rc = err ? tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rd_kafka_err2str(err))
-             : fetch_poll(rk, offset, out, errstr, errlen);
+    int rc = err ? tg_fail(TG_ERR_KAFKA, errstr, errlen, "kafka: %s", rd_kafka_err2str(err))
+                 : fetch_poll(rk, offset, out, errstr, errlen);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     if (rc) {

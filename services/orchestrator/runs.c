@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "orchestrator.h"
+#include "runs.h"
 #include "tg/pg.h"
 
 #define ACTIVE "('queued', 'running')"
@@ -108,16 +108,6 @@ int runs_step_get(PGconn *pg, const char *run_id, const char *worker, orch_step_
 
 /* ---- creating runs ----------------------------------------------------- */
 
-/* The constraint a unique violation names, or NULL for another error. */
-static const char *unique_violation(PGresult *res) {
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (!state || strcmp(state, "23505") != 0) {
-        return NULL;
-    }
-    const char *name = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-    return name ? name : "";
-}
-
 static int run_by_key(PGconn *pg, const char *key, char out[TG_ID_LEN], char *errstr,
                       size_t errlen) {
     const char *params[] = {key};
@@ -127,12 +117,13 @@ static int run_by_key(PGconn *pg, const char *key, char out[TG_ID_LEN], char *er
 
 /* The insert itself: the run and its first step in one statement, only
  * while no run of the source is active (the partial unique index settles
- * races between concurrent requests). */
-static PGresult *insert_run(PGconn *pg, const orch_new_run_t *nr) {
+ * races between concurrent requests: its violation is in *diag). */
+static int insert_run(PGconn *pg, const orch_new_run_t *nr, PGresult **res, tg_pg_diag_t *diag,
+                      char *errstr, size_t errlen) {
     const char *params[] = {
         nr->run_id,      nr->source_id,       nr->trigger,      nr->force ? "true" : "false",
         nr->only_worker, nr->idempotency_key, nr->first_worker, nr->input_json};
-    return PQexecParams(
+    return tg_pg_exec_diag(
         pg,
         "WITH run AS (INSERT INTO runs (run_id, source_id, trigger, status, force, only_worker, "
         "idempotency_key) SELECT $1, $2, $3, 'queued', $4::boolean, $5, $6 "
@@ -140,7 +131,7 @@ static PGresult *insert_run(PGconn *pg, const orch_new_run_t *nr) {
         "RETURNING run_id) "
         "INSERT INTO run_steps (run_id, worker_id, status, last_input) "
         "SELECT run_id, $7, 'queued', $8::jsonb FROM run RETURNING run_id",
-        8, NULL, params, NULL, NULL, 0);
+        8, params, res, diag, errstr, errlen);
 }
 
 int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *outcome,
@@ -155,21 +146,17 @@ int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *out
         *outcome = RUN_EXISTING;
         return bumped(TG_OK);
     }
-    PGresult *res = insert_run(pg, nr);
-    ExecStatusType st = PQresultStatus(res);
-    const char *constraint = st == PGRES_TUPLES_OK ? NULL : unique_violation(res);
-    if (st == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-        *outcome = RUN_CREATED;
-    } else if (st != PGRES_TUPLES_OK && !constraint) {
-        char line[512];
-        snprintf(line, sizeof line, "%s", PQresultErrorMessage(res));
-        line[strcspn(line, "\n")] = '\0';
-        rc = tg_fail(tg_pg_classify(pg, res), errstr, errlen, "postgres: insert run: %s", line);
-        PQclear(res);
+    PGresult *res;
+    tg_pg_diag_t diag;
+    rc = insert_run(pg, nr, &res, &diag, errstr, errlen);
+    int unique = rc != TG_OK && !strcmp(diag.sqlstate, TG_PG_UNIQUE_VIOLATION);
+    if (rc != TG_OK && !unique) {
         return bumped(rc);
-    } else if (constraint && nr->idempotency_key && strstr(constraint, "idempotency")) {
+    }
+    if (rc == TG_OK && PQntuples(res) == 1) {
+        *outcome = RUN_CREATED;
+    } else if (unique && nr->idempotency_key && strstr(diag.constraint, "idempotency")) {
         *outcome = RUN_EXISTING; /* a concurrent request with the same key won */
-        PQclear(res);
         return bumped(run_by_key(pg, nr->idempotency_key, other_run_id, errstr, errlen));
     } else {
         *outcome = RUN_CONFLICT;
@@ -182,38 +169,30 @@ int runs_create(PGconn *pg, const orch_new_run_t *nr, orch_create_outcome_t *out
 
 /* ---- tracking ---------------------------------------------------------- */
 
-static PGresult *track_insert(PGconn *pg, const tg_envelope_t *env, const char *trigger, int force,
-                              const char *only_worker) {
+static int track_insert(PGconn *pg, const tg_envelope_t *env, const char *trigger, int force,
+                        const char *only_worker, tg_pg_diag_t *diag, char *errstr, size_t errlen) {
     const char *params[] = {env->run_id, env->source_id, trigger, force ? "true" : "false",
                             only_worker};
-    return PQexecParams(pg,
-                        "INSERT INTO runs (run_id, source_id, trigger, status, force, only_worker, "
-                        "started_at) VALUES ($1, $2, $3, 'running', $4::boolean, $5, now()) "
-                        "ON CONFLICT (run_id) DO UPDATE SET "
-                        "status = CASE WHEN runs.status = 'queued' THEN 'running' "
-                        "ELSE runs.status END, started_at = COALESCE(runs.started_at, now())",
-                        5, NULL, params, NULL, NULL, 0);
+    return tg_pg_exec_diag(pg,
+                           "INSERT INTO runs (run_id, source_id, trigger, status, force, "
+                           "only_worker, started_at) "
+                           "VALUES ($1, $2, $3, 'running', $4::boolean, $5, now()) "
+                           "ON CONFLICT (run_id) DO UPDATE SET "
+                           "status = CASE WHEN runs.status = 'queued' THEN 'running' "
+                           "ELSE runs.status END, started_at = COALESCE(runs.started_at, now())",
+                           5, params, NULL, diag, errstr, errlen);
 }
 
 int runs_track(PGconn *pg, const tg_envelope_t *env, const char *trigger, int force,
                const char *only_worker, char *errstr, size_t errlen) {
-    PGresult *res = track_insert(pg, env, trigger, force, only_worker);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK && unique_violation(res)) {
+    tg_pg_diag_t diag;
+    int rc = track_insert(pg, env, trigger, force, only_worker, &diag, errstr, errlen);
+    if (rc != TG_OK && !strcmp(diag.sqlstate, TG_PG_UNIQUE_VIOLATION)) {
         /* Another active run holds the slot of orchestrator-started runs:
          * this trigger came from elsewhere, so it is tracked as "kafka". */
-        PQclear(res);
-        res = track_insert(pg, env, "kafka", force, only_worker);
+        rc = track_insert(pg, env, "kafka", force, only_worker, NULL, errstr, errlen);
     }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        char line[512];
-        snprintf(line, sizeof line, "%s", PQresultErrorMessage(res));
-        line[strcspn(line, "\n")] = '\0';
-        int rc = tg_fail(tg_pg_classify(pg, res), errstr, errlen, "postgres: track run: %s", line);
-        PQclear(res);
-        return bumped(rc);
-    }
-    PQclear(res);
-    return bumped(TG_OK);
+    return bumped(rc);
 }
 
 int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int attempt,
@@ -368,12 +347,12 @@ static int rerun_step(PGconn *pg, const char *run_id, const char *worker_hint, c
     return TG_OK;
 }
 
-static PGresult *reopen_exec(PGconn *pg, const char *run_id, const char *worker, int position,
-                             int force) {
+static int reopen_exec(PGconn *pg, const char *run_id, const char *worker, int position, int force,
+                       PGresult **res, tg_pg_diag_t *diag, char *errstr, size_t errlen) {
     char pos[16];
     num(pos, sizeof pos, position);
     const char *params[] = {run_id, worker, pos, force ? "true" : "false"};
-    return PQexecParams(
+    return tg_pg_exec_diag(
         pg,
         "WITH run AS (UPDATE runs SET status = 'running', trigger = 'retry', message = NULL, "
         "finished_at = NULL, force = force OR $4::boolean WHERE run_id = $1 "
@@ -384,7 +363,7 @@ static PGresult *reopen_exec(PGconn *pg, const char *run_id, const char *worker,
         "later AS (DELETE FROM run_steps WHERE run_id IN (SELECT run_id FROM run) "
         "AND worker_id IN (SELECT worker_id FROM workers WHERE position > $3::int) RETURNING 1) "
         "SELECT count(*) FROM run",
-        4, NULL, params, NULL, NULL, 0);
+        4, params, res, diag, errstr, errlen);
 }
 
 int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int force,
@@ -403,18 +382,16 @@ int runs_reopen(PGconn *pg, const char *run_id, const char *worker_hint, int for
         *outcome = REOPEN_NOTHING;
         return bumped(rc);
     }
-    PGresult *res = reopen_exec(pg, run_id, worker_out, position, force);
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+    PGresult *res;
+    tg_pg_diag_t diag;
+    rc = reopen_exec(pg, run_id, worker_out, position, force, &res, &diag, errstr, errlen);
+    if (rc == TG_OK) {
         *outcome = atoi(PQgetvalue(res, 0, 0)) > 0 ? REOPEN_OK : REOPEN_ACTIVE;
-    } else if (unique_violation(res)) {
-        *outcome = REOPEN_CONFLICT;
-    } else {
-        char line[512];
-        snprintf(line, sizeof line, "%s", PQresultErrorMessage(res));
-        line[strcspn(line, "\n")] = '\0';
-        rc = tg_fail(tg_pg_classify(pg, res), errstr, errlen, "postgres: reopen run: %s", line);
+        PQclear(res);
+    } else if (!strcmp(diag.sqlstate, TG_PG_UNIQUE_VIOLATION)) {
+        *outcome = REOPEN_CONFLICT; /* another run of the source became active */
+        rc = TG_OK;
     }
-    PQclear(res);
     if (rc || *outcome != REOPEN_OK) {
         free(*input_json);
         *input_json = NULL;

@@ -7,6 +7,7 @@
  *   pipeline-admin delete-topics      (tests: remove a TOPIC_PREFIX's topics)
  */
 #include "tg/config.h"
+#include "tg/files.h"
 #include "tg/kafka.h"
 #include "tg/log.h"
 #include "tg/pg.h"
@@ -31,26 +32,6 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) {
-        free(s);
-        s = NULL;
-    }
-    if (s) {
-        s[n] = '\0';
-    }
-    fclose(f);
-    return s;
-}
-
 /* Applies one migration file in its own transaction, unless recorded. */
 static int apply_migration(PGconn *pg, const char *dir, const char *file, char *errstr,
                            size_t errlen) {
@@ -69,9 +50,9 @@ static int apply_migration(PGconn *pg, const char *dir, const char *file, char *
 
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", dir, file);
-    char *sql = read_file(path);
-    if (!sql) {
-        return tg_fail(TG_ERR_IO, errstr, errlen, "%s: cannot read", path);
+    char *sql;
+    if ((rc = tg_file_read(path, 0, &sql, NULL, errstr, errlen))) {
+        return rc;
     }
     if ((rc = tg_pg_begin(pg, errstr, errlen))) {
         goto out;

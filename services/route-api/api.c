@@ -15,6 +15,7 @@
 #include "tg/envelope.h"
 #include "tg/metrics.h"
 #include "tg/service.h"
+#include "tg/time.h"
 
 #define STOPS_DEFAULT 20
 #define STOPS_MAX 100
@@ -43,26 +44,13 @@ static int reply_error(struct mg_connection *conn, const rg_graph_t *g, int stat
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    cJSON *body = cJSON_CreateObject();
-    cJSON_AddBoolToObject(body, "success", 0);
-    cJSON *err = cJSON_AddObjectToObject(body, "error");
-    cJSON_AddStringToObject(err, "code", code);
-    cJSON_AddStringToObject(err, "message", msg);
-    return reply(conn, g, status, body);
+    return reply(conn, g, status, tg_http_error_body(code, msg));
 }
 
 static cJSON *ok_body(void) {
     cJSON *body = cJSON_CreateObject();
     cJSON_AddTrueToObject(body, "success");
     return body;
-}
-
-static void iso_time(int64_t ms, char out[32]) {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
 /* ---- parameters ---- */
@@ -138,7 +126,7 @@ static int graph_get(struct mg_connection *conn, const struct mg_request_info *r
         return reply_error(conn, g, 404, "not_found", "no such resource: %s", ri->local_uri);
     }
     char at[32];
-    iso_time(g->loaded_at_ms, at);
+    tg_time_iso(g->loaded_at_ms, at);
     cJSON *body = ok_body();
     cJSON_AddStringToObject(body, "version", g->version);
     cJSON_AddNumberToObject(body, "nodes", (double)g->nnodes);
@@ -320,12 +308,9 @@ static int serve(struct mg_connection *conn, resource_fn fn, const char *route) 
     rg_graph_t *g = rg_acquire();
     int status;
     if (strcmp(ri->request_method, "GET") != 0) {
-        cJSON *body = cJSON_CreateObject();
-        cJSON_AddBoolToObject(body, "success", 0);
-        cJSON *err = cJSON_AddObjectToObject(body, "error");
-        cJSON_AddStringToObject(err, "code", "method_not_allowed");
-        cJSON_AddStringToObject(err, "message", "only GET is allowed here");
-        tg_http_reply_json(conn, 405, body, "Allow: GET\r\n");
+        tg_http_reply_json(conn, 405,
+                           tg_http_error_body("method_not_allowed", "only GET is allowed here"),
+                           "Allow: GET\r\n");
         status = 405;
     } else if (!g) {
         status = reply_error(conn, NULL, 503, "unavailable", "no graph loaded yet");

@@ -26,16 +26,6 @@ int rg_redis_active(redisContext *c, char *out, size_t outlen, char *errstr, siz
     return TG_OK;
 }
 
-static const char *json_str(const cJSON *o, const char *name) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double json_num(const cJSON *o, const char *name) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 static int add_node(rg_builder_t *b, const char *id, const char *json, const char *version,
                     char *errstr, size_t errlen) {
     cJSON *o = cJSON_Parse(json);
@@ -44,8 +34,8 @@ static int add_node(rg_builder_t *b, const char *id, const char *json, const cha
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "graph:%s:node:%s: not a JSON object",
                        version, id);
     }
-    int rc = rg_builder_add_node(b, id, json_str(o, "stopName"), json_str(o, "cityName"),
-                                 json_num(o, "latitude"), json_num(o, "longitude"));
+    int rc = rg_builder_add_node(b, id, tg_json_str(o, "stopName"), tg_json_str(o, "cityName"),
+                                 tg_json_num(o, "latitude", NAN), tg_json_num(o, "longitude", NAN));
     cJSON_Delete(o);
     return rc ? tg_fail(rc, errstr, errlen, "graph %s: out of memory", version) : TG_OK;
 }
@@ -61,16 +51,17 @@ static int add_neighbors(rg_builder_t *b, const char *id, const char *json, cons
     int rc = TG_OK;
     const cJSON *e;
     cJSON_ArrayForEach(e, a) {
-        const char *to = json_str(e, "toStopId");
+        const char *to = tg_json_str(e, "toStopId");
         if (!to) {
             rc = tg_fail(TG_ERR_INVALID, errstr, errlen,
                          "graph:%s:neighbors:%s: an edge without toStopId", version, id);
             break;
         }
-        double km = json_num(e, "distance");
+        double km = tg_json_num(e, "distance", NAN), weight = tg_json_num(e, "weight", NAN);
         /* the key names the edge's start: fromStopId is redundant there */
-        if ((rc = rg_builder_add_edge(b, id, to, json_num(e, "weight"), isnan(km) ? 0 : km,
-                                      json_str(e, "transportType"), json_str(e, "routeId")))) {
+        if ((rc =
+                 rg_builder_add_edge(b, id, to, weight, isnan(km) ? 0 : km,
+                                     tg_json_str(e, "transportType"), tg_json_str(e, "routeId")))) {
             rc = tg_fail(rc, errstr, errlen, "graph %s: out of memory", version);
             break;
         }

@@ -1,7 +1,9 @@
 /* The cities directory: a CSV file (RFC 4180, UTF-8) read and validated at
  * start-up, kept in memory for generation and copied into the cities table
  * so that operators and the other services see the same directory. */
+#include "tg/files.h"
 #include "tg/pg.h"
+#include "tg/text.h"
 #include "virtual.h"
 #include <errno.h>
 #include <stdio.h>
@@ -115,7 +117,7 @@ static int city_from_fields(char f[][VIRTUAL_NAME_MAX], virtual_city_t *city, ch
     /* csv_field bounds every field to VIRTUAL_NAME_MAX - 1 bytes */
     memcpy(city->name, f[0], strnlen(f[0], VIRTUAL_NAME_MAX - 1) + 1);
     memcpy(city->district, f[1], strnlen(f[1], VIRTUAL_NAME_MAX - 1) + 1);
-    if (virtual_normalize(f[0], city->normalized, sizeof(city->normalized))) {
+    if (tg_city_key(f[0], city->normalized, sizeof(city->normalized))) {
         return tg_fail(TG_ERR_INVALID, errstr, errlen, "name \"%s\" is empty or not UTF-8", f[0]);
     }
     if (virtual_translit(city->normalized, city->slug, sizeof(city->slug))) {
@@ -227,28 +229,14 @@ int virtual_cities_parse(const char *path, const char *text, size_t len, virtual
 }
 
 int virtual_cities_read(const char *path, virtual_cities_t *out, char *errstr, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        return tg_fail(TG_ERR_IO, errstr, errlen, "CITIES_FILE: %s: %s", path, strerror(errno));
-    }
-    tg_buf_t b;
-    tg_buf_init(&b);
-    char chunk[65536];
-    size_t n;
-    int rc = TG_OK;
-    while (!rc && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        rc = tg_buf_append(&b, chunk, n);
-    }
-    if (!rc && ferror(f)) {
-        rc = TG_ERR_IO;
-    }
-    fclose(f);
+    char *text, why[512];
+    size_t len;
+    int rc = tg_file_read(path, 0, &text, &len, why, sizeof(why));
     if (rc) {
-        rc = tg_fail(rc, errstr, errlen, "CITIES_FILE: %s: cannot read", path);
-    } else {
-        rc = virtual_cities_parse(path, b.data ? b.data : "", b.len, out, errstr, errlen);
+        return tg_fail(rc, errstr, errlen, "CITIES_FILE: %s", why);
     }
-    tg_buf_free(&b);
+    rc = virtual_cities_parse(path, text, len, out, errstr, errlen);
+    free(text);
     return rc;
 }
 

@@ -1,7 +1,8 @@
 /* Virtual flight schedule: two departures a day (08:00 and 16:00 Asia/Yakutsk,
  * a fixed UTC+9) for the days of the horizon, written straight into COPY text. Dates are
- * computed with Howard Hinnant's civil-calendar algorithms rather than
- * mktime/localtime, which depend on the process's TZ and are slow per row. */
+ * formatted by tg_time_format (gmtime_r on the shifted time) rather than
+ * mktime/localtime, which depend on the process's TZ. */
+#include "tg/time.h"
 #include "virtual.h"
 #include <string.h>
 
@@ -11,49 +12,10 @@
 static const int departures_min[] = {8 * 60, 16 * 60};
 static const char row_end[] = "\t" STR(VIRTUAL_FLIGHT_SEATS) "\tt\n"; /* seats, is_virtual */
 
-int64_t virtual_days_from_civil(int y, int m, int d) {
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-void virtual_civil_from_days(int64_t z, int *y, int *m, int *d) {
-    z += 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-static char *put_digits(char *p, int v, int width) {
-    for (int i = width - 1; i >= 0; i--) {
-        p[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-    return p + width;
-}
-
 void virtual_format_local(int64_t local_min, char *out) {
-    int64_t days = local_min >= 0 ? local_min / 1440 : -((-local_min + 1439) / 1440);
-    int min = (int)(local_min - days * 1440), y, m, d;
-    virtual_civil_from_days(days, &y, &m, &d);
-    char *p = put_digits(out, y, 4);
-    *p++ = '-';
-    p = put_digits(p, m, 2);
-    *p++ = '-';
-    p = put_digits(p, d, 2);
-    *p++ = ' ';
-    p = put_digits(p, min / 60, 2);
-    *p++ = ':';
-    p = put_digits(p, min % 60, 2);
-    memcpy(p, ":00+09:00", 10); /* with the NUL */
+    /* Local time is UTC+9 with no DST: its fields are those of UTC at the
+     * same numbers, so the UTC conversion of libc does it without TZ. */
+    tg_time_format(local_min * 60, "%Y-%m-%d %H:%M:00+09:00", out, 26);
 }
 
 /* The route's fixed parts of every row, escaped once:

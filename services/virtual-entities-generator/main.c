@@ -2,14 +2,20 @@
  * directory city without a real stop a virtual stop, virtual routes and two
  * flights a day for a year, so the graph reaches the whole service area.
  *
- *   odata-sync.completed → no dataset / no changes? skip
+ *   odata-sync.completed → no dataset / no changes? skip          (skip_status)
+ *     one transaction:   → lock the dataset; generated and current? done
+ *                        → generated, horizon moved on? top up    (generate)
  *                        → load real stops → find cities without stops
  *                        → plan stops and routes (hub or direct)
- *                        → COPY stops, routes, flights + stats (one transaction)
- *                        → virtual-entities.completed
+ *                        → COPY stops, routes, flights + stats
+ *                        → record the horizon, commit            (regenerate)
+ *   → virtual-entities.completed
+ *
+ * plan.c decides, flights.c writes the schedule, save.c holds the SQL.
  */
 #include "tg/dataset.h"
 #include "tg/log.h"
+#include "tg/pg.h"
 #include "tg/topics.h"
 #include "tg/worker.h"
 #include "virtual.h"
@@ -131,6 +137,61 @@ static const char *skip_status(const tg_envelope_t *in, int64_t dv, char *buf, s
     return NULL;
 }
 
+/* A first generation, or a forced one that replaces the previous: plans
+ * from the real stops and saves, in the open transaction. */
+static int regenerate(PGconn *pg, const state_t *st, const virtual_dataset_t *ds, int64_t today,
+                      virtual_outcome_t *o, char *err, size_t errlen) {
+    virtual_real_stops_t real = {0};
+    virtual_plan_t plan;
+    int64_t t0 = tg_mono_ms();
+    int rc = ds->generated ? virtual_delete(pg, ds, o, err, errlen) : TG_OK;
+    if (!rc) {
+        rc = virtual_real_stops_read(pg, ds, &real, err, errlen);
+    }
+    if (!rc) {
+        rc = virtual_plan_build(&st->cities, real.items, real.count, &st->cfg, &plan, err, errlen);
+    }
+    if (!rc) {
+        tg_debug("Planned %zu virtual stops and %zu routes from %zu real stops in %lld ms",
+                 plan.nstops, plan.nroutes, real.count, (long long)(tg_mono_ms() - t0));
+        rc = virtual_plan_save(pg, ds, &plan, &st->cfg, today, o, err, errlen);
+        virtual_plan_free(&plan);
+    }
+    virtual_real_stops_free(&real);
+    if (!rc) {
+        rc = virtual_horizon_record(pg, ds, today, today + st->cfg.horizon_days - 1, err, errlen);
+    }
+    return rc;
+}
+
+/* The virtual entities of dataset version in one transaction, with flights
+ * from local day today over the horizon: replay-safe unless force. */
+static int generate(PGconn *pg, const state_t *st, int64_t version, int force, int64_t today,
+                    virtual_outcome_t *o, char *err, size_t errlen) {
+    virtual_dataset_t ds;
+    int rc = virtual_dataset_lock(pg, version, &ds, o, err, errlen);
+    int current = ds.generated && ds.from >= today;
+    if (rc || !ds.found || (current && !force)) {
+        o->existed = ds.generated;
+        tg_day_format(ds.through, o->through, sizeof(o->through));
+        tg_pg_rollback(pg);
+        return rc;
+    }
+    if (ds.generated && !force) {
+        rc = virtual_top_up(pg, &ds, today, st->cfg.horizon_days, o, err, errlen);
+    } else {
+        rc = regenerate(pg, st, &ds, today, o, err, errlen);
+    }
+    tg_day_format(today + st->cfg.horizon_days - 1, o->through, sizeof(o->through));
+    if (!rc) {
+        rc = tg_pg_commit(pg, err, errlen);
+    }
+    if (rc) {
+        tg_pg_rollback(pg);
+    }
+    return rc;
+}
+
 static void report(const virtual_outcome_t *o, int64_t dv, tg_step_result_t *res) {
     if (!o->dataset_found) {
         res->status = "skipped";
@@ -189,9 +250,8 @@ static void step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_result_t
         snprintf(res->message, sizeof(res->message), "%s", why);
     } else {
         virtual_outcome_t o;
-        int rc = virtual_generate(ctx->pg, &st->cities, &st->cfg, dv,
-                                  tg_json_bool(in->payload, "force", 0), tg_local_day(tg_now_ms()),
-                                  &o, err, sizeof(err));
+        int rc = generate(ctx->pg, st, dv, tg_json_bool(in->payload, "force", 0),
+                          tg_local_day(tg_now_ms()), &o, err, sizeof(err));
         res->dataset_version = dv;
         if (rc) {
             tg_step_fail(res, rc, "Virtual entities for dataset %lld: %s", (long long)dv, err);

@@ -3,20 +3,14 @@
  * mode, or direct mode with a link to the nearest real stop). Pure: no I/O
  * besides warnings, so the unit tests can check every rule. */
 #include "tg/dataset.h"
+#include "tg/geo.h"
 #include "tg/log.h"
+#include "tg/text.h"
 #include "virtual.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-double virtual_distance_km(double lat1, double lon1, double lat2, double lon2) {
-    const double r = 6371.0, rad = M_PI / 180.0;
-    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
-    double a = sin(dlat / 2) * sin(dlat / 2) +
-               cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
-    return 2 * r * atan2(sqrt(a), sqrt(1 - a));
-}
 
 int virtual_duration_min(double distance_km, double speed_kmh) {
     /* The small epsilon keeps an exact hour (60.0000000001 min from
@@ -43,7 +37,7 @@ static int served_build(const virtual_real_stop_t *stops, size_t n, served_t *s)
     }
     for (size_t i = 0; i < n; i++) {
         if (stops[i].city_name &&
-            !virtual_normalize(stops[i].city_name, s->names[s->count], VIRTUAL_NAME_MAX)) {
+            !tg_city_key(stops[i].city_name, s->names[s->count], VIRTUAL_NAME_MAX)) {
             s->count++;
         }
     }
@@ -127,7 +121,7 @@ static int add_route(virtual_plan_t *plan, virtual_end_t from, virtual_end_t to,
     snprintf(r->id, sizeof(r->id), "virtual-route-%s-%s", from.stop_id, to.stop_id);
     r->from = from;
     r->to = to;
-    r->distance_km = virtual_distance_km(from.latitude, from.longitude, to.latitude, to.longitude);
+    r->distance_km = tg_geo_distance_km(from.latitude, from.longitude, to.latitude, to.longitude);
     r->duration_min = virtual_duration_min(r->distance_km, cfg->speed_kmh);
     return TG_OK;
 }
@@ -147,7 +141,7 @@ static const virtual_real_stop_t *nearest_real(const virtual_real_stop_t *stops,
         if (isnan(stops[i].latitude) || isnan(stops[i].longitude)) {
             continue;
         }
-        double km = virtual_distance_km(lat, lon, stops[i].latitude, stops[i].longitude);
+        double km = tg_geo_distance_km(lat, lon, stops[i].latitude, stops[i].longitude);
         if (km < best_km || (km == best_km && strcmp(stops[i].id, best->id) < 0)) {
             best = &stops[i];
             best_km = km;
@@ -188,7 +182,7 @@ static const virtual_real_stop_t *hub_real_stop(const virtual_real_stop_t *stops
     const virtual_real_stop_t *best = NULL;
     char norm[VIRTUAL_NAME_MAX];
     for (size_t i = 0; i < n; i++) {
-        if (stops[i].city_name && !virtual_normalize(stops[i].city_name, norm, sizeof(norm)) &&
+        if (stops[i].city_name && !tg_city_key(stops[i].city_name, norm, sizeof(norm)) &&
             !strcmp(norm, hub->normalized) && (!best || strcmp(stops[i].id, best->id) < 0)) {
             best = &stops[i];
         }
@@ -233,7 +227,7 @@ static int plan_hub(virtual_plan_t *plan, const virtual_city_t *hub,
 
 static const virtual_city_t *find_city(const virtual_cities_t *cities, const char *name) {
     char norm[VIRTUAL_NAME_MAX];
-    if (!name || virtual_normalize(name, norm, sizeof(norm))) {
+    if (!name || tg_city_key(name, norm, sizeof(norm))) {
         return NULL;
     }
     for (size_t i = 0; i < cities->count; i++) {

@@ -1,9 +1,8 @@
-/* One generation = one transaction: lock the dataset row, return early when
- * the dataset already has its virtual entities over the current horizon
- * (replay), read the real stops, plan, COPY virtual_stops, virtual_routes and
- * flights, record the counts and the horizon in datasets, commit. A dataset
- * whose horizon moved on gets a top-up instead. Any failure rolls
- * everything back. */
+/* The PostgreSQL side of one generation, the steps main.c chains in one
+ * transaction: lock the dataset row and read what it holds, delete a previous
+ * generation (force), read the real stops, COPY virtual_stops,
+ * virtual_routes and flights with their counts, move the horizon on (top-up)
+ * and record it. */
 #include "tg/dataset.h"
 #include "tg/envelope.h"
 #include "tg/log.h"
@@ -16,13 +15,7 @@
 
 #define FLIGHT_CHUNK_BYTES (8u << 20) /* bounds memory in direct mode */
 
-/* The dataset's row, locked: serialises generators of one version. */
-typedef struct {
-    int found;
-    int64_t from, through; /* local days its virtual flights cover; -1 when none */
-} dataset_row_t;
-
-static int lock_dataset(PGconn *pg, const char *dv, dataset_row_t *row, char *errstr,
+static int lock_dataset(PGconn *pg, const char *dv, virtual_dataset_t *row, char *errstr,
                         size_t errlen) {
     PGresult *res;
     const char *params[] = {dv};
@@ -43,8 +36,9 @@ static int lock_dataset(PGconn *pg, const char *dv, dataset_row_t *row, char *er
 
 /* Records the days the virtual flights now cover; a new generation stamp
  * tells graph-builder that its graph of this dataset is out of date. */
-static int record_horizon(PGconn *pg, const char *dv, int64_t from, int64_t through, char *errstr,
-                          size_t errlen) {
+int virtual_horizon_record(PGconn *pg, const virtual_dataset_t *ds, int64_t from, int64_t through,
+                           char *errstr, size_t errlen) {
+    const char *dv = ds->version;
     char f[16], t[16];
     tg_day_format(from, f, sizeof(f));
     tg_day_format(through, t, sizeof(t));
@@ -84,9 +78,10 @@ static int existing(PGconn *pg, const char *dv, virtual_outcome_t *out, int *gen
     return TG_OK;
 }
 
-/* force: the previous generation of this version is replaced. */
-static int delete_existing(PGconn *pg, const char *dv, char *errstr, size_t errlen) {
-    const char *params[] = {dv};
+int virtual_delete(PGconn *pg, const virtual_dataset_t *ds, virtual_outcome_t *out, char *errstr,
+                   size_t errlen) {
+    const char *params[] = {ds->version};
+    out->deleted = out->stops + out->routes + out->flights;
     int rc = tg_pg_exec(pg, "DELETE FROM flights WHERE dataset_version = $1 AND is_virtual", 1,
                         params, NULL, errstr, errlen);
     if (!rc) {
@@ -100,8 +95,6 @@ static int delete_existing(PGconn *pg, const char *dv, char *errstr, size_t errl
     return rc;
 }
 
-/* Reads the dataset's real stops; *stops points into *res (both freed by
- * the caller: free() and PQclear()). */
 static int real_stops(PGconn *pg, const char *dv, PGresult **res, virtual_real_stop_t **stops,
                       size_t *n, char *errstr, size_t errlen) {
     const char *params[] = {dv};
@@ -225,10 +218,10 @@ static int update_stats(PGconn *pg, const char *dv, const virtual_outcome_t *out
                       6, params, NULL, errstr, errlen);
 }
 
-/* COPYs the plan: stops, routes, then flights, in the caller's transaction. */
-static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
-                     const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
-                     char *errstr, size_t errlen) {
+int virtual_plan_save(PGconn *pg, const virtual_dataset_t *ds, const virtual_plan_t *plan,
+                      const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
+                      char *errstr, size_t errlen) {
+    const char *dv = ds->version;
     int64_t t0 = tg_mono_ms();
     int rc = copy_stops(pg, dv, plan, errstr, errlen);
     if (!rc) {
@@ -251,28 +244,16 @@ static int save_plan(PGconn *pg, const char *dv, const virtual_plan_t *plan,
     return rc;
 }
 
-/* Reads the real stops, plans and saves, inside the open transaction. */
-static int generate_locked(PGconn *pg, const char *dv, const virtual_cities_t *cities,
-                           const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
-                           char *errstr, size_t errlen) {
-    PGresult *res = NULL;
-    virtual_real_stop_t *stops = NULL;
-    size_t nstops = 0;
-    virtual_plan_t plan;
-    int64_t t0 = tg_mono_ms();
-    int rc = real_stops(pg, dv, &res, &stops, &nstops, errstr, errlen);
-    if (!rc) {
-        rc = virtual_plan_build(cities, stops, nstops, cfg, &plan, errstr, errlen);
-    }
-    if (!rc) {
-        tg_debug("Planned %zu virtual stops and %zu routes from %zu real stops in %lld ms",
-                 plan.nstops, plan.nroutes, nstops, (long long)(tg_mono_ms() - t0));
-        rc = save_plan(pg, dv, &plan, cfg, first_day, out, errstr, errlen);
-        virtual_plan_free(&plan);
-    }
-    free(stops);
-    PQclear(res);
-    return rc;
+int virtual_real_stops_read(PGconn *pg, const virtual_dataset_t *ds, virtual_real_stops_t *out,
+                            char *errstr, size_t errlen) {
+    memset(out, 0, sizeof(*out));
+    return real_stops(pg, ds->version, &out->res, &out->items, &out->count, errstr, errlen);
+}
+
+void virtual_real_stops_free(virtual_real_stops_t *s) {
+    free(s->items);
+    PQclear(s->res);
+    memset(s, 0, sizeof(*s));
 }
 
 /* ---- the rolling horizon ------------------------------------------------ */
@@ -314,10 +295,9 @@ static int copy_days(PGconn *pg, const char *dv, int64_t first, int64_t last, lo
     return rc;
 }
 
-/* Moves the horizon on to [today, today + days - 1]: flights before today
- * go, the days after the old end come. */
-static int top_up(PGconn *pg, const char *dv, const dataset_row_t *row, int64_t today, int days,
-                  virtual_outcome_t *out, char *errstr, size_t errlen) {
+int virtual_top_up(PGconn *pg, const virtual_dataset_t *row, int64_t today, int days,
+                   virtual_outcome_t *out, char *errstr, size_t errlen) {
+    const char *dv = row->version;
     char first[16];
     PGresult *res;
     int64_t last = today + days - 1, from = row->through + 1 > today ? row->through + 1 : today;
@@ -334,56 +314,26 @@ static int top_up(PGconn *pg, const char *dv, const dataset_row_t *row, int64_t 
     PQclear(res);
     rc = copy_days(pg, dv, from, last, &out->added, errstr, errlen);
     if (!rc) {
-        rc = record_horizon(pg, dv, today, last > row->through ? last : row->through, errstr,
-                            errlen);
+        rc = virtual_horizon_record(pg, row, today, last > row->through ? last : row->through,
+                                    errstr, errlen);
     }
     out->topped_up = 1;
     return rc;
 }
 
-int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_config_t *cfg,
-                     int64_t dataset_version, int force, int64_t today, virtual_outcome_t *out,
-                     char *errstr, size_t errlen) {
-    char dv[24];
-    dataset_row_t row = {0, -1, -1};
-    int generated = 0;
-    snprintf(dv, sizeof(dv), "%lld", (long long)dataset_version);
+int virtual_dataset_lock(PGconn *pg, int64_t dataset_version, virtual_dataset_t *ds,
+                         virtual_outcome_t *out, char *errstr, size_t errlen) {
+    memset(ds, 0, sizeof(*ds));
     memset(out, 0, sizeof(*out));
+    ds->from = ds->through = -1;
+    snprintf(ds->version, sizeof(ds->version), "%lld", (long long)dataset_version);
     int rc = tg_pg_begin(pg, errstr, errlen);
     if (!rc) {
-        rc = lock_dataset(pg, dv, &row, errstr, errlen);
+        rc = lock_dataset(pg, ds->version, ds, errstr, errlen);
     }
-    if (!rc && row.found) {
-        rc = existing(pg, dv, out, &generated, errstr, errlen);
+    if (!rc && ds->found) {
+        rc = existing(pg, ds->version, out, &ds->generated, errstr, errlen);
     }
-    out->dataset_found = row.found;
-    int current = generated && row.from >= today;
-    if (rc || !row.found || (current && !force)) {
-        out->existed = generated;
-        tg_day_format(row.through, out->through, sizeof(out->through));
-        tg_pg_rollback(pg);
-        return rc;
-    }
-    if (generated && !force) {
-        rc = top_up(pg, dv, &row, today, cfg->horizon_days, out, errstr, errlen);
-    } else {
-        if (generated) {
-            out->deleted = out->stops + out->routes + out->flights;
-            rc = delete_existing(pg, dv, errstr, errlen);
-        }
-        if (!rc) {
-            rc = generate_locked(pg, dv, cities, cfg, today, out, errstr, errlen);
-        }
-        if (!rc) {
-            rc = record_horizon(pg, dv, today, today + cfg->horizon_days - 1, errstr, errlen);
-        }
-    }
-    tg_day_format(today + cfg->horizon_days - 1, out->through, sizeof(out->through));
-    if (!rc) {
-        rc = tg_pg_commit(pg, errstr, errlen);
-    }
-    if (rc) {
-        tg_pg_rollback(pg);
-    }
+    out->dataset_found = ds->found;
     return rc;
 }

@@ -12,15 +12,11 @@
 
 #define VIRTUAL_NAME_MAX 256 /* bytes of a city name, normalised name or id */
 
-/* ---- names.c: matching and ids ---------------------------------------- */
+/* ---- names.c: ids ----------------------------------------------------- */
+/* A directory city matches the real stops whose city name has the same
+ * tg_city_key (tg/text.h): "г. Усть-Мая" and "Усть Мая" are one city. */
 
-/* Normalises a city name for matching: lower case (Latin, Cyrillic and the
- * Yakut letters), ё→е, a leading "г." / "г " dropped, runs of spaces and
- * hyphens collapsed to one space, trimmed. Writes at most outlen-1 bytes.
- * Returns TG_ERR_INVALID for malformed UTF-8 or an empty result. */
-int virtual_normalize(const char *name, char *out, size_t outlen) TG_WARN_UNUSED;
-
-/* Transliterates a normalised name to the ASCII slug of the ids (BGN/PCGN
+/* Transliterates a city key to the ASCII slug of the ids (BGN/PCGN
  * simplified, see README): "нижний бестях" → "nizhniy-bestyakh". Returns
  * TG_ERR_INVALID when nothing transliterable is left. */
 int virtual_translit(const char *normalized, char *out, size_t outlen) TG_WARN_UNUSED;
@@ -29,7 +25,7 @@ int virtual_translit(const char *normalized, char *out, size_t outlen) TG_WARN_U
 
 typedef struct {
     char name[VIRTUAL_NAME_MAX];       /* as in the file: "Нижний Бестях" */
-    char normalized[VIRTUAL_NAME_MAX]; /* "нижний бестях" */
+    char normalized[VIRTUAL_NAME_MAX]; /* its tg_city_key: "нижний бестях" */
     char slug[VIRTUAL_NAME_MAX];       /* "nizhniy-bestyakh" */
     char district[VIRTUAL_NAME_MAX];
     double latitude, longitude;
@@ -103,9 +99,6 @@ typedef struct {
     char hub_stop_id[VIRTUAL_NAME_MAX + 16]; /* hub mode only */
 } virtual_plan_t;
 
-/* Great-circle distance (haversine, R = 6371 km). */
-double virtual_distance_km(double lat1, double lon1, double lat2, double lon2);
-
 /* Minutes at speed_kmh, rounded up, at least 1. */
 int virtual_duration_min(double distance_km, double speed_kmh);
 
@@ -121,10 +114,6 @@ void virtual_plan_free(virtual_plan_t *plan);
 
 #define VIRTUAL_FLIGHT_DAYS 365 /* the default horizon (VIRTUAL_HORIZON_DAYS) */
 #define VIRTUAL_FLIGHT_SEATS 50
-
-/* Days since 1970-01-01 of a civil date, and back. */
-int64_t virtual_days_from_civil(int y, int m, int d);
-void virtual_civil_from_days(int64_t days, int *y, int *m, int *d);
 
 /* Formats local minutes since the epoch in Asia/Yakutsk (a fixed UTC+9, no
  * DST since 2014) as
@@ -155,13 +144,50 @@ typedef struct {
     size_t cities_without_stops;
 } virtual_outcome_t;
 
-/* Generates and saves the virtual entities of dataset_version in one
- * transaction, with flights from local day `today` over the horizon (see
- * README: replay-safe unless force). When the dataset has them already and
- * their flights start before today, only the horizon moves on: past flights
- * go, the missing days are added. */
-int virtual_generate(PGconn *pg, const virtual_cities_t *cities, const virtual_config_t *cfg,
-                     int64_t dataset_version, int force, int64_t today, virtual_outcome_t *out,
-                     char *errstr, size_t errlen) TG_WARN_UNUSED;
+/* The dataset being generated for, its row locked until the transaction
+ * ends: generators of one version are serialised. */
+typedef struct {
+    char version[24];      /* the dataset version as text, for statements */
+    int found;             /* the dataset exists */
+    int generated;         /* a generation was committed before */
+    int64_t from, through; /* local days its virtual flights cover; -1 when none */
+} virtual_dataset_t;
+
+/* Begins the transaction, locks the dataset's row and reads what it holds:
+ * ds, and in out the counts and mode of a previous generation. The caller
+ * ends the transaction (tg_pg_commit or tg_pg_rollback) on every path. */
+int virtual_dataset_lock(PGconn *pg, int64_t dataset_version, virtual_dataset_t *ds,
+                         virtual_outcome_t *out, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* force: deletes the previous generation (counted in out->deleted). */
+int virtual_delete(PGconn *pg, const virtual_dataset_t *ds, virtual_outcome_t *out, char *errstr,
+                   size_t errlen) TG_WARN_UNUSED;
+
+/* The dataset's real stops; items point into res. Free with
+ * virtual_real_stops_free (also after a failure). */
+typedef struct {
+    PGresult *res;
+    virtual_real_stop_t *items;
+    size_t count;
+} virtual_real_stops_t;
+int virtual_real_stops_read(PGconn *pg, const virtual_dataset_t *ds, virtual_real_stops_t *out,
+                            char *errstr, size_t errlen) TG_WARN_UNUSED;
+void virtual_real_stops_free(virtual_real_stops_t *s);
+
+/* COPYs the plan (stops, routes, then flights from local day first_day over
+ * the horizon) and records its counts in out and in the dataset's stats. */
+int virtual_plan_save(PGconn *pg, const virtual_dataset_t *ds, const virtual_plan_t *plan,
+                      const virtual_config_t *cfg, int64_t first_day, virtual_outcome_t *out,
+                      char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Records the local days [from, through] the virtual flights cover; the new
+ * generation stamp tells graph-builder its graph of the dataset is stale. */
+int virtual_horizon_record(PGconn *pg, const virtual_dataset_t *ds, int64_t from, int64_t through,
+                           char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Moves the horizon of an earlier generation on to [today, today + days - 1]:
+ * flights before today go, the days after the old end come. */
+int virtual_top_up(PGconn *pg, const virtual_dataset_t *ds, int64_t today, int days,
+                   virtual_outcome_t *out, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 #endif

@@ -29,24 +29,23 @@ static void test_index(void) {
     gb_graph_free(g);
 }
 
-static void test_city_key(void) {
-    char k[128];
-    gb_city_key("  г. Нерюнгри ", k, sizeof(k));
-    CHECK_STR(k, "нерюнгри");
-    gb_city_key("Нерюнгри", k, sizeof(k));
-    CHECK_STR(k, "нерюнгри");
-    gb_city_key("ЯКУТСК", k, sizeof(k));
-    CHECK_STR(k, "якутск");
-    gb_city_key("Усть-Мая", k, sizeof(k));
-    CHECK_STR(k, "усть-мая");
-    gb_city_key("Нижний   Бестях", k, sizeof(k));
-    CHECK_STR(k, "нижний бестях");
-    gb_city_key("Олёкминск", k, sizeof(k));
-    CHECK_STR(k, "олекминск");
-    gb_city_key("New York", k, sizeof(k));
-    CHECK_STR(k, "new york");
-    gb_city_key(NULL, k, sizeof(k));
-    CHECK_STR(k, "");
+/* Stops are grouped by tg_city_key (tested with the city rule in
+ * text_test.c): spellings of one city get transfers, other cities none. */
+static void test_city_grouping(void) {
+    gb_graph_t *g = gb_graph_new();
+    CHECK(gb_add_node(g, "m1", "M1", "Усть-Мая", 60.4, 134.5) == TG_OK);
+    CHECK(gb_add_node(g, "m2", "M2", "г. Усть Мая", 60.4, 134.5) == TG_OK);
+    CHECK(gb_add_node(g, "n1", "N1", "  Олёкминск ", 60.4, 120.4) == TG_OK);
+    CHECK(gb_add_node(g, "n2", "N2", "ОЛЕКМИНСК", 60.4, 120.4) == TG_OK);
+    CHECK(gb_add_node(g, "x1", "X1", "Усть-Нера", 64.6, 143.2) == TG_OK);
+    CHECK(gb_add_node(g, "x2", "X2", "Як\xffутск", 62.0, 129.7) == TG_OK); /* not UTF-8 */
+    CHECK(gb_add_node(g, "x3", "X3", "Як\xffутск", 62.0, 129.7) == TG_OK);
+    CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
+    CHECK(g->transfer_edges == 4); /* m1<->m2, n1<->n2 */
+    for (size_t i = 0; i < g->n_edges; i++) {
+        CHECK(g->edges[i].from_id[0] == g->edges[i].to_id[0]);
+    }
+    gb_graph_free(g);
 }
 
 static void test_transfers(void) {
@@ -143,7 +142,7 @@ static void test_json(void) {
 
 int main(void) {
     test_index();
-    test_city_key();
+    test_city_grouping();
     test_transfers();
     test_json();
     TG_TEST_END();

@@ -1,5 +1,6 @@
-/* Resolving OData next links: absolute, relative to the page's URL; origins,
- * and credentials that never leave theirs. */
+/* How odata-sync-worker follows next links and guards its credentials: a
+ * next link resolved against its page, the origin the credentials belong to,
+ * and a request to any other origin refused before anything is sent. */
 #include "tg/http.h"
 #include "tg_test.h"
 #include <stdlib.h>
@@ -52,6 +53,8 @@ static void check_credentials_stay_home(void) {
 
 int main(void) {
     tg_http_global_init();
+    /* OData next links: relative to the page they came on, they stay on its
+     * service and path; absolute, they go where they say. */
     const char *page = "http://h:8080/odata/Stops?$top=10";
     check_resolve(page, "Stops?$skiptoken=1000", "http://h:8080/odata/Stops?$skiptoken=1000");
     check_resolve(page, "/other/Stops?p=2", "http://h:8080/other/Stops?p=2");
@@ -59,6 +62,8 @@ int main(void) {
     check_resolve("http://h/svc/odata.svc/Stops", "Stops?$skip=5",
                   "http://h/svc/odata.svc/Stops?$skip=5");
 
+    /* The origin credentials belong to: one spelling per origin (case and
+     * default ports do not make another), never the credentials in a URL. */
     check_origin("http://h:8080/odata/Stops?$top=10", "http://h:8080");
     check_origin("HTTP://Example.COM/odata/", "http://example.com:80");
     check_origin("https://example.com/x", "https://example.com:443");

@@ -34,11 +34,14 @@ static void test_datetimes(void) {
     CHECK(dt("yesterday", 0) == -1);
     CHECK(dt("/Date(abc)/", 0) == -1);
     CHECK(dt("", 0) == -1);
-    char out[32];
-    odata_format_datetime(want, out);
-    CHECK_STR(out, "2026-11-30T23:20:00.000Z");
-    odata_format_datetime(-1, out);
-    CHECK_STR(out, "1969-12-31T23:59:59.999Z");
+    /* What is stored and hashed: the instant in UTC, with milliseconds. */
+    cJSON *item = cJSON_CreateString("2026-12-01T08:20:00+09:00");
+    odata_value_t v;
+    char why[128];
+    CHECK(odata_value_convert(item, ODATA_DATETIME, 0, &v, why, sizeof(why)) == TG_OK);
+    CHECK_STR(v.text, "2026-11-30T23:20:00.000Z");
+    free(v.text);
+    cJSON_Delete(item);
 }
 
 static double num(const char *json) {

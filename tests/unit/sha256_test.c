@@ -1,25 +1,46 @@
-/* SHA-256 against the FIPS 180-2 test vectors, one-shot and incremental. */
+/* What the project makes of SHA-256: the data hash and row hashes of
+ * odata-sync-worker (datasets.data_hash, row_hash) and the payload hash of
+ * S3 requests are 64 lower-case hex digits, depend only on the bytes (not
+ * on how they were fed), and change with any byte. */
 #include "tg/sha256.h"
 #include "tg_test.h"
+#include <ctype.h>
+
+static int is_hex64(const char *s) {
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        if (!isxdigit((unsigned char)s[i]) || isupper((unsigned char)s[i])) {
+            return 0;
+        }
+    }
+    return n == 64;
+}
 
 int main(void) {
-    char hex[65];
-    tg_sha256_hex("", 0, hex);
-    CHECK_STR(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    tg_sha256_hex("abc", 3, hex);
-    CHECK_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    const char *m = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
-    tg_sha256_hex(m, strlen(m), hex);
-    CHECK_STR(hex, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+    const char *canonical = "{\"stops\":[{\"id\":\"stop-1\",\"name\":\"Аэропорт Якутск\"}]}";
+    char once[65], pieces[65], other[65];
+    tg_sha256_hex(canonical, strlen(canonical), once);
+    CHECK(is_hex64(once));
 
-    /* One million 'a', fed in uneven pieces. */
+    /* Fed in uneven pieces, as a stream: the same hash. */
     tg_sha256_t *h = tg_sha256_new();
-    char block[1001];
-    memset(block, 'a', sizeof(block));
-    for (int i = 0; i < 1000; i++) {
-        tg_sha256_update(h, block, i % 2 ? 999 : 1001);
+    CHECK(h != NULL);
+    for (size_t at = 0, step = 1; at < strlen(canonical); at += step, step = step % 7 + 1) {
+        size_t left = strlen(canonical) - at;
+        tg_sha256_update(h, canonical + at, step < left ? step : left);
     }
-    tg_sha256_final(h, hex);
-    CHECK_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    tg_sha256_final(h, pieces);
+    CHECK_STR(pieces, once);
+
+    /* One value changed ("stop-1" → "stop-2"): another hash. */
+    char changed[128];
+    snprintf(changed, sizeof(changed), "%s", canonical);
+    *strchr(changed, '1') = '2';
+    tg_sha256_hex(changed, strlen(changed), other);
+    CHECK(is_hex64(other) && strcmp(other, once) != 0);
+
+    /* An empty S3 body is signed with the hash AWS documents for it. */
+    tg_sha256_hex("", 0, other);
+    CHECK_STR(other, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     TG_TEST_END();
 }

@@ -1,4 +1,5 @@
-/* Retry schedules: exponential backoff for reconnects, and the pipeline's
+/* Layer 0 (base).
+ * Retry schedules: exponential backoff for reconnects, and the pipeline's
  * delay schedule for failed steps (specification: 1 minute, then 5). */
 #ifndef TG_BACKOFF_H
 #define TG_BACKOFF_H

@@ -1,4 +1,5 @@
-/* A growable byte buffer (after curl's dynbuf): append functions fail with
+/* Layer 0 (base).
+ * A growable byte buffer (after curl's dynbuf): append functions fail with
  * TG_ERR_NOMEM and leave the buffer as it was. */
 #ifndef TG_BUF_H
 #define TG_BUF_H

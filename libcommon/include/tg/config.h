@@ -1,4 +1,5 @@
-/* Configuration from environment variables, validated once at start-up.
+/* Layer 2 (clients).
+ * Configuration from environment variables, validated once at start-up.
  * A bad or missing value yields one line naming the variable and the problem. */
 #ifndef TG_CONFIG_H
 #define TG_CONFIG_H

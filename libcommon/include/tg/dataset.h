@@ -1,4 +1,5 @@
-/* What the pipeline owes a dataset version besides its own data: virtual
+/* Layer 3 (service).
+ * What the pipeline owes a dataset version besides its own data: virtual
  * entities, virtual flights over the rolling horizon, and a graph built from
  * both. odata-sync-worker asks it when the data is unchanged, so a run with
  * nothing new still tops up the horizon and heals what an earlier run left

@@ -1,4 +1,5 @@
-/* The event envelope every topic carries (see proto/topics.md):
+/* Layer 1 (process support).
+ * The event envelope every topic carries (see proto/topics.md):
  *   {"schema":"odata-sync.completed","schemaVersion":1,"eventId":"...",
  *    "runId":"...","sourceId":"default","datasetVersion":12,"attempt":1,
  *    "producedAt":"2026-01-01T00:00:00.000Z","correlationId":"...",
@@ -8,6 +9,7 @@
 #define TG_ENVELOPE_H
 
 #include "tg/error.h"
+#include "tg/time.h" /* producedAt; the clocks lived here once */
 #include <cjson/cJSON.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,13 +53,6 @@ void tg_envelope_destroy(tg_envelope_t *env);
 
 /* Writes a random (v4) UUID, 36 chars + NUL. */
 void tg_uuid(char out[37]);
-
-/* Writes the current UTC time as ISO 8601 with milliseconds (24 chars + NUL). */
-void tg_now_iso(char out[32]);
-
-/* Milliseconds since the epoch / of a monotonic clock. */
-int64_t tg_now_ms(void);
-int64_t tg_mono_ms(void);
 
 /* Parses len bytes of JSON, refusing (NULL) text nested deeper than
  * max_depth before cJSON sees it: cJSON recurses once per level, and the

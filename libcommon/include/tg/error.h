@@ -1,4 +1,5 @@
-/* One error convention for the whole project: functions return 0 (TG_OK) on
+/* Layer 0 (base).
+ * One error convention for the whole project: functions return 0 (TG_OK) on
  * success and a negative tg_err code on failure, and fill a caller's
  * errstr buffer with a sentence that names the thing and the cause. */
 #ifndef TG_ERROR_H

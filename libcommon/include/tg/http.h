@@ -1,4 +1,5 @@
-/* An HTTP client over libcurl with connect and total timeouts, gzip, and
+/* Layer 2 (clients).
+ * An HTTP client over libcurl with connect and total timeouts, gzip, and
  * basic or bearer authentication. */
 #ifndef TG_HTTP_H
 #define TG_HTTP_H

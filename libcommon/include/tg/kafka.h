@@ -1,4 +1,5 @@
-/* Kafka on librdkafka: an idempotent producer (acks=all) whose sends wait for
+/* Layer 2 (clients).
+ * Kafka on librdkafka: an idempotent producer (acks=all) whose sends wait for
  * their delivery report, and a group consumer with at-least-once semantics
  * (offsets are stored only by tg_consumer_done, after the work and its
  * outgoing event succeeded).
@@ -100,5 +101,19 @@ rd_kafka_t *tg_producer_handle(tg_producer_t *p);
  * TG_ERR_CONFIG, e.g. "KAFKA_CONF_FOO: No such configuration property...". */
 int tg_kafka_conf_apply_env(rd_kafka_conf_t *conf, const tg_config_t *cfg, char *errstr,
                             size_t errlen) TG_WARN_UNUSED;
+
+/* A consumer that reads partitions it assigns itself (rd_kafka_assign) from
+ * offsets it chooses, such as a message read back or the dead letters
+ * listed: it never commits and reports the end of each partition. group
+ * only names it to the brokers. The caller closes it with
+ * rd_kafka_consumer_close() then rd_kafka_destroy(). NULL with errstr set
+ * on failure. */
+rd_kafka_t *tg_kafka_reader_new(const tg_config_t *cfg, const char *group, char *errstr,
+                                size_t errlen);
+
+/* The partition count of topic into *count: 0 when the topic does not
+ * exist; TG_ERR_KAFKA when no broker answered within timeout_ms. */
+int tg_kafka_partition_count(rd_kafka_t *rk, const char *topic, int timeout_ms, int *count,
+                             char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 #endif

@@ -1,4 +1,5 @@
-/* Structured logging: one JSON object per line on stderr with time, service,
+/* Layer 1 (process support).
+ * Structured logging: one JSON object per line on stderr with time, service,
  * level, run id and message. The run id is per thread, so every line logged
  * while a message is processed carries that run's id. */
 #ifndef TG_LOG_H

@@ -1,4 +1,5 @@
-/* Process-wide Prometheus metrics: counters, gauges and histograms, with an
+/* Layer 1 (process support).
+ * Process-wide Prometheus metrics: counters, gauges and histograms, with an
  * optional label string such as worker="graph-builder". Thread-safe. */
 #ifndef TG_METRICS_H
 #define TG_METRICS_H

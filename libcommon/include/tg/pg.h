@@ -1,4 +1,5 @@
-/* PostgreSQL on libpq: connect with retry and backoff, parameterised
+/* Layer 2 (clients).
+ * PostgreSQL on libpq: connect with retry and backoff, parameterised
  * statements only, transactions, and bulk loads through COPY. */
 #ifndef TG_PG_H
 #define TG_PG_H
@@ -17,6 +18,20 @@ PGconn *tg_pg_connect(const char *conninfo, int timeout_s, char *errstr, size_t 
  * TG_ERR_UNAVAILABLE when the connection is gone, TG_ERR_DB otherwise. */
 int tg_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                PGresult **out, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* What the server said about a failed statement, for callers that act on
+ * it (a unique violation of one index is an answer, not an error). */
+typedef struct {
+    char sqlstate[6];    /* e.g. "23505"; "" when the server sent none */
+    char constraint[64]; /* the violated constraint; "" when none is named */
+} tg_pg_diag_t;
+
+#define TG_PG_UNIQUE_VIOLATION "23505"
+
+/* tg_pg_exec that also fills *diag (when not NULL): on failure with the
+ * statement's SQLSTATE and constraint name, on success with "". */
+int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                    PGresult **out, tg_pg_diag_t *diag, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 int tg_pg_begin(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;
 int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;

@@ -1,4 +1,5 @@
-/* Redis on hiredis: connect with retry, and pipelined writes whose every
+/* Layer 2 (clients).
+ * Redis on hiredis: connect with retry, and pipelined writes whose every
  * reply is checked. A NULL reply means the connection is dead. */
 #ifndef TG_REDIS_H
 #define TG_REDIS_H

@@ -1,4 +1,5 @@
-/* Objects in an S3-compatible store (path-style URLs), signed with AWS SigV4
+/* Layer 2 (clients).
+ * Objects in an S3-compatible store (path-style URLs), signed with AWS SigV4
  * by libcurl: put, get, list and delete. */
 #ifndef TG_S3_H
 #define TG_S3_H

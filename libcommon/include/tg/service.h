@@ -1,6 +1,6 @@
-/* The process around a service: the shutdown flag set by SIGTERM/SIGINT, and
- * a small civetweb server with GET /healthz, /readyz and /metrics, also
- * served on a listener of their own (PROBE_PORT) that API clients cannot
+/* Layer 3 (service).
+ * The process around a service: a small civetweb server with GET /healthz,
+ * /readyz and /metrics, also served on a listener of their own (PROBE_PORT) that API clients cannot
  * starve.
  * Readiness is reported by the service's own loop (tg_service_set_dep), so
  * HTTP threads never touch a connection the loop is using. */
@@ -9,15 +9,9 @@
 
 #include "tg/config.h"
 #include "tg/error.h"
+#include "tg/shutdown.h" /* the flag and signals every service main() installs */
 #include <civetweb.h>
 #include <cjson/cJSON.h>
-#include <signal.h>
-
-/* Set to 1 by SIGTERM/SIGINT; loops poll it with a short timeout. */
-extern volatile sig_atomic_t tg_shutdown_requested;
-
-/* Installs the handlers for SIGTERM and SIGINT and ignores SIGPIPE. */
-void tg_signals_install(void);
 
 typedef struct tg_service_s tg_service_t;
 
@@ -60,7 +54,13 @@ void tg_service_stop(tg_service_t *svc);
 void tg_http_reply_json(struct mg_connection *conn, int status, cJSON *obj,
                         const char *extra_headers);
 
-/* Sends {"success":false,"error":{"code":code,"message":message}}. */
+/* The error body of every service's API:
+ * {"success":false,"error":{"code":code,"message":message}}. The caller
+ * owns it (tg_http_reply_json frees it) and may add members; NULL when out
+ * of memory, which tg_http_reply_json answers with a 500. */
+cJSON *tg_http_error_body(const char *code, const char *message);
+
+/* Sends tg_http_error_body(code, message) with status. */
 void tg_http_reply_error(struct mg_connection *conn, int status, const char *code,
                          const char *message);
 

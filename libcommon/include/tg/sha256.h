@@ -1,4 +1,5 @@
-/* SHA-256 through OpenSSL's EVP interface, incremental. */
+/* Layer 0 (base).
+ * SHA-256 through OpenSSL's EVP interface, incremental. */
 #ifndef TG_SHA256_H
 #define TG_SHA256_H
 

@@ -1,4 +1,5 @@
-/* Topic names of the pipeline (see proto/topics.md). Every name is prefixed
+/* Layer 0 (base).
+ * Topic names of the pipeline (see proto/topics.md). Every name is prefixed
  * with TOPIC_PREFIX at run time through tg_topic(). */
 #ifndef TG_TOPICS_H
 #define TG_TOPICS_H

@@ -1,4 +1,5 @@
-/* Triggers from other systems on pipeline.trigger. Besides the strict
+/* Layer 2 (clients).
+ * Triggers from other systems on pipeline.trigger. Besides the strict
  * envelope, two forms need no ceremony, and both are completed here into the
  * full envelope (see proto/topics.md, "Triggers from other systems"):
  *   - a minimal trigger: the source id as the key and {} (or an empty value),

@@ -1,4 +1,5 @@
-/* The loop every pipeline worker runs: consume the input topic in a group,
+/* Layer 3 (service).
+ * The loop every pipeline worker runs: consume the input topic in a group,
  * parse the envelope (malformed events go to the dead-letter topic), run the
  * worker's step, emit its completion event to the next topic or a step.failed
  * event for the orchestrator, and only then store the input's offset
