@@ -193,12 +193,13 @@ class Stack:
         mark theirs with x-worker; the test's own messages are left out)."""
         procs = [subprocess.Popen(
             ["kcat", "-C", "-b", STACK["KAFKA_BROKERS"], "-t", self.topic(base), "-o",
-             "beginning", "-e", "-J", "-q"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True) for base in EVENT_TOPICS]
+             "beginning", "-e", "-J", "-q"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            for base in EVENT_TOPICS]
         events = []
         for base, proc in zip(EVENT_TOPICS, procs):
             out, _ = proc.communicate(timeout=60)
-            for line in out.splitlines():
+            # A test's hostile bytes are not UTF-8; kcat passes them through.
+            for line in out.decode("utf-8", "surrogateescape").splitlines():
                 m = json.loads(line) if line.strip() else {}
                 hdrs = m.get("headers") or []
                 if "x-worker" in hdrs[0::2] and m.get("payload") not in self.test_messages:

@@ -42,13 +42,19 @@ def request(port, method, path, body=b"", headers=(), timeout=30):
         head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         head += "".join(f"{h}\r\n" for h in headers)
         head += f"Content-Length: {len(body)}\r\n\r\n"
-        s.sendall(head.encode() + body)
         data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        try:
+            s.sendall(head.encode() + body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused before the whole body was read: its answer, if any, follows
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
     faults.count("api_requests")
     status = int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
     if status >= 500:
@@ -76,9 +82,11 @@ def test_mutating_endpoints_need_the_token(orch, stack):
 
 def test_oversized_and_lying_bodies(orch):
     auth = (f"Authorization: Bearer {TOKEN}",)
+    # Refused without reading the body on: a 413, or a reset when the client
+    # was still sending (a thread is never held by the rest of the body).
     status, _ = request(orch.port, "POST", "/api/v1/workers/execute", b"{" + b" " * 70000 + b"}",
                         auth)
-    assert status == 413
+    assert status in (413, 0), status
     status, _ = request(orch.port, "POST", "/api/v1/workers/execute", b"x" * (10 << 20), auth)
     assert status in (413, 0), status  # 0: the server closed after refusing
     for raw in (b"not json", b"[]", b'{"force": "yes"}', b'{"force": true' , b"\xff\xfe"):
