@@ -33,18 +33,9 @@ APT_PKGS=(podman buildah runc debootstrap uidmap)
 log() { echo "image: $*" >&2; }
 die() { echo "image: ERROR: $*" >&2; exit 1; }
 
+# deploy/stack.sh owns installing Debian packages (root, apt lock, update).
 install_packages() {
-  local missing=() p
-  for p in "${APT_PKGS[@]}"; do
-    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
-  done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  [ "$(id -u)" = 0 ] || die "missing packages (${missing[*]}); run as root or apt-get install them"
-  log "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
-    { apt-get -o DPkg::Lock::Timeout=300 update -q >/dev/null &&
-      apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+  bash "$ROOT/deploy/stack.sh" apt "${APT_PKGS[@]}"
 }
 
 # The Debian mirrors of this machine's apt configuration (one-line

@@ -94,6 +94,25 @@ static int call(const ctl_t *c, const char *method, const char *path, int prefer
     return EXIT_OK;
 }
 
+/* One request whose answer is shown: as JSON with --json, else by table
+ * (a readable form of the body). Exit code as call's. */
+static int show(const ctl_t *c, const char *method, const char *path,
+                void (*table)(const cJSON *body)) {
+    long status;
+    cJSON *body;
+    int rc = call(c, method, path, 0, REQUEST_TIMEOUT_S, &status, &body);
+    if (rc) {
+        return rc;
+    }
+    if (c->json) {
+        print_json(body);
+    } else {
+        table(body);
+    }
+    cJSON_Delete(body);
+    return EXIT_OK;
+}
+
 /* Cuts a message to a table cell. */
 static void cell(char *out, size_t len, const char *s) {
     snprintf(out, len, "%s", s ? s : "-");
@@ -300,8 +319,8 @@ static int cmd_trigger(const ctl_t *c, int argc, char **argv) {
 
 /* ---- runs -------------------------------------------------------------- */
 
-static void print_runs(const cJSON *runs) {
-    const cJSON *r;
+static void print_runs(const cJSON *body) {
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(body, "runs"), *r;
     char msg[60];
     printf("%-36s  %-8s  %-9s  %-26s  %-24s  %9s  %s\n", "RUN", "TRIGGER", "STATUS", "ONLY",
            "CREATED", "MS", "MESSAGE");
@@ -332,19 +351,7 @@ static int cmd_runs(const ctl_t *c, int argc, char **argv) {
     }
     snprintf(path, sizeof path, "/api/v1/runs?limit=%s%s%s", limit, status_filter ? "&status=" : "",
              status_filter ? status_filter : "");
-    long status;
-    cJSON *body;
-    int rc = call(c, "GET", path, 0, REQUEST_TIMEOUT_S, &status, &body);
-    if (rc) {
-        return rc;
-    }
-    if (c->json) {
-        print_json(body);
-    } else {
-        print_runs(cJSON_GetObjectItemCaseSensitive(body, "runs"));
-    }
-    cJSON_Delete(body);
-    return EXIT_OK;
+    return show(c, "GET", path, print_runs);
 }
 
 static int cmd_run(const ctl_t *c, int argc, char **argv) {
@@ -389,6 +396,50 @@ static int cmd_run(const ctl_t *c, int argc, char **argv) {
 
 /* ---- dead letters, graphs ---------------------------------------------- */
 
+static void print_dead_letters(const cJSON *body) {
+    const cJSON *d;
+    char err[70];
+    printf("%-9s  %-8s  %-26s  %-36s  %s\n", "PART/OFF", "KEY", "WORKER", "ORIGINAL TOPIC",
+           "ERROR");
+    cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(body, "deadLetters")) {
+        char where[32];
+        snprintf(where, sizeof where, "%.0f/%.0f", tg_json_num(d, "partition", 0),
+                 tg_json_num(d, "offset", 0));
+        cell(err, sizeof err, tg_json_str(d, "error"));
+        printf("%-9s  %-8s  %-26s  %-36s  %s\n", where, str(d, "key"),
+               str(cJSON_GetObjectItemCaseSensitive(d, "headers"), "x-worker"),
+               str(d, "originalTopic"), err);
+    }
+    printf("%.0f of %.0f dead letters\n", tg_json_num(body, "count", 0),
+           tg_json_num(body, "total", 0));
+}
+
+static void print_replayed(const cJSON *body) {
+    printf("replayed to %s as event %s (run %s)\n", str(body, "replayedTo"), str(body, "eventId"),
+           str(body, "runId"));
+}
+
+static void print_graphs(const cJSON *body) {
+    const cJSON *g;
+    printf("   %-22s  %-8s  %7s  %7s  %8s  %-5s  %s\n", "VERSION", "STATUS", "DATASET", "NODES",
+           "EDGES", "KEYS", "CREATED");
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(body, "graphs")) {
+        const cJSON *keys = cJSON_GetObjectItemCaseSensitive(g, "keysPresent");
+        printf(" %c %-22s  %-8s  %7.0f  %7.0f  %8.0f  %-5s  %s\n",
+               cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "active")) ? '*' : ' ',
+               str(g, "version"), str(g, "status"), tg_json_num(g, "datasetVersion", 0),
+               tg_json_num(g, "nodeCount", 0), tg_json_num(g, "edgeCount", 0),
+               cJSON_IsBool(keys) ? (cJSON_IsTrue(keys) ? "yes" : "no") : "?", str(g, "createdAt"));
+    }
+    if (tg_json_str(body, "redisError")) {
+        printf("(Redis not asked: %s)\n", tg_json_str(body, "redisError"));
+    }
+}
+
+static void print_rolled_back(const cJSON *body) {
+    printf("%s (run %s)\n", str(body, "message"), str(body, "runId"));
+}
+
 static int cmd_dead_letters(const ctl_t *c, int argc, char **argv) {
     const char *limit = "20", *offset = "0";
     for (int i = 0; i < argc; i++) {
@@ -404,34 +455,9 @@ static int cmd_dead_letters(const ctl_t *c, int argc, char **argv) {
         strspn(offset, "0123456789") != strlen(offset)) {
         return usage();
     }
-    char path[128], err[70];
+    char path[128];
     snprintf(path, sizeof path, "/api/v1/dead-letters?limit=%s&offset=%s", limit, offset);
-    long status;
-    cJSON *body;
-    int rc = call(c, "GET", path, 0, REQUEST_TIMEOUT_S, &status, &body);
-    if (rc) {
-        return rc;
-    }
-    if (c->json) {
-        print_json(body);
-    } else {
-        const cJSON *d;
-        printf("%-9s  %-8s  %-26s  %-36s  %s\n", "PART/OFF", "KEY", "WORKER", "ORIGINAL TOPIC",
-               "ERROR");
-        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(body, "deadLetters")) {
-            char where[32];
-            snprintf(where, sizeof where, "%.0f/%.0f", tg_json_num(d, "partition", 0),
-                     tg_json_num(d, "offset", 0));
-            cell(err, sizeof err, tg_json_str(d, "error"));
-            printf("%-9s  %-8s  %-26s  %-36s  %s\n", where, str(d, "key"),
-                   str(cJSON_GetObjectItemCaseSensitive(d, "headers"), "x-worker"),
-                   str(d, "originalTopic"), err);
-        }
-        printf("%.0f of %.0f dead letters\n", tg_json_num(body, "count", 0),
-               tg_json_num(body, "total", 0));
-    }
-    cJSON_Delete(body);
-    return EXIT_OK;
+    return show(c, "GET", path, print_dead_letters);
 }
 
 /* replay: a dead letter back to its topic, or any event again on its own
@@ -456,53 +482,14 @@ static int cmd_replay(const ctl_t *c, int argc, char **argv) {
     char path[320];
     snprintf(path, sizeof path, "/api/v1/dead-letters/replay?partition=%s&offset=%s%s%s", pos[0],
              pos[1], topic ? "&topic=" : "", topic ? topic : "");
-    long status;
-    cJSON *body;
-    int rc = call(c, "POST", path, 0, REQUEST_TIMEOUT_S, &status, &body);
-    if (rc) {
-        return rc;
-    }
-    if (c->json) {
-        print_json(body);
-    } else {
-        printf("replayed to %s as event %s (run %s)\n", str(body, "replayedTo"),
-               str(body, "eventId"), str(body, "runId"));
-    }
-    cJSON_Delete(body);
-    return EXIT_OK;
+    return show(c, "POST", path, print_replayed);
 }
 
 static int cmd_graphs(const ctl_t *c, int argc) {
     if (argc != 0) {
         return usage();
     }
-    long status;
-    cJSON *body;
-    int rc = call(c, "GET", "/api/v1/graphs?limit=100", 0, REQUEST_TIMEOUT_S, &status, &body);
-    if (rc) {
-        return rc;
-    }
-    if (c->json) {
-        print_json(body);
-    } else {
-        const cJSON *g;
-        printf("   %-22s  %-8s  %7s  %7s  %8s  %-5s  %s\n", "VERSION", "STATUS", "DATASET", "NODES",
-               "EDGES", "KEYS", "CREATED");
-        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(body, "graphs")) {
-            const cJSON *keys = cJSON_GetObjectItemCaseSensitive(g, "keysPresent");
-            printf(" %c %-22s  %-8s  %7.0f  %7.0f  %8.0f  %-5s  %s\n",
-                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "active")) ? '*' : ' ',
-                   str(g, "version"), str(g, "status"), tg_json_num(g, "datasetVersion", 0),
-                   tg_json_num(g, "nodeCount", 0), tg_json_num(g, "edgeCount", 0),
-                   cJSON_IsBool(keys) ? (cJSON_IsTrue(keys) ? "yes" : "no") : "?",
-                   str(g, "createdAt"));
-        }
-        if (tg_json_str(body, "redisError")) {
-            printf("(Redis not asked: %s)\n", tg_json_str(body, "redisError"));
-        }
-    }
-    cJSON_Delete(body);
-    return EXIT_OK;
+    return show(c, "GET", "/api/v1/graphs?limit=100", print_graphs);
 }
 
 static int cmd_graph(const ctl_t *c, int argc, char **argv) {
@@ -513,19 +500,7 @@ static int cmd_graph(const ctl_t *c, int argc, char **argv) {
     }
     char path[160];
     snprintf(path, sizeof path, "/api/v1/graphs/%s/activate", argv[1]);
-    long status;
-    cJSON *body;
-    int rc = call(c, "POST", path, 0, REQUEST_TIMEOUT_S, &status, &body);
-    if (rc) {
-        return rc;
-    }
-    if (c->json) {
-        print_json(body);
-    } else {
-        printf("%s (run %s)\n", str(body, "message"), str(body, "runId"));
-    }
-    cJSON_Delete(body);
-    return EXIT_OK;
+    return show(c, "POST", path, print_rolled_back);
 }
 
 int main(int argc, char **argv) {
