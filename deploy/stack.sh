@@ -37,7 +37,7 @@ else
 fi
 WEED=$TOOL_CACHE/bin/weed-$SEAWEED_VERSION
 
-APT_PKGS=(postgresql redis-server redis-tools kcat curl ca-certificates
+APT_PKGS=(postgresql redis-server redis-tools kcat jq curl ca-certificates
   librdkafka-dev libpq-dev libhiredis-dev libcjson-dev libcurl4-openssl-dev libssl-dev
   libcivetweb-dev pkg-config cmake gcc zlib1g-dev libunistring-dev
   faketime)  # libfaketime: the tests that move a service's clock
