@@ -10,12 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "api_http.h"
+#include "deadletters.h"
+#include "events.h"
+#include "graphs.h"
 #include "openapi_json.h"
 #include "orchestrator.h"
+#include "retry.h"
 #include "tg/log.h"
 #include "tg/topics.h"
 #include "tg/trigger.h"
+#include "ui.h"
+#include "views.h"
 
 #define WAIT_POLL_MS 100
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadletters.h"
 #include "orchestrator.h"
 #include "tg/topics.h"
 

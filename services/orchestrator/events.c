@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "orchestrator.h"
 #include "tg/log.h"
 #include "tg/topics.h"

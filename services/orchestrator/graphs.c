@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "graphs.h"
 #include "orchestrator.h"
+#include "runs.h"
 #include "tg/log.h"
 #include "tg/pg.h"
 #include "tg/redis.h"

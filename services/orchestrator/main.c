@@ -13,12 +13,16 @@
 #include <string.h>
 
 #include "alert.h"
+#include "api.h"
 #include "orchestrator.h"
 #include "retention.h"
+#include "retry.h"
+#include "schedule.h"
 #include "tg/http.h"
 #include "tg/log.h"
 #include "tg/pg.h"
 #include "tg/topics.h"
+#include "track.h"
 
 #define POLL_MS 100
 #define DEPS_CHECK_MS 5000

@@ -1,14 +1,16 @@
-/* The orchestrator's internal interfaces: configuration and the pure rules of
- * the pipeline (plan.c), read models (views.c), the events it produces
- * (events.c), tracking (track.c), delayed retries and dead letters (retry.c,
- * holds.c) and the REST API (api.c). Run state (runs.h), paused partitions
- * (holds.h), retention (retention.h), alerts (alert.h) and HTTP (api_http.h). */
+/* The orchestrator's core: configuration and the pure rules of the pipeline
+ * (plan.c), its metrics and the main loop's context. Each module has its own
+ * header: run state (runs.h), tracking (track.h), the schedule
+ * (schedule.h), retries and dead letters (retry.h), paused partitions
+ * (holds.h), the events it produces (events.h), retention (retention.h),
+ * alerts (alert.h), the REST API (api.h, api_http.h) with its read models
+ * (views.h), graph versions (graphs.h), dead letters (deadletters.h) and the
+ * dashboard (ui.h). */
 #ifndef ORCHESTRATOR_H
 #define ORCHESTRATOR_H
 
-#include "holds.h"
+#include "holds.h" /* ORCH_TOPIC_LEN */
 #include "retention.h"
-#include "runs.h"
 #include "tg/config.h"
 #include "tg/envelope.h"
 #include "tg/kafka.h"
@@ -147,99 +149,6 @@ int orch_wait_choose(const char *wait_param, int prefers_async, long default_wai
  * every other request (none with a single thread). */
 int orch_waiters_max(long http_threads);
 
-/* ---- read models for the API (views.c) --------------------------------- */
-
-/* Each returns a new cJSON (caller deletes) or NULL with errstr set. */
-cJSON *views_workers(PGconn *pg, char *errstr, size_t errlen);
-cJSON *views_worker(PGconn *pg, const char *worker_id, char *errstr, size_t errlen);
-cJSON *views_pipeline(PGconn *pg, const char *source_id, char *errstr, size_t errlen);
-/* status/trigger may be NULL (no filter). */
-cJSON *views_runs(PGconn *pg, long limit, long offset, const char *status, const char *trigger,
-                  char *errstr, size_t errlen);
-/* NULL with *notfound = 1 when there is no such run. */
-cJSON *views_run(PGconn *pg, const char *run_id, int *notfound, char *errstr, size_t errlen);
-
-/* The specification's execute body for an ended run: {success, message,
- * totalExecutionTimeMs, workersExecuted, workerResults}, or for a
- * single-worker run {success, message, result}. *succeeded tells whether
- * the run succeeded. */
-cJSON *views_execute_result(PGconn *pg, const char *run_id, int *succeeded, char *errstr,
-                            size_t errlen);
-
-/* ---- graph versions (graphs.c) ----------------------------------------- */
-
-/* A connection to REDIS_URL, or NULL with errstr (also when it is unset).
- * The caller frees it with redisFree(). */
-redisContext *graphs_redis(const orch_conf_t *conf, char *errstr, size_t errlen);
-
-/* GET /api/v1/graphs: graphs rows newest first, each with active and
- * keysPresent from Redis (null without it). Caller deletes; NULL with errstr
- * when PostgreSQL failed. */
-cJSON *graphs_list(PGconn *pg, const orch_conf_t *conf, long limit, long offset, char *errstr,
-                   size_t errlen);
-
-typedef struct {
-    char run_id[TG_ID_LEN];     /* the run that records the rollback */
-    char previous[128];         /* what graph:version named before */
-    char active_run[TG_ID_LEN]; /* set when refused because a run is active */
-} graphs_activation_t;
-
-/* Switches graph:version to a kept version after checking its keys in the
- * same Lua script, recording it in graphs and as a run. TG_ERR_NOTFOUND: no
- * such version; TG_ERR_INVALID: not published, or a run is active;
- * TG_ERR_CONFIG: REDIS_URL unset; TG_ERR_UNAVAILABLE: Redis unreachable;
- * TG_ERR_REDIS: the script refused (keys missing). */
-int graphs_activate(PGconn *pg, const orch_conf_t *conf, const char *version,
-                    graphs_activation_t *out, char *errstr, size_t errlen);
-
-/* ---- dead letters (deadletters.c) -------------------------------------- */
-
-/* GET /api/v1/dead-letters: the dead-letter topic's messages, newest first,
- * each with partition, offset, timestamp, key, headers, error and value.
- * Reads at most offset + limit messages per partition. Caller deletes. */
-cJSON *deadletters_list(const orch_conf_t *conf, long limit, long offset, char *errstr,
-                        size_t errlen);
-
-/* ---- events the orchestrator produces (events.c) ----------------------- */
-
-/* Sends one message to base_topic (prefixed here) keyed by key, with an
- * x-worker: orchestrator header plus extra headers. */
-int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic, const char *key,
-                const char *value, size_t len, const tg_header_t *extra, size_t nextra,
-                char *errstr, size_t errlen);
-
-/* Builds the input event that starts `worker` for a new run: a trigger for
- * worker 1, a pipeline.handover (reason single-worker) of dataset_version for
- * a later worker. Caller destroys. */
-tg_envelope_t *events_start(const orch_conf_t *conf, const orch_worker_t *worker,
-                            const char *trigger, int force, const char *only_worker,
-                            int64_t dataset_version, const char *source_id);
-
-/* The pipeline.handover (reason step-failed) that starts `next` after the
- * non-critical worker `failed` gave up on `input` after `attempts` attempts
- * with `error`. Caller destroys. */
-tg_envelope_t *events_step_failed(const orch_worker_t *failed, const orch_worker_t *next,
-                                  const tg_envelope_t *input, int attempts, const char *error);
-
-/* Parses an envelope JSON and sets its attempt (and payload.force when force
- * is 1). Returns the serialised result (caller frees) or NULL. */
-char *events_with_attempt(const char *json, int attempt, int force);
-
-/* Starts a run: inserts it as queued (runs_create) and produces the input
- * of its first worker (worker 1, or only_worker for a single-worker run).
- * When the produce fails the run is marked failed and the error returned. */
-typedef struct {
-    const char *trigger;
-    int force;
-    const char *only_worker;     /* NULL: the full pipeline */
-    const char *idempotency_key; /* NULL: none */
-    const char *source_id;
-} orch_start_t;
-
-int orch_start_run(PGconn *pg, tg_producer_t *p, const orch_conf_t *conf, const orch_start_t *req,
-                   orch_create_outcome_t *outcome, char run_id[TG_ID_LEN], char *errstr,
-                   size_t errlen);
-
 /* ---- metrics: name and help in one place, each a pair of arguments ----- */
 
 #define ORCH_M_DEAD_LETTERS                                                                        \
@@ -270,80 +179,5 @@ typedef struct {
     char schedule_waiting_for[TG_ID_LEN]; /* the active run a due tick waits for, or "" */
     time_t next_retention; /* wall clock of the next retention pass (0: not yet set) */
 } orch_loop_t;
-
-/* ---- tracking (track.c) ------------------------------------------------ */
-
-/* Handles one message of the tracking group. Returns TG_OK when it may be
- * marked done; a retryable error asks the caller to see it again later. */
-int track_message(orch_loop_t *o, const rd_kafka_message_t *msg);
-
-/* Marks timed-out steps and retries them like retryable failures. */
-void track_sweep_timeouts(orch_loop_t *o);
-
-/* ---- the schedule (schedule.c) ----------------------------------------- */
-
-/* Takes or keeps the schedule's leadership and, when this orchestrator
- * leads and the tick is due by the wall clock, claims it and starts its run
- * (unless a run is active). */
-void schedule_check(orch_loop_t *o);
-
-/* ---- retries, dead letters, alerts (retry.c) --------------------------- */
-
-typedef struct {
-    const orch_worker_t *worker;
-    const char *run_id;
-    const char *source_id;
-    const char *input_json; /* the failed step's input */
-    int attempt;            /* the attempt that failed */
-    int retryable;
-    const char *error;
-    const char *orig_topic; /* full name of the input's topic */
-    int orig_partition;     /* -1 when unknown */
-    int64_t orig_offset;    /* -1 when unknown */
-    int64_t first_failed_ms;
-} orch_failure_t;
-
-/* Sends the input to the delay topic for plan (headers of proto/topics.md). */
-int retry_schedule(orch_loop_t *o, const orch_failure_t *f, const orch_retry_plan_t *plan,
-                   char *errstr, size_t errlen);
-
-/* Sends the input to the dead-letter topic and alerts the admin. */
-int retry_give_up(orch_loop_t *o, const orch_failure_t *f, char *errstr, size_t errlen);
-
-orch_delay_t *delay_new(orch_conf_t *conf, char *errstr, size_t errlen);
-/* Resumes partitions that became due and handles at most one message. */
-void delay_poll(orch_loop_t *o, int timeout_ms);
-void delay_destroy(orch_delay_t *d);
-
-/* A message read back from a topic (the dead-letter topic, for replay). */
-typedef struct {
-    char *key; /* may be NULL */
-    char *value;
-    size_t len;
-    char original_topic[ORCH_TOPIC_LEN]; /* its x-original-topic header, or "" */
-} orch_fetched_t;
-
-/* Reads the message at topic/partition/offset. TG_ERR_NOTFOUND when there is
- * none. The caller frees it with retry_fetched_free(). */
-int retry_fetch(const orch_conf_t *conf, const char *topic, int partition, int64_t offset,
-                orch_fetched_t *out, char *errstr, size_t errlen);
-void retry_fetched_free(orch_fetched_t *f);
-
-/* ---- the REST API (api.c) ---------------------------------------------- */
-
-typedef struct orch_api_s orch_api_t;
-
-/* Registers the handlers on the service's HTTP server. The API has its own
- * PostgreSQL pool and producer: civetweb runs handlers on many threads. */
-orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t errlen);
-void api_stop(orch_api_t *api);
-
-/* ---- the dashboard's files (ui.c) -------------------------------------- */
-
-/* civetweb handlers: ui_on_root answers "/" (the caller checked the path)
- * with a redirect to /ui/; ui_on_files serves /ui/ and the embedded ui/
- * files. GET and HEAD; otherwise the API's JSON 405, or 404 for no file. */
-int ui_on_root(struct mg_connection *conn, void *data);
-int ui_on_files(struct mg_connection *conn, void *data);
 
 #endif

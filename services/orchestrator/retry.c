@@ -10,7 +10,9 @@
 #include <string.h>
 
 #include "alert.h"
+#include "events.h"
 #include "orchestrator.h"
+#include "retry.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
 #include "tg/text.h"

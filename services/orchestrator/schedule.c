@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "orchestrator.h"
+#include "schedule.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
 #include "tg/pg.h"

@@ -6,11 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "events.h"
 #include "orchestrator.h"
+#include "retry.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
 #include "tg/topics.h"
 #include "tg/trigger.h"
+#include "track.h"
 
 static int is_active(const orch_run_t *run) {
     return !strcmp(run->status, "queued") || !strcmp(run->status, "running");

@@ -7,6 +7,7 @@
 
 #include "api_http.h"
 #include "orchestrator.h"
+#include "ui.h"
 #include "ui_files.h"
 
 #define UI_PREFIX "/ui/"

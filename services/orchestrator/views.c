@@ -7,6 +7,7 @@
 
 #include "orchestrator.h"
 #include "tg/pg.h"
+#include "views.h"
 
 #define ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define MS_BETWEEN(a, b) "(extract(epoch FROM (" b ") - (" a ")) * 1000)::bigint"
