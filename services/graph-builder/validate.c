@@ -341,26 +341,24 @@ static void check_counts(const gb_graph_t *g, gb_report_t *r) {
     issue_close(r, is);
 }
 
+/* A warning counted while building, with the first GB_MAX_SAMPLES named. */
+static void note_sampled(gb_report_t *r, const char *code, const char *entity, size_t count,
+                         const char *const samples[GB_MAX_SAMPLES], const char *why) {
+    gb_issue_t *is = issue_open(r, "warning", code, entity);
+    for (size_t i = 0; i < count; i++) {
+        issue_count(is, "%s: %s", i < GB_MAX_SAMPLES ? samples[i] : "", why);
+    }
+    issue_close(r, is);
+}
+
 static void note_info(const gb_graph_t *g, gb_report_t *r) {
-    gb_issue_t *is = issue_open(r, "warning", "isolated_stop", "stops");
-    for (size_t i = 0; i < g->isolated_stops; i++) {
-        issue_count(is, "%s: no route starts or ends here; left out of the graph",
-                    i < GB_MAX_SAMPLES ? g->isolated_stop_samples[i] : "");
-    }
-    issue_close(r, is);
-    is = issue_open(r, "warning", "duplicate_stop", "stops");
-    for (size_t i = 0; i < g->duplicate_stops; i++) {
-        issue_count(is, "%s: loaded twice, the first (real) stop kept",
-                    i < GB_MAX_SAMPLES ? g->duplicate_stop_samples[i] : "");
-    }
-    issue_close(r, is);
-    is = issue_open(r, "warning", "transfers_skipped", "cities");
-    for (size_t i = 0; i < g->big_cities; i++) {
-        issue_count(is, "%s: too many stops for transfer edges",
-                    i < GB_MAX_SAMPLES ? g->big_city_samples[i] : "");
-    }
-    issue_close(r, is);
-    is = issue_open(r, "info", "weight_from_flights", "edges");
+    note_sampled(r, "isolated_stop", "stops", g->isolated_stops, g->isolated_stop_samples,
+                 "no route starts or ends here; left out of the graph");
+    note_sampled(r, "duplicate_stop", "stops", g->duplicate_stops, g->duplicate_stop_samples,
+                 "loaded twice, the first (real) stop kept");
+    note_sampled(r, "transfers_skipped", "cities", g->big_cities, g->big_city_samples,
+                 "too many stops for transfer edges");
+    gb_issue_t *is = issue_open(r, "info", "weight_from_flights", "edges");
     for (size_t i = 0; i < g->n_edges; i++) {
         if (g->edges[i].weight_from_flights) {
             issue_count(is, "%s: median flight %.10g min", edge_name(&g->edges[i]),
