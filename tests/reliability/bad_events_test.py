@@ -21,8 +21,10 @@ def variant(base_schema, drop=None, **changes):
 
 
 def corpus(schema, wrong_schema):
-    """(name, raw bytes) — each must be refused by the worker loop."""
-    return [
+    """(name, raw bytes) — each must be refused by the worker loop. On
+    pipeline.trigger `{}` is a minimal trigger (proto/topics.md), so it is
+    left out there."""
+    cases = [
         ("not JSON", b"this is not json"),
         ("half an object", b'{"schema": '),
         ("JSON array", b"[]"),
@@ -56,6 +58,9 @@ def corpus(schema, wrong_schema):
         ("dataset version text", variant(schema, datasetVersion="1").encode()),
         ("dataset version 1e300", variant(schema, datasetVersion=1e300).encode()),
     ]
+    if schema == "pipeline.trigger":
+        cases = [c for c in cases if c[0] != "empty object"]
+    return cases
 
 
 def written(stack):
