@@ -6,10 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "tg/kafka.h"
 #include "tg/sha256.h"
+#include "tg/time.h"
 #include "tg/topics.h"
 
 void tg_trigger_derived_id(const char *kind, const char *a, const char *b, char out[37]) {
@@ -44,16 +44,13 @@ static int id_chars(const char *s, size_t n) {
     return 1;
 }
 
+/* The record's timestamp as ISO-8601, or now when it has none. */
 static void iso_of_ms(int64_t ms, char out[32]) {
     if (ms <= 0) {
         tg_now_iso(out);
-        return;
+    } else {
+        tg_time_iso(ms, out);
     }
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms % 1000));
 }
 
 /* The small object of a minimal trigger or a CloudEvent's data: {},
