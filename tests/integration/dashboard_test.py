@@ -23,6 +23,7 @@ from selenium.common.exceptions import (NoSuchElementException,  # noqa: E402
 from selenium.webdriver.chrome.options import Options  # noqa: E402
 from selenium.webdriver.chrome.service import Service as DriverService  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support import expected_conditions  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 TOKEN = "dashboard-token"
@@ -216,8 +217,12 @@ def test_run_dead_letter_and_replay_in_the_browser(stack, services, browser):
     until(drv, "the replay", lambda d: "replayed to" in text_of(d, "#notice"))
     assert stack.topic("pipeline.trigger") in text_of(drv, "#notice")
     click(drv, "#notice a")
+    # The detail on the page is the replayed run's, and it says succeeded
+    # once the API does.
     until(drv, "the replayed run to succeed",
-          lambda d: text_of(d, "#run-detail .badge") == "succeeded", 120)
+          lambda d: failed_run in text_of(d, "#h-run")
+          and call(orch, "GET", f"/api/v1/runs/{failed_run}")[1]["run"]["status"] == "succeeded"
+          and text_of(d, "#run-detail .badge") == "succeeded", 120)
     status, run, _ = call(orch, "GET", f"/api/v1/runs/{failed_run}")
     assert run["run"]["status"] == "succeeded" and run["run"]["trigger"] == "retry", run
 
@@ -230,6 +235,22 @@ def test_run_dead_letter_and_replay_in_the_browser(stack, services, browser):
     if SCREENSHOT:
         os.makedirs(os.path.dirname(SCREENSHOT), exist_ok=True)
         drv.save_screenshot(SCREENSHOT)
+
+    # A second graph version (graph-builder alone, forced), then the older
+    # one rolled back to from the page, through the browser's confirmation.
+    status, body, _ = call(orch, "POST", "/api/v1/workers/graph-builder/execute?force=true&wait=60",
+                           headers={"Authorization": f"Bearer {TOKEN}"})
+    assert status == 200 and body["success"] is True, body
+    status, graphs, _ = call(orch, "GET", "/api/v1/graphs")
+    older = [g["version"] for g in graphs["graphs"] if not g["active"]][0]
+    click(drv, "nav a[data-view=graphs]")
+    click(drv, f"#graphs-list tr[data-version='{older}'] button")
+    WebDriverWait(drv, 10).until(expected_conditions.alert_is_present()).accept()
+    until(drv, "the rollback's notice", lambda d: older in text_of(d, "#notice"))
+    status, graphs, _ = call(orch, "GET", "/api/v1/graphs")
+    assert [g["version"] for g in graphs["graphs"] if g["active"]] == [older], graphs
+    until(drv, "the live badge on the older version",
+          lambda d: "live" in text_of(d, f"#graphs-list tr[data-version='{older}']"))
 
     # A phone's width: nothing wider than the screen.
     drv.set_window_size(390, 844)
