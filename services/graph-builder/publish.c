@@ -18,6 +18,7 @@ static int key_printf(tg_buf_t *b, const char *fmt, const char *version, const c
     return tg_buf_appendf(b, fmt, version, id ? id : "");
 }
 
+#ifdef TG_FAULT_HOOKS /* test builds only: the image has none of this */
 /* Test-only fault injection: cuts the socket as if Redis went away, so the
  * rest of the publish meets a dead connection exactly like in production. */
 static void cut_connection(redisContext *c, tg_redis_pipe_t *p, long keys) {
@@ -28,6 +29,7 @@ static void cut_connection(redisContext *c, tg_redis_pipe_t *p, long keys) {
     tg_warn("GRAPH_FAIL_AFTER_KEYS: cutting the Redis connection after %ld keys", keys);
     shutdown(c->fd, SHUT_RDWR);
 }
+#endif
 
 /* Sends what is queued without waiting for replies once it passes
  * SEND_AHEAD bytes: Redis works on these commands while the next JSON is
@@ -76,9 +78,13 @@ static int publish_nodes(redisContext *c, tg_redis_pipe_t *p, const gb_graph_t *
             rc = pipe_set(c, p, &key, &val);
         }
         keys += 2;
+#ifdef TG_FAULT_HOOKS
         if (fail_after_keys > 0 && keys >= fail_after_keys && keys - 2 < fail_after_keys) {
             cut_connection(c, p, keys);
         }
+#else
+        (void)fail_after_keys;
+#endif
     }
     tg_buf_free(&key);
     tg_buf_free(&val);
