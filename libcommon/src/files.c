@@ -1,4 +1,4 @@
-/* Whole-file reads. */
+/* Whole-file reads and anonymous temporary files. */
 #include "tg/files.h"
 
 #include "tg/buf.h"
@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int tg_file_read(const char *path, size_t max, char **out, size_t *len, char *errstr,
                  size_t errlen) {
@@ -43,4 +44,29 @@ int tg_file_read(const char *path, size_t max, char **out, size_t *len, char *er
     }
     *out = text; /* tg_buf keeps its data NUL-terminated */
     return TG_OK;
+}
+
+FILE *tg_tmpfile(char *errstr, size_t errlen) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) {
+        dir = "/tmp";
+    }
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof(path), "%s/tg-XXXXXX", dir) >= sizeof(path)) {
+        tg_fail(TG_ERR_IO, errstr, errlen, "%s: path too long", dir);
+        return NULL;
+    }
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        tg_fail(TG_ERR_IO, errstr, errlen, "%s: cannot create a temporary file: %s", dir,
+                strerror(errno));
+        return NULL;
+    }
+    unlink(path); /* the open descriptor keeps it until fclose */
+    FILE *f = fdopen(fd, "w+b");
+    if (!f) {
+        tg_fail(TG_ERR_IO, errstr, errlen, "%s: %s", dir, strerror(errno));
+        close(fd);
+    }
+    return f;
 }

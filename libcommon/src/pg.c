@@ -153,28 +153,56 @@ static void send_failure(PGconn *conn, const char *fallback, char *out, size_t o
     }
 }
 
-int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *errstr,
-               size_t errlen) {
+int tg_pg_copy_begin(tg_pg_copy_t *c, PGconn *conn, const char *copy_sql, char *errstr,
+                     size_t errlen) {
+    memset(c, 0, sizeof(*c));
+    c->conn = conn;
+    c->sql = copy_sql;
     PGresult *res = PQexec(conn, copy_sql);
     if (!res || PQresultStatus(res) != PGRES_COPY_IN) {
+        c->done = 1; /* nothing to end: the COPY never started */
         return result_error(conn, res, copy_sql, errstr, errlen);
     }
     PQclear(res);
-    /* Send in chunks so a large load does not need one huge libpq buffer. A
-     * failed send ends the COPY with its reason (the server then rolls the
-     * COPY back and answers with it); the COPY is ended exactly once. */
+    return TG_OK;
+}
+
+void tg_pg_copy_put(tg_pg_copy_t *c, const char *data, size_t len) {
+    /* Sent in pieces of at most 1 MiB, so a large put never needs one huge
+     * libpq buffer. After a failed send nothing more is sent: the COPY is
+     * ended with that reason (the server then rolls it back). */
     const size_t chunk = 1 << 20;
-    char sent[512] = "";
-    for (size_t off = 0; off < len && !*sent; off += chunk) {
+    for (size_t off = 0; off < len && !*c->failed; off += chunk) {
         size_t n = len - off < chunk ? len - off : chunk;
-        if (PQputCopyData(conn, data + off, (int)n) != 1) {
-            send_failure(conn, "could not send the COPY data", sent, sizeof(sent));
+        if (PQputCopyData(c->conn, data + off, (int)n) != 1) {
+            send_failure(c->conn, "could not send the COPY data", c->failed, sizeof(c->failed));
         }
     }
-    if (PQputCopyEnd(conn, *sent ? sent : NULL) != 1 && !*sent) {
-        send_failure(conn, "could not end the COPY", sent, sizeof(sent));
+}
+
+int tg_pg_copy_end(tg_pg_copy_t *c, const char *abort_reason, char *errstr, size_t errlen) {
+    if (c->done) {
+        return tg_fail(TG_ERR_INVALID, errstr, errlen, "postgres: %s: already ended", c->sql);
     }
-    return copy_results(conn, copy_sql, sent, errstr, errlen);
+    c->done = 1;
+    if (abort_reason && !*c->failed) {
+        snprintf(c->failed, sizeof(c->failed), "%s", abort_reason);
+    }
+    if (PQputCopyEnd(c->conn, *c->failed ? c->failed : NULL) != 1 && !*c->failed) {
+        send_failure(c->conn, "could not end the COPY", c->failed, sizeof(c->failed));
+    }
+    return copy_results(c->conn, c->sql, c->failed, errstr, errlen);
+}
+
+int tg_pg_copy(PGconn *conn, const char *copy_sql, const char *data, size_t len, char *errstr,
+               size_t errlen) {
+    tg_pg_copy_t c;
+    int rc = tg_pg_copy_begin(&c, conn, copy_sql, errstr, errlen);
+    if (rc) {
+        return rc;
+    }
+    tg_pg_copy_put(&c, data, len);
+    return tg_pg_copy_end(&c, NULL, errstr, errlen);
 }
 
 int tg_pg_ping(PGconn *conn) {

@@ -13,8 +13,10 @@ int tg_s3_enabled(const tg_config_t *cfg) {
     return cfg->s3_endpoint && *cfg->s3_endpoint;
 }
 
+/* A PUT's body: bytes in memory, or a file read from its current position. */
 typedef struct {
     const char *data;
+    FILE *file;
     size_t len, off;
 } src_t;
 
@@ -24,7 +26,14 @@ static size_t on_read(char *out, size_t size, size_t nmemb, void *ud) {
     if (n > s->len - s->off) {
         n = s->len - s->off;
     }
-    memcpy(out, s->data + s->off, n);
+    if (s->file) {
+        n = fread(out, 1, n, s->file);
+        if (n == 0 && s->off < s->len) {
+            return CURL_READFUNC_ABORT; /* the file ended early or cannot be read */
+        }
+    } else {
+        memcpy(out, s->data + s->off, n);
+    }
     s->off += n;
     return n;
 }
@@ -34,14 +43,15 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *ud) {
 }
 
 /* One signed request on key (a query string when it starts with '?', sent
- * to the bucket itself); body (may be NULL) for PUT, response into out. */
-static int s3_request(const tg_config_t *cfg, const char *method, const char *key, const void *body,
-                      size_t len, const char *content_type, tg_buf_t *out, char *errstr,
-                      size_t errlen) {
+ * to the bucket itself); body (NULL: none) for PUT with the SHA-256 of its
+ * bytes, response into out. */
+static int s3_request(const tg_config_t *cfg, const char *method, const char *key, src_t *body,
+                      const char *body_sha256, const char *content_type, tg_buf_t *out,
+                      char *errstr, size_t errlen) {
     if (!tg_s3_enabled(cfg)) {
         return tg_fail(TG_ERR_CONFIG, errstr, errlen, "S3_ENDPOINT: not set");
     }
-    char url[2048], sigv4[128], userpwd[512], hdr[160], payload_hash[65];
+    char url[2048], sigv4[128], userpwd[512], hdr[160], empty_hash[65];
     const char *ep = cfg->s3_endpoint;
     size_t eplen = strlen(ep);
     while (eplen && ep[eplen - 1] == '/') {
@@ -52,8 +62,11 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
     snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3", cfg->s3_region);
     snprintf(userpwd, sizeof(userpwd), "%s:%s", cfg->s3_access_key, cfg->s3_secret_key);
     /* S3 requires the payload hash header; curl signs what we send. */
-    tg_sha256_hex(body ? body : "", body ? len : 0, payload_hash);
-    snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", payload_hash);
+    if (!body_sha256) {
+        tg_sha256_hex("", 0, empty_hash);
+        body_sha256 = empty_hash;
+    }
+    snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", body_sha256);
 
     CURL *h = curl_easy_init();
     if (!h) {
@@ -65,7 +78,6 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
         snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
         hdrs = curl_slist_append(hdrs, ct);
     }
-    src_t src = {body, len, 0};
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
@@ -78,8 +90,8 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
     if (!strcmp(method, "PUT")) {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, &src);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)len);
+        curl_easy_setopt(h, CURLOPT_READDATA, body);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body->len);
     } else if (strcmp(method, "GET") != 0) {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     }
@@ -104,9 +116,40 @@ static int s3_request(const tg_config_t *cfg, const char *method, const char *ke
 
 int tg_s3_put(const tg_config_t *cfg, const char *key, const void *data, size_t len,
               const char *content_type, char *errstr, size_t errlen) {
+    char sha[65];
+    src_t src = {data, NULL, len, 0};
+    tg_sha256_hex(data, len, sha);
     tg_buf_t out;
     tg_buf_init(&out);
-    int rc = s3_request(cfg, "PUT", key, data, len, content_type, &out, errstr, errlen);
+    int rc = s3_request(cfg, "PUT", key, &src, sha, content_type, &out, errstr, errlen);
+    tg_buf_free(&out);
+    return rc;
+}
+
+int tg_s3_put_file(const tg_config_t *cfg, const char *key, FILE *f, const char *content_type,
+                   char *errstr, size_t errlen) {
+    /* S3 signs the payload's hash, so the file is read twice: once for the
+     * hash, once for the upload; never whole in memory. */
+    char chunk[65536], sha[65];
+    src_t src = {NULL, f, 0, 0};
+    tg_sha256_t *h = tg_sha256_new();
+    if (!h) {
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "s3: out of memory");
+    }
+    rewind(f);
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        tg_sha256_update(h, chunk, n);
+        src.len += n;
+    }
+    tg_sha256_final(h, sha);
+    if (ferror(f)) {
+        return tg_fail(TG_ERR_IO, errstr, errlen, "s3: PUT %s: cannot read the file", key);
+    }
+    rewind(f);
+    tg_buf_t out;
+    tg_buf_init(&out);
+    int rc = s3_request(cfg, "PUT", key, &src, sha, content_type, &out, errstr, errlen);
     tg_buf_free(&out);
     return rc;
 }
@@ -115,7 +158,7 @@ int tg_s3_get(const tg_config_t *cfg, const char *key, char **data, size_t *len,
               size_t errlen) {
     tg_buf_t out;
     tg_buf_init(&out);
-    int rc = s3_request(cfg, "GET", key, NULL, 0, NULL, &out, errstr, errlen);
+    int rc = s3_request(cfg, "GET", key, NULL, NULL, NULL, &out, errstr, errlen);
     if (rc) {
         tg_buf_free(&out);
         return rc;
@@ -128,7 +171,7 @@ int tg_s3_get(const tg_config_t *cfg, const char *key, char **data, size_t *len,
 int tg_s3_delete(const tg_config_t *cfg, const char *key, char *errstr, size_t errlen) {
     tg_buf_t out;
     tg_buf_init(&out);
-    int rc = s3_request(cfg, "DELETE", key, NULL, 0, NULL, &out, errstr, errlen);
+    int rc = s3_request(cfg, "DELETE", key, NULL, NULL, NULL, &out, errstr, errlen);
     tg_buf_free(&out);
     return rc == TG_ERR_NOTFOUND ? TG_OK : rc; /* already gone is what was asked */
 }
@@ -219,7 +262,7 @@ int tg_s3_list(const tg_config_t *cfg, const char *prefix, char ***keys, size_t 
                                 etoken ? "&" : "", eprefix);
         }
         if (rc == TG_OK) {
-            rc = s3_request(cfg, "GET", query.data, NULL, 0, NULL, &out, errstr, errlen);
+            rc = s3_request(cfg, "GET", query.data, NULL, NULL, NULL, &out, errstr, errlen);
         } else {
             tg_fail(rc, errstr, errlen, "s3: out of memory listing %s", prefix);
         }
@@ -275,4 +318,43 @@ int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) {
     }
     *out = buf;
     return TG_OK;
+}
+
+int tg_gzip_file(FILE *in, FILE *out, char *errstr, size_t errlen) {
+    z_stream zs;
+    memset(&zs, 0, sizeof(zs));
+    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "gzip: out of memory");
+    }
+    static const size_t piece = 65536;
+    unsigned char *ibuf = malloc(piece), *obuf = malloc(piece);
+    int rc = ibuf && obuf ? TG_OK : tg_fail(TG_ERR_NOMEM, errstr, errlen, "gzip: out of memory");
+    rewind(in);
+    int flush = Z_NO_FLUSH;
+    while (rc == TG_OK && flush != Z_FINISH) {
+        zs.avail_in = (uInt)fread(ibuf, 1, piece, in);
+        zs.next_in = ibuf;
+        if (ferror(in)) {
+            rc = tg_fail(TG_ERR_IO, errstr, errlen, "gzip: cannot read the input");
+            break;
+        }
+        flush = feof(in) ? Z_FINISH : Z_NO_FLUSH;
+        do {
+            zs.avail_out = (uInt)piece;
+            zs.next_out = obuf;
+            deflate(&zs, flush); /* cannot fail with valid buffers */
+            size_t have = piece - zs.avail_out;
+            if (fwrite(obuf, 1, have, out) != have) {
+                rc = tg_fail(TG_ERR_IO, errstr, errlen, "gzip: cannot write the output");
+                break;
+            }
+        } while (zs.avail_out == 0);
+    }
+    deflateEnd(&zs);
+    free(ibuf);
+    free(obuf);
+    if (rc == TG_OK && fflush(out) != 0) {
+        rc = tg_fail(TG_ERR_IO, errstr, errlen, "gzip: cannot write the output");
+    }
+    return rc;
 }

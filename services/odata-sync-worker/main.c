@@ -2,14 +2,21 @@
  * fetch stops, routes and flights from OData → hash them → compare with the
  * last dataset → validate → save a new dataset version → back it up to S3 →
  * hand on to the virtual-entities generator. README.md beside this file
- * describes the data contract, the mapping files and the hashing rule. */
+ * describes the data contract, the mapping files and the hashing rule.
+ *
+ * Memory does not grow with the data: each page's records go to a spool
+ * (spool.h, sorted runs in temporary files), which is read back in id order
+ * twice: once for the hash, the validation and the canonical document (a
+ * temporary file, the backup), once for the save's COPY. */
 #include "mapping.h"
 #include "odata_client.h"
 #include "records.h"
+#include "spool.h"
 #include "store.h"
 #include "tg/backoff.h"
 #include "tg/config.h"
 #include "tg/dataset.h"
+#include "tg/files.h"
 #include "tg/log.h"
 #include "tg/metrics.h"
 #include "tg/s3.h"
@@ -34,9 +41,9 @@ typedef struct {
     sync_state_t *st;
     const tg_envelope_t *in;
     int force;
-    odata_dataset_t data;
-    odata_report_t report;
-    tg_buf_t canonical; /* the canonical JSON: hashed and backed up */
+    odata_spool_t *rows[ODATA_KINDS]; /* every fetched record, by kind */
+    odata_report_t report;            /* mapping problems, then validation's */
+    FILE *canonical;                  /* the canonical JSON: hashed and backed up */
     char hash[65];
     odata_version_t version;
 } sync_run_t;
@@ -106,17 +113,25 @@ typedef struct {
     odata_kind_t kind;
     long index;
     sync_run_t *run;
+    odata_dataset_t page; /* one page's records, on their way to the spool */
 } page_sink_t;
 
 static int on_page(const cJSON *rows, void *ud, char *errstr, size_t errlen) {
     page_sink_t *s = ud;
     const cJSON *row;
+    int rc = TG_OK;
     cJSON_ArrayForEach(row, rows) {
-        if (odata_map_row(s->m, s->kind, row, s->index++, &s->run->data, &s->run->report)) {
-            return tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory after %ld rows", s->index);
+        if (odata_map_row(s->m, s->kind, row, s->index++, &s->page, &s->run->report)) {
+            rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "out of memory after %ld rows", s->index);
+            break;
         }
     }
-    return TG_OK;
+    const odata_table_t *t = &s->page.t[s->kind];
+    for (size_t i = 0; i < t->n && !rc; i++) {
+        rc = odata_spool_add(s->run->rows[s->kind], &t->rows[i], errstr, errlen);
+    }
+    odata_dataset_free(&s->page);
+    return rc;
 }
 
 static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
@@ -128,23 +143,73 @@ static int step_fetch(sync_run_t *run, tg_step_result_t *res) {
     client.deadline_ms = tg_mono_ms() + (step_ms < fetch_ms ? step_ms : fetch_ms);
     client.deadline_setting = step_ms < fetch_ms ? "the step's deadline" : "ODATA_FETCH_TIMEOUT_S";
     for (int k = 0; k < ODATA_KINDS; k++) {
-        page_sink_t sink = {&run->st->mapping, (odata_kind_t)k, 0, run};
+        if (!(run->rows[k] = odata_spool_new((odata_kind_t)k, ODATA_SPOOL_MEM_LIMIT))) {
+            return tg_step_fail(res, TG_ERR_NOMEM, "out of memory");
+        }
+    }
+    for (int k = 0; k < ODATA_KINDS; k++) {
+        page_sink_t sink = {.m = &run->st->mapping, .kind = (odata_kind_t)k, .run = run};
         int rc = odata_fetch_set(&client, &run->st->mapping, (odata_kind_t)k, on_page, &sink, err,
                                  sizeof(err));
+        odata_dataset_free(&sink.page);
         if (rc) {
             return tg_step_fail(res, rc, "OData fetch failed: %s", err);
         }
     }
-    tg_info("Fetched: %zu stops, %zu routes, %zu flights", run->data.t[ODATA_STOPS].n,
-            run->data.t[ODATA_ROUTES].n, run->data.t[ODATA_FLIGHTS].n);
+    tg_info("Fetched: %zu stops, %zu routes, %zu flights (%zu sorted runs on disk)",
+            odata_spool_count(run->rows[ODATA_STOPS]), odata_spool_count(run->rows[ODATA_ROUTES]),
+            odata_spool_count(run->rows[ODATA_FLIGHTS]),
+            odata_spool_runs(run->rows[ODATA_STOPS]) + odata_spool_runs(run->rows[ODATA_ROUTES]) +
+                odata_spool_runs(run->rows[ODATA_FLIGHTS]));
     return 0;
 }
 
+static int file_write(void *ud, const void *data, size_t len) {
+    return fwrite(data, 1, len, ud) == len ? TG_OK : TG_ERR_IO;
+}
+
+/* One pass over the records in id order: the canonical document (hashed,
+ * and kept in a temporary file for the backup) and every validation check,
+ * whose report step_validate gives when the data is to be saved. */
 static int step_hash(sync_run_t *run, tg_step_result_t *res) {
+    char err[512];
     tg_info("Step 2: Calculating data hash...");
-    if (odata_canonical(&run->data, &run->canonical, run->hash)) {
-        return tg_step_fail(res, TG_ERR_NOMEM, "out of memory hashing the data");
+    if (!(run->canonical = tg_tmpfile(err, sizeof(err)))) {
+        return tg_step_fail(res, TG_ERR_IO, "Cannot hash the data: %s", err);
     }
+    odata_doc_t doc;
+    odata_check_t check;
+    odata_check_init(&check, &run->st->mapping, &run->report);
+    int rc = odata_doc_begin(&doc, file_write, run->canonical);
+    for (int k = 0; k < ODATA_KINDS && !rc; k++) {
+        const odata_record_t *r;
+        char row_hash[65];
+        if ((rc = odata_spool_rewind(run->rows[k], err, sizeof(err)))) {
+            break;
+        }
+        while ((rc = odata_spool_next(run->rows[k], &r, err, sizeof(err))) == TG_OK) {
+            if ((rc = odata_doc_row(&doc, (odata_kind_t)k, r, row_hash)) ||
+                (rc = odata_check_record(&check, (odata_kind_t)k, r))) {
+                snprintf(err, sizeof(err), "%s",
+                         rc == TG_ERR_IO ? "cannot write a temporary file (is TMPDIR full?)"
+                                         : "out of memory");
+                break;
+            }
+        }
+        if (rc == TG_ERR_NOTFOUND) {
+            rc = TG_OK;
+        }
+    }
+    if (!rc && (rc = odata_doc_end(&doc, run->hash))) {
+        snprintf(err, sizeof(err), "%s",
+                 rc == TG_ERR_IO ? "cannot write a temporary file" : "out of memory");
+    }
+    if (rc) {
+        odata_doc_free(&doc);
+        odata_check_free(&check);
+        return tg_step_fail(res, rc, "Cannot hash the data: %s", err);
+    }
+    odata_check_end(&check);
     tg_info("Data hash: %s", run->hash);
     return 0;
 }
@@ -191,10 +256,11 @@ static int step_unchanged(sync_run_t *run, tg_step_result_t *res) {
     return 0;
 }
 
+/* The checks ran with the hash (step_hash); here their verdict. */
 static int step_validate(sync_run_t *run, tg_step_result_t *res) {
     char summary[900];
     tg_info("Step 3: Validating...");
-    if (odata_validate(&run->data, &run->st->mapping, &run->report) == 0) {
+    if (run->report.total == 0) {
         return 0;
     }
     odata_report_summary(&run->report, summary, sizeof(summary));
@@ -209,7 +275,7 @@ static int step_save(sync_run_t *run, tg_step_result_t *res) {
     store_save_t req = {run->in->source_id, run->in->event_id, run->in->run_id, run->hash,
                         run->force};
     store_outcome_t outcome;
-    int rc = store_save(run->ctx->pg, &run->data, &req, &run->version, &outcome, err, sizeof(err));
+    int rc = store_save(run->ctx->pg, run->rows, &req, &run->version, &outcome, err, sizeof(err));
     if (rc) {
         return tg_step_fail(res, rc, "Save failed, nothing saved: %s", err);
     }
@@ -229,24 +295,27 @@ static int step_save(sync_run_t *run, tg_step_result_t *res) {
     return 0;
 }
 
-/* The backup is optional: a failure is a warning, never a failed step. */
+/* The backup is optional: a failure is a warning, never a failed step. The
+ * canonical document is compressed from its temporary file into another
+ * and uploaded from there: never whole in memory. */
 static void step_backup(sync_run_t *run) {
     const tg_config_t *cfg = run->ctx->cfg;
     char key[512], err[512];
-    void *gz = NULL;
-    size_t gzlen = 0;
     if (!tg_s3_enabled(cfg)) {
         return;
     }
     tg_info("Step 5: Backing up to S3...");
     snprintf(key, sizeof(key), "datasets/%s/v%lld-%s.json.gz", run->in->source_id,
              (long long)run->version.version, run->hash);
-    if (tg_gzip(run->canonical.data, run->canonical.len, &gz, &gzlen)) {
-        tg_warn("Backup skipped: out of memory compressing %zu bytes", run->canonical.len);
-        return;
+    FILE *gz = tg_tmpfile(err, sizeof(err));
+    int rc = gz ? tg_gzip_file(run->canonical, gz, err, sizeof(err)) : TG_ERR_IO;
+    long gzlen = gz ? ftell(gz) : 0;
+    if (rc == TG_OK) {
+        rc = tg_s3_put_file(cfg, key, gz, "application/gzip", err, sizeof(err));
     }
-    int rc = tg_s3_put(cfg, key, gz, gzlen, "application/gzip", err, sizeof(err));
-    free(gz);
+    if (gz) {
+        fclose(gz);
+    }
     if (rc == TG_OK) {
         rc = store_set_backup_key(run->ctx->pg, run->version.version, key, err, sizeof(err));
     }
@@ -255,7 +324,7 @@ static void step_backup(sync_run_t *run) {
         return;
     }
     snprintf(run->version.backup_key, sizeof(run->version.backup_key), "%s", key);
-    tg_info("Backed up %zu bytes (gzip) to %s", gzlen, key);
+    tg_info("Backed up %ld bytes (gzip) to %s", gzlen, key);
 }
 
 /* "only" names another worker: acknowledge with the current dataset, so the
@@ -284,7 +353,6 @@ static void sync_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_res
     }
     sync_run_t run = {.ctx = ctx, .st = ctx->state, .in = in};
     run.force = tg_json_bool(in->payload, "force", 0);
-    tg_buf_init(&run.canonical);
     if (!step_replayed(&run, res) && !step_fetch(&run, res) && !step_hash(&run, res) &&
         !step_unchanged(&run, res) && !step_validate(&run, res) && !step_save(&run, res)) {
         step_backup(&run);
@@ -295,8 +363,12 @@ static void sync_step(tg_worker_ctx_t *ctx, const tg_envelope_t *in, tg_step_res
     if (only && *only && res->details) { /* travels along the run (proto/topics.md) */
         cJSON_AddStringToObject(res->details, "only", only);
     }
-    odata_dataset_free(&run.data);
-    tg_buf_free(&run.canonical);
+    for (int k = 0; k < ODATA_KINDS; k++) {
+        odata_spool_free(run.rows[k]);
+    }
+    if (run.canonical) {
+        fclose(run.canonical);
+    }
 }
 
 /* ---- start-up ------------------------------------------------------------ */

@@ -373,43 +373,110 @@ static int canonical_row(const odata_entity_t *e, const odata_record_t *r, tg_bu
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
 
-static int canonical_table(const odata_entity_t *e, odata_table_t *t, tg_buf_t *out,
-                           tg_buf_t *row) {
-    int rc = tg_buf_appendf(out, "\"%s\":[", e->name);
-    for (size_t i = 0; i < t->n && !rc; i++) {
-        tg_buf_reset(row);
-        if ((rc = canonical_row(e, &t->rows[i], row))) {
-            break;
-        }
-        tg_sha256_hex(row->data, row->len, t->rows[i].row_hash);
-        rc = (i && tg_buf_append(out, ",", 1)) || tg_buf_append(out, row->data, row->len);
+int odata_row_hash(odata_kind_t k, const odata_record_t *r, tg_buf_t *scratch, char hash[65]) {
+    tg_buf_reset(scratch);
+    if (canonical_row(&odata_entities[k], r, scratch)) {
+        return TG_ERR_NOMEM;
     }
-    return rc ? TG_ERR_NOMEM : tg_buf_append(out, "]", 1);
+    tg_sha256_hex(scratch->data, scratch->len, hash);
+    return TG_OK;
+}
+
+/* ---- the canonical document, piece by piece ------------------------------ */
+
+static int doc_put(odata_doc_t *d, const void *data, size_t len) {
+    tg_sha256_update(d->sha, data, len);
+    return d->write(d->ud, data, len);
+}
+
+/* Closes the open array and opens the next ones up to kind `upto`
+ * (ODATA_KINDS: closes the document's last array). */
+static int doc_advance(odata_doc_t *d, int upto) {
+    int rc = TG_OK;
+    while (d->kind < upto && !rc) {
+        if (d->kind >= 0) {
+            rc = doc_put(d, "]", 1);
+        }
+        if (!rc && ++d->kind < ODATA_KINDS) {
+            tg_buf_reset(&d->row);
+            rc = tg_buf_appendf(&d->row, "%s\"%s\":[", d->kind ? "," : "",
+                                odata_entities[d->kind].name);
+            rc = rc ? TG_ERR_NOMEM : doc_put(d, d->row.data, d->row.len);
+        }
+        d->rows = 0;
+    }
+    return rc;
+}
+
+int odata_doc_begin(odata_doc_t *d, odata_write_fn write, void *ud) {
+    memset(d, 0, sizeof(*d));
+    d->write = write;
+    d->ud = ud;
+    d->kind = -1;
+    tg_buf_init(&d->row);
+    if (!(d->sha = tg_sha256_new())) {
+        return TG_ERR_NOMEM;
+    }
+    return doc_put(d, "{", 1);
+}
+
+int odata_doc_row(odata_doc_t *d, odata_kind_t k, const odata_record_t *r, char row_hash[65]) {
+    int rc = doc_advance(d, (int)k);
+    if (rc) {
+        return rc;
+    }
+    tg_buf_reset(&d->row);
+    if ((d->rows && tg_buf_append(&d->row, ",", 1)) ||
+        canonical_row(&odata_entities[k], r, &d->row)) {
+        return TG_ERR_NOMEM;
+    }
+    size_t skip = d->rows ? 1 : 0; /* the row hash covers the object alone */
+    tg_sha256_hex(d->row.data + skip, d->row.len - skip, row_hash);
+    d->rows++;
+    return doc_put(d, d->row.data, d->row.len);
+}
+
+int odata_doc_end(odata_doc_t *d, char hash[65]) {
+    int rc = doc_advance(d, ODATA_KINDS);
+    if (!rc) {
+        rc = doc_put(d, "}", 1);
+    }
+    if (!rc) {
+        tg_sha256_final(d->sha, hash);
+        d->sha = NULL;
+    }
+    odata_doc_free(d);
+    return rc;
+}
+
+void odata_doc_free(odata_doc_t *d) {
+    if (d->sha) {
+        char ignored[65];
+        tg_sha256_final(d->sha, ignored); /* the only way to free it */
+        d->sha = NULL;
+    }
+    tg_buf_free(&d->row);
+}
+
+static int buf_write(void *ud, const void *data, size_t len) {
+    return tg_buf_append(ud, data, len);
 }
 
 int odata_canonical(odata_dataset_t *ds, tg_buf_t *out, char hash[65]) {
-    tg_buf_t row;
-    tg_buf_init(&row);
     odata_dataset_sort(ds);
-    size_t start = out->len;
-    int rc = tg_buf_append(out, "{", 1);
+    odata_doc_t d;
+    int rc = odata_doc_begin(&d, buf_write, out);
     for (int k = 0; k < ODATA_KINDS && !rc; k++) {
-        if (k) {
-            rc = tg_buf_append(out, ",", 1);
-        }
-        if (!rc) {
-            rc = canonical_table(&odata_entities[k], &ds->t[k], out, &row);
+        for (size_t i = 0; i < ds->t[k].n && !rc; i++) {
+            odata_record_t *r = &ds->t[k].rows[i];
+            rc = odata_doc_row(&d, (odata_kind_t)k, r, r->row_hash);
         }
     }
-    if (!rc) {
-        rc = tg_buf_append(out, "}", 1);
-    }
-    tg_buf_free(&row);
     if (rc) {
+        odata_doc_free(&d);
         return TG_ERR_NOMEM;
     }
-    tg_sha256_hex(out->data + start, out->len - start, hash);
-    return TG_OK;
+    return odata_doc_end(&d, hash) ? TG_ERR_NOMEM : TG_OK;
 }
 
 void odata_dataset_free(odata_dataset_t *ds) {

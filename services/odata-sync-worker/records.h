@@ -111,6 +111,36 @@ const odata_record_t *odata_table_find(const odata_table_t *t, const char *id);
  * its SHA-256 into hash. Returns 0 or TG_ERR_NOMEM. */
 int odata_canonical(odata_dataset_t *ds, tg_buf_t *out, char hash[65]);
 
+/* The SHA-256 of r's canonical object (its row_hash), built in scratch. */
+int odata_row_hash(odata_kind_t k, const odata_record_t *r, tg_buf_t *scratch,
+                   char hash[65]) TG_WARN_UNUSED;
+
+/* The canonical document written piece by piece, for data too large to
+ * hold: odata_doc_begin, then odata_doc_row for every record in order
+ * (kinds in odata_kind_t order, each sorted as odata_dataset_sort sorts),
+ * then odata_doc_end, which gives the data hash and frees what the writer
+ * holds. The bytes passed to write and the hash are exactly odata_canonical's
+ * for the same records. After a failure, odata_doc_free. write returns
+ * TG_OK or an error, which every call then returns (TG_ERR_NOMEM also for
+ * the writer's own allocations). */
+typedef int (*odata_write_fn)(void *ud, const void *data, size_t len);
+
+typedef struct {
+    odata_write_fn write;
+    void *ud;
+    struct tg_sha256_s *sha;
+    int kind;    /* the array open now; -1 before the first */
+    size_t rows; /* rows written into it */
+    tg_buf_t row;
+} odata_doc_t;
+
+int odata_doc_begin(odata_doc_t *d, odata_write_fn write, void *ud) TG_WARN_UNUSED;
+/* Writes r's object and its row hash into row_hash. */
+int odata_doc_row(odata_doc_t *d, odata_kind_t k, const odata_record_t *r,
+                  char row_hash[65]) TG_WARN_UNUSED;
+int odata_doc_end(odata_doc_t *d, char hash[65]) TG_WARN_UNUSED;
+void odata_doc_free(odata_doc_t *d);
+
 void odata_dataset_free(odata_dataset_t *ds);
 
 #endif

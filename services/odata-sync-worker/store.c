@@ -67,43 +67,61 @@ int store_find_latest(PGconn *pg, const char *source, odata_version_t *out, char
 
 /* ---- COPY --------------------------------------------------------------- */
 
-/* COPY text of one table: dataset_version, the contract fields, row_hash. */
-static int copy_rows(const odata_dataset_t *ds, odata_kind_t k, const char *version, tg_buf_t *b) {
+/* One record as a COPY line: dataset_version, the contract fields, row_hash. */
+static int copy_line(tg_buf_t *b, odata_kind_t k, const odata_record_t *r, const char *version,
+                     tg_buf_t *scratch) {
+    char row_hash[65];
     const odata_entity_t *e = &odata_entities[k];
-    int rc = 0;
-    for (size_t i = 0; i < ds->t[k].n && !rc; i++) {
-        const odata_record_t *r = &ds->t[k].rows[i];
-        rc = tg_copy_str(b, version, 0);
-        for (int f = 0; f < e->nfields && !rc; f++) {
-            rc = tg_copy_str(b, r->v[f].text, 0);
-        }
-        if (!rc) {
-            rc = tg_copy_str(b, r->row_hash, 1);
-        }
+    int rc = odata_row_hash(k, r, scratch, row_hash) || tg_copy_str(b, version, 0);
+    for (int f = 0; f < e->nfields && !rc; f++) {
+        rc = tg_copy_str(b, r->v[f].text, 0);
     }
-    return rc;
+    return rc || tg_copy_str(b, row_hash, 1) ? TG_ERR_NOMEM : TG_OK;
 }
 
-static int copy_table(PGconn *pg, const odata_dataset_t *ds, odata_kind_t k, const char *version,
+/* Streams every record of the spool into the version's staged partition,
+ * in pieces of about 1 MiB: memory stays the same whatever the size. */
+static int copy_table(PGconn *pg, odata_spool_t *rows, odata_kind_t k, const char *version,
                       char *errstr, size_t errlen) {
     const odata_entity_t *e = &odata_entities[k];
-    tg_buf_t sql, data;
+    tg_buf_t sql, data, scratch;
     tg_buf_init(&sql);
     tg_buf_init(&data);
+    tg_buf_init(&scratch);
     /* Column names come from the static contract, never from the data; the
      * table is the version's staged partition. */
     int rc = tg_buf_appendf(&sql, "COPY " STORE_PARTITION " (dataset_version", e->name, version);
     for (int f = 0; f < e->nfields && !rc; f++) {
         rc = tg_buf_appendf(&sql, ", %s", e->fields[f].column);
     }
-    rc = rc || tg_buf_appendf(&sql, ", row_hash) FROM STDIN") || copy_rows(ds, k, version, &data);
-    if (rc) {
-        rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "%s: out of memory building COPY data", e->name);
-    } else {
-        rc = tg_pg_copy(pg, sql.data, data.data ? data.data : "", data.len, errstr, errlen);
+    if (rc || tg_buf_appendf(&sql, ", row_hash) FROM STDIN")) {
+        rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "%s: out of memory", e->name);
+    }
+    char why[512] = "";
+    tg_pg_copy_t copy;
+    if (!rc && (rc = odata_spool_rewind(rows, errstr, errlen)) == TG_OK) {
+        rc = tg_pg_copy_begin(&copy, pg, sql.data, errstr, errlen);
+        const odata_record_t *r;
+        int more = TG_OK;
+        while (!rc && !*why && (more = odata_spool_next(rows, &r, why, sizeof(why))) == TG_OK) {
+            if (copy_line(&data, k, r, version, &scratch)) {
+                snprintf(why, sizeof(why), "%s: out of memory building COPY data", e->name);
+            } else if (data.len >= (1 << 20)) {
+                tg_pg_copy_put(&copy, data.data, data.len);
+                tg_buf_reset(&data);
+            }
+        }
+        if (!rc) {
+            if (!*why && data.len) {
+                tg_pg_copy_put(&copy, data.data, data.len);
+            }
+            /* A record that could not be read ends the COPY with that reason. */
+            rc = tg_pg_copy_end(&copy, *why ? why : NULL, errstr, errlen);
+        }
     }
     tg_buf_free(&sql);
     tg_buf_free(&data);
+    tg_buf_free(&scratch);
     return rc;
 }
 
@@ -165,12 +183,12 @@ static int stage_version(PGconn *pg, char *version, size_t vlen, char *errstr, s
 }
 
 /* The datasets row; its INSERT trigger attaches the staged tables. */
-static int insert_version(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
-                          const char *version, char diff[3][24], odata_version_t *out, char *errstr,
-                          size_t errlen) {
+static int insert_version(PGconn *pg, odata_spool_t *const rows[ODATA_KINDS],
+                          const store_save_t *req, const char *version, char diff[3][24],
+                          odata_version_t *out, char *errstr, size_t errlen) {
     char counts[ODATA_KINDS][24];
     for (int k = 0; k < ODATA_KINDS; k++) {
-        snprintf(counts[k], sizeof(counts[k]), "%zu", ds->t[k].n);
+        snprintf(counts[k], sizeof(counts[k]), "%zu", odata_spool_count(rows[k]));
     }
     const char *params[] = {version,     req->source, req->hash, req->event_id,
                             req->run_id, counts[0],   counts[1], counts[2],
@@ -219,25 +237,25 @@ static int save_needed(PGconn *pg, const store_save_t *req, odata_version_t *out
     return TG_OK;
 }
 
-static int save_rows(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req,
+static int save_rows(PGconn *pg, odata_spool_t *const rows[ODATA_KINDS], const store_save_t *req,
                      int64_t previous, odata_version_t *out, char *errstr, size_t errlen) {
     char v[24], prev[24], diff[3][24];
     snprintf(prev, sizeof(prev), "%lld", (long long)previous);
     int rc = stage_version(pg, v, sizeof(v), errstr, errlen);
     for (int k = 0; k < ODATA_KINDS && !rc; k++) {
-        rc = copy_table(pg, ds, (odata_kind_t)k, v, errstr, errlen);
+        rc = copy_table(pg, rows[k], (odata_kind_t)k, v, errstr, errlen);
     }
     if (!rc) {
         rc = diff_counts(pg, v, prev, diff, errstr, errlen);
     }
     if (!rc) {
-        rc = insert_version(pg, ds, req, v, diff, out, errstr, errlen);
+        rc = insert_version(pg, rows, req, v, diff, out, errstr, errlen);
     }
     return rc;
 }
 
-int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req, odata_version_t *out,
-               store_outcome_t *outcome, char *errstr, size_t errlen) {
+int store_save(PGconn *pg, odata_spool_t *const rows[ODATA_KINDS], const store_save_t *req,
+               odata_version_t *out, store_outcome_t *outcome, char *errstr, size_t errlen) {
     int64_t previous = 0;
     int rc = tg_pg_begin(pg, errstr, errlen);
     if (rc) {
@@ -245,7 +263,7 @@ int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req, o
     }
     rc = save_needed(pg, req, out, outcome, &previous, errstr, errlen);
     if (rc == TG_OK && *outcome == STORE_SAVED) {
-        rc = save_rows(pg, ds, req, previous, out, errstr, errlen);
+        rc = save_rows(pg, rows, req, previous, out, errstr, errlen);
     }
     if (rc == TG_OK && *outcome == STORE_SAVED) {
         rc = tg_pg_commit(pg, errstr, errlen);

@@ -5,6 +5,7 @@
 #define ODATA_STORE_H
 
 #include "records.h"
+#include "spool.h"
 #include "tg/error.h"
 #include <libpq-fe.h>
 #include <stddef.h>
@@ -31,7 +32,7 @@ typedef struct {
     const char *source;   /* envelope sourceId */
     const char *event_id; /* trigger eventId: the replay guard */
     const char *run_id;
-    const char *hash; /* data hash of ds */
+    const char *hash; /* data hash of the rows */
     int force;        /* save even when the latest dataset has this hash */
 } store_save_t;
 
@@ -41,11 +42,14 @@ typedef enum {
     STORE_UNCHANGED, /* meanwhile another run saved the same hash: *out is that version */
 } store_outcome_t;
 
-/* Saves ds as a new version in one transaction, under a per-source
- * advisory lock; counts added/updated/deleted rows against the previous
- * version by id and row_hash. Everything is rolled back on failure. */
-int store_save(PGconn *pg, const odata_dataset_t *ds, const store_save_t *req, odata_version_t *out,
-               store_outcome_t *outcome, char *errstr, size_t errlen) TG_WARN_UNUSED;
+/* Saves the records of rows (one spool per kind, read from the start; the
+ * caller keeps them) as a new version in one transaction, under a
+ * per-source advisory lock, streamed by COPY; counts added/updated/deleted
+ * rows against the previous version by id and row_hash. Everything is
+ * rolled back on failure. */
+int store_save(PGconn *pg, odata_spool_t *const rows[ODATA_KINDS], const store_save_t *req,
+               odata_version_t *out, store_outcome_t *outcome, char *errstr,
+               size_t errlen) TG_WARN_UNUSED;
 
 /* Records the S3 key of a version's backup. */
 int store_set_backup_key(PGconn *pg, int64_t version, const char *key, char *errstr,

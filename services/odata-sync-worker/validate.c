@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const problem_names[PROBLEM_KINDS] = {
@@ -54,12 +55,32 @@ static void check_required(const where_t *w, odata_report_t *r) {
     }
 }
 
-static void check_ref(const where_t *w, int f, const odata_table_t *target, odata_problem_t p,
-                      odata_report_t *r) {
+/* Whether id is in the sorted set of ids k (stops or routes seen so far). */
+static int id_known(const odata_check_t *c, odata_kind_t k, const char *id) {
+    const odata_idset_t *set = &c->known[k];
+    size_t lo = 0, hi = set->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = strcmp(set->text.data + set->off[mid], id);
+        if (cmp == 0) {
+            return 1;
+        }
+        if (cmp < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return 0;
+}
+
+static void check_ref(const odata_check_t *c, const where_t *w, int f, odata_kind_t target,
+                      odata_problem_t p) {
     const char *id = w->rec->v[f].text;
-    if (id && !odata_table_find(target, id)) {
-        odata_report_add(r, p, "%s[%ld] %s \"%.60s\": unknown %s", set_of(w), w->rec->source_index,
-                         prop_of(w, f), id, p == PROBLEM_UNKNOWN_STOP ? "stop" : "route");
+    if (id && !id_known(c, target, id)) {
+        odata_report_add(c->report, p, "%s[%ld] %s \"%.60s\": unknown %s", set_of(w),
+                         w->rec->source_index, prop_of(w, f), id,
+                         p == PROBLEM_UNKNOWN_STOP ? "stop" : "route");
     }
 }
 
@@ -101,19 +122,21 @@ static void check_stop(const where_t *w, odata_report_t *r) {
     check_range(w, STOP_LON, -180, 0, 180, PROBLEM_COORDINATES, r);
 }
 
-static void check_route(const where_t *w, const odata_dataset_t *ds, odata_report_t *r) {
-    check_ref(w, ROUTE_FROM, &ds->t[ODATA_STOPS], PROBLEM_UNKNOWN_STOP, r);
-    check_ref(w, ROUTE_TO, &ds->t[ODATA_STOPS], PROBLEM_UNKNOWN_STOP, r);
+static void check_route(const odata_check_t *c, const where_t *w) {
+    odata_report_t *r = c->report;
+    check_ref(c, w, ROUTE_FROM, ODATA_STOPS, PROBLEM_UNKNOWN_STOP);
+    check_ref(c, w, ROUTE_TO, ODATA_STOPS, PROBLEM_UNKNOWN_STOP);
     check_range(w, ROUTE_DURATION, 0, 1, 1e6, PROBLEM_DURATION, r);
     check_range(w, ROUTE_DISTANCE, 0, 0, 1e6, PROBLEM_RANGE, r);
     check_range(w, ROUTE_FARE, 0, 0, 9999999999.99, PROBLEM_RANGE, r); /* numeric(12,2) */
 }
 
-static void check_flight(const where_t *w, const odata_dataset_t *ds, odata_report_t *r) {
+static void check_flight(const odata_check_t *c, const where_t *w) {
+    odata_report_t *r = c->report;
     const odata_value_t *dep = &w->rec->v[FLIGHT_DEP], *arr = &w->rec->v[FLIGHT_ARR];
-    check_ref(w, FLIGHT_ROUTE, &ds->t[ODATA_ROUTES], PROBLEM_UNKNOWN_ROUTE, r);
-    check_ref(w, FLIGHT_FROM, &ds->t[ODATA_STOPS], PROBLEM_UNKNOWN_STOP, r);
-    check_ref(w, FLIGHT_TO, &ds->t[ODATA_STOPS], PROBLEM_UNKNOWN_STOP, r);
+    check_ref(c, w, FLIGHT_ROUTE, ODATA_ROUTES, PROBLEM_UNKNOWN_ROUTE);
+    check_ref(c, w, FLIGHT_FROM, ODATA_STOPS, PROBLEM_UNKNOWN_STOP);
+    check_ref(c, w, FLIGHT_TO, ODATA_STOPS, PROBLEM_UNKNOWN_STOP);
     check_range(w, FLIGHT_SEATS, 0, 0, 1e6, PROBLEM_RANGE, r);
     if (dep->text && arr->text && arr->num <= dep->num) {
         odata_report_add(r, PROBLEM_TIMES, "%s[%ld] %s %s: not after %s %s", set_of(w),
@@ -122,47 +145,112 @@ static void check_flight(const where_t *w, const odata_dataset_t *ds, odata_repo
     }
 }
 
-/* In a table sorted by id, duplicates are neighbours. */
-static void check_duplicates(const where_t *base, const odata_table_t *t, odata_report_t *r) {
-    for (size_t i = 1; i < t->n; i++) {
-        const char *a = t->rows[i - 1].v[0].text, *b = t->rows[i].v[0].text;
-        if (a && b && !strcmp(a, b)) {
-            odata_report_add(r, PROBLEM_DUPLICATE_ID,
-                             "%s[%ld] %s \"%.60s\": duplicate (also at %s[%ld])", set_of(base),
-                             t->rows[i].source_index, prop_of(base, 0), b, set_of(base),
-                             t->rows[i - 1].source_index);
+/* In records sorted by id, duplicates are neighbours: r against the one
+ * before it, whose id and index the checker keeps. */
+static int check_duplicate(odata_check_t *c, const where_t *w) {
+    const char *id = w->rec->v[0].text;
+    if (id && c->prev_kind == (int)w->kind && c->prev_has_id && !strcmp(c->prev_id.data, id)) {
+        odata_report_add(c->report, PROBLEM_DUPLICATE_ID,
+                         "%s[%ld] %s \"%.60s\": duplicate (also at %s[%ld])", set_of(w),
+                         w->rec->source_index, prop_of(w, 0), id, set_of(w), c->prev_index);
+    }
+    c->prev_kind = (int)w->kind;
+    c->prev_index = w->rec->source_index;
+    c->prev_has_id = id != NULL;
+    tg_buf_reset(&c->prev_id);
+    return id ? tg_buf_append(&c->prev_id, id, strlen(id) + 1) : TG_OK;
+}
+
+/* Stops and routes are kept as ids (a missing one as "", as the sort
+ * places it) for the references of the kinds after them. */
+static int remember_id(odata_check_t *c, odata_kind_t k, const char *id) {
+    odata_idset_t *set = &c->known[k];
+    if (!id) {
+        id = "";
+    }
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 1024;
+        size_t *off = realloc(set->off, cap * sizeof(*off));
+        if (!off) {
+            return TG_ERR_NOMEM;
         }
+        set->off = off;
+        set->cap = cap;
+    }
+    size_t at = set->text.len;
+    if (tg_buf_append(&set->text, id, strlen(id) + 1)) {
+        return TG_ERR_NOMEM;
+    }
+    set->off[set->n++] = at;
+    return TG_OK;
+}
+
+void odata_check_init(odata_check_t *c, const odata_mapping_t *m, odata_report_t *r) {
+    memset(c, 0, sizeof(*c));
+    c->m = m;
+    c->report = r;
+    c->prev_kind = -1;
+    tg_buf_init(&c->prev_id);
+    for (int k = 0; k < 2; k++) {
+        tg_buf_init(&c->known[k].text);
+    }
+}
+
+int odata_check_record(odata_check_t *c, odata_kind_t k, const odata_record_t *rec) {
+    where_t w = {c->m, k, rec};
+    c->count[k]++;
+    if (check_duplicate(c, &w)) {
+        return TG_ERR_NOMEM;
+    }
+    check_required(&w, c->report);
+    check_id_lengths(&w, c->report);
+    if (k == ODATA_STOPS) {
+        check_stop(&w, c->report);
+    } else if (k == ODATA_ROUTES) {
+        check_route(c, &w);
+    } else {
+        check_flight(c, &w);
+    }
+    return k == ODATA_FLIGHTS ? TG_OK : remember_id(c, k, rec->v[0].text);
+}
+
+long odata_check_end(odata_check_t *c) {
+    if (c->count[ODATA_STOPS] == 0) {
+        odata_report_add(c->report, PROBLEM_EMPTY,
+                         "%s: no stops (refusing to replace the dataset with nothing)",
+                         c->m->ent[ODATA_STOPS].entity_set);
+    }
+    if (c->count[ODATA_ROUTES] == 0) {
+        odata_report_add(c->report, PROBLEM_EMPTY, "%s: no routes",
+                         c->m->ent[ODATA_ROUTES].entity_set);
+    }
+    odata_check_free(c);
+    return c->report->total;
+}
+
+void odata_check_free(odata_check_t *c) {
+    tg_buf_free(&c->prev_id);
+    for (int k = 0; k < 2; k++) {
+        tg_buf_free(&c->known[k].text);
+        free(c->known[k].off);
+        c->known[k].off = NULL;
+        c->known[k].n = c->known[k].cap = 0;
     }
 }
 
 long odata_validate(odata_dataset_t *ds, const odata_mapping_t *m, odata_report_t *r) {
     odata_dataset_sort(ds);
-    if (ds->t[ODATA_STOPS].n == 0) {
-        odata_report_add(r, PROBLEM_EMPTY,
-                         "%s: no stops (refusing to replace the dataset with nothing)",
-                         m->ent[ODATA_STOPS].entity_set);
-    }
-    if (ds->t[ODATA_ROUTES].n == 0) {
-        odata_report_add(r, PROBLEM_EMPTY, "%s: no routes", m->ent[ODATA_ROUTES].entity_set);
-    }
+    odata_check_t c;
+    odata_check_init(&c, m, r);
     for (int k = 0; k < ODATA_KINDS; k++) {
-        const odata_table_t *t = &ds->t[k];
-        where_t w = {m, (odata_kind_t)k, NULL};
-        check_duplicates(&w, t, r);
-        for (size_t i = 0; i < t->n; i++) {
-            w.rec = &t->rows[i];
-            check_required(&w, r);
-            check_id_lengths(&w, r);
-            if (k == ODATA_STOPS) {
-                check_stop(&w, r);
-            } else if (k == ODATA_ROUTES) {
-                check_route(&w, ds, r);
-            } else {
-                check_flight(&w, ds, r);
+        for (size_t i = 0; i < ds->t[k].n; i++) {
+            if (odata_check_record(&c, (odata_kind_t)k, &ds->t[k].rows[i])) {
+                odata_check_free(&c);
+                return -1;
             }
         }
     }
-    return r->total;
+    return odata_check_end(&c);
 }
 
 void odata_report_summary(const odata_report_t *r, char *out, size_t outlen) {

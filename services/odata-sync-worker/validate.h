@@ -40,8 +40,36 @@ const char *odata_problem_name(odata_problem_t p);
 
 void odata_report_add(odata_report_t *r, odata_problem_t p, const char *fmt, ...) TG_PRINTF(3, 4);
 
+/* Checks records one at a time, for data too large to hold: kinds in
+ * odata_kind_t order, each sorted as odata_dataset_sort sorts (duplicates
+ * are then neighbours; stops and routes are known before the references to
+ * them). Memory: the ids of stops and routes, not the records. The report
+ * is the same as odata_validate's for the same records. */
+typedef struct {
+    tg_buf_t text; /* ids, each NUL-terminated, in sorted order */
+    size_t *off, n, cap;
+} odata_idset_t;
+
+typedef struct {
+    const odata_mapping_t *m;
+    odata_report_t *report;
+    odata_idset_t known[2]; /* ODATA_STOPS, ODATA_ROUTES */
+    long count[ODATA_KINDS];
+    int prev_kind, prev_has_id; /* the record before, for duplicates */
+    long prev_index;
+    tg_buf_t prev_id;
+} odata_check_t;
+
+void odata_check_init(odata_check_t *c, const odata_mapping_t *m, odata_report_t *r);
+/* TG_OK, or TG_ERR_NOMEM (the checker cannot go on; odata_check_free). */
+int odata_check_record(odata_check_t *c, odata_kind_t k, const odata_record_t *rec) TG_WARN_UNUSED;
+/* Adds the checks of the whole (no stops, no routes), frees what the
+ * checker holds and returns the report's total number of problems. */
+long odata_check_end(odata_check_t *c);
+void odata_check_free(odata_check_t *c);
+
 /* Checks ds (sorting it by id when needed) and adds every problem to r.
- * Returns the total number of problems in r. */
+ * Returns the total number of problems in r, or -1 when out of memory. */
 long odata_validate(odata_dataset_t *ds, const odata_mapping_t *m, odata_report_t *r);
 
 /* One sentence: "3 problems: unknown_stop 2 (Routes[17] FromStopId \"x\":

@@ -38,6 +38,28 @@ int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;
 /* Rolls back; safe to call when no transaction is open. */
 void tg_pg_rollback(PGconn *conn);
 
+/* A COPY ... FROM STDIN fed in pieces, for data too large to hold at once:
+ * tg_pg_copy_begin, any number of tg_pg_copy_put, then tg_pg_copy_end
+ * exactly once (also after a failed put; not after a failed begin). A put
+ * cannot fail on its own: a failed send is remembered, later puts send
+ * nothing, and tg_pg_copy_end reports it. tg_pg_copy_end with an
+ * abort_reason (the caller's data could not be produced) makes the server
+ * roll the COPY back and returns that reason. Every result is read before
+ * tg_pg_copy_end returns; on failure the caller must roll back the
+ * transaction. The handle lives on the caller's stack and holds no memory. */
+typedef struct {
+    PGconn *conn;
+    const char *sql; /* borrowed: must outlive the COPY */
+    char failed[512];
+    int done;
+} tg_pg_copy_t;
+
+int tg_pg_copy_begin(tg_pg_copy_t *c, PGconn *conn, const char *copy_sql, char *errstr,
+                     size_t errlen) TG_WARN_UNUSED;
+void tg_pg_copy_put(tg_pg_copy_t *c, const char *data, size_t len);
+int tg_pg_copy_end(tg_pg_copy_t *c, const char *abort_reason, char *errstr,
+                   size_t errlen) TG_WARN_UNUSED;
+
 /* Runs copy_sql ("COPY t (a,b) FROM STDIN") and sends len bytes of text
  * COPY data. Every result is read before it returns; on failure errstr has
  * the server's reason (a bad row, a terminated backend) or, when the server

@@ -7,6 +7,7 @@
 #include "tg/config.h"
 #include "tg/error.h"
 #include <stddef.h>
+#include <stdio.h>
 
 /* Returns true when S3_ENDPOINT is configured. */
 int tg_s3_enabled(const tg_config_t *cfg);
@@ -14,6 +15,12 @@ int tg_s3_enabled(const tg_config_t *cfg);
 /* PUTs len bytes at s3://S3_BUCKET/key (path-style URL). */
 int tg_s3_put(const tg_config_t *cfg, const char *key, const void *data, size_t len,
               const char *content_type, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* PUTs the whole of file f (read from its start; the caller keeps it open
+ * and closes it) at key, streamed: never held in memory. TG_ERR_IO when
+ * the file cannot be read. */
+int tg_s3_put_file(const tg_config_t *cfg, const char *key, FILE *f, const char *content_type,
+                   char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 /* GETs an object into *out (the caller frees it with free()). */
 int tg_s3_get(const tg_config_t *cfg, const char *key, char **out, size_t *outlen, char *errstr,
@@ -34,5 +41,10 @@ int tg_s3_delete(const tg_config_t *cfg, const char *key, char *errstr,
 
 /* gzip-compresses data; the caller frees *out. */
 int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) TG_WARN_UNUSED;
+
+/* gzip-compresses the whole of file in (read from its start) into out,
+ * written at out's position, in pieces of 64 KiB: memory stays the same
+ * whatever the size. TG_ERR_IO when either file fails, TG_ERR_NOMEM. */
+int tg_gzip_file(FILE *in, FILE *out, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 #endif
