@@ -62,7 +62,8 @@ def pytest_terminal_summary(terminalreporter):
     lines = [
         "reliability summary",
         f"  faults injected        {s['faults_injected']} "
-        f"(worker kills before the step finished: {s['kills_mid_step']})",
+        f"(worker kills before the step finished: {s['kills_mid_step']}, "
+        f"of them during a load into PostgreSQL: {s['kills_mid_load']})",
         f"  runs completed         {s['runs_completed']}",
         f"  records lost           {s['records_lost']}",
         f"  duplicates             {s['duplicates']}",
