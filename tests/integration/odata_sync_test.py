@@ -339,3 +339,16 @@ def test_malformed_and_invalid_input_fail_clearly_and_save_nothing(stack, odata_
     assert validation["problems"]["unknown_stop"] == 1
     assert stack.consume(DONE, count=1, timeout=1) == []
     assert worker.proc.poll() is None  # still running
+
+
+def test_no_room_for_temporary_files_fails_clearly(stack, odata_server, tmp_path):
+    """The fetched records are sorted and the backup is written in TMPDIR:
+    when nothing can be written there the step fails saying where, and
+    nothing is saved."""
+    srv = odata_server(SAMPLE, "--quiet")
+    missing = tmp_path / "no-such-dir"
+    start_worker(stack, srv, TMPDIR=str(missing))
+    trigger(stack)
+    failed = events(stack, FAILED, 1)[0]["payload"]
+    assert str(missing) in failed["error"] and "temporary file" in failed["error"], failed
+    assert stack.count("datasets") == 0
