@@ -297,6 +297,7 @@ def run_scale(index, scale, repeat, data_dir, pages_dir, manifest, opts, shared)
         if len(hashes) != 1:
             raise RuntimeError("scale %s: the same data gave data hashes %s" % (scale, hashes))
         res["data_hash"] = hashes[0]
+        res["data_hash_other"] = check_data_hash(data_dir, opts.source, hashes[0])
         log("scale %s: data hash %s (source %s)" % (scale, hashes[0], opts.source))
         res["peak_rss_kb"] = {n: probes.vm_hwm_kb(s.proc.pid) for n, s in services.items()}
         last = res["runs"][-1]
@@ -314,6 +315,34 @@ def run_scale(index, scale, repeat, data_dir, pages_dir, manifest, opts, shared)
             res["shutdown_error"] = str(e)
         srv.stop()
     return res
+
+
+def check_data_hash(data_dir, source, data_hash):
+    """Keeps the data hash each source gave for this dataset beside it and
+    stops when the other source gave another one: both must hand the worker
+    the same data. Returns the other source's hash, if known."""
+    path = os.path.join(data_dir, "data-hash.json")
+    with open(os.path.join(data_dir, "stamp")) as f:
+        stamp = f.read()
+    known = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            known = json.load(f)
+        if known.get("stamp") != stamp:
+            known = {}
+    if known.get(source) not in (None, data_hash):
+        log("note: data hash %s differs from %s, measured earlier from the same source on the "
+            "same dataset (the worker's hash rule changed?)" % (data_hash, known[source]))
+    other = {k: v for k, v in known.items() if k not in ("stamp", source)}
+    for name, h in other.items():
+        if h != data_hash:
+            raise RuntimeError("data hash %s from source %s, but %s from source %s on the same "
+                               "dataset: the sources differ, or the worker's hash rule changed "
+                               "since (%s)" % (data_hash, source, h, name, path))
+    known.update({"stamp": stamp, source: data_hash})
+    with open(path, "w") as f:
+        json.dump(known, f, indent=1)
+    return next(iter(other.values()), None)
 
 
 def measure_floors(st, last, opts, shared, orch, index):

@@ -363,7 +363,8 @@ def describe(sc):
             % (sc["scale"], r["stops"], r["routes"], r["flights"], r["virtual_stops"],
                r["virtual_routes"], r["virtual_flights"], sc["graph"]["nodes"],
                sc["graph"]["edges"], sc["graph"]["transfer_edges"], sc["runs"],
-               SOURCE_NAME.get(sc["source"], sc["source"]), sc["data_hash"] or "-"))
+               SOURCE_NAME.get(sc["source"], sc["source"]), sc["data_hash"] or "-")
+            + (" (the same from the other source)" if sc["raw"].get("data_hash_other") else ""))
 
 
 SOURCE_NAME = {"pages": "odata_pages (pre-rendered)", "python": "odata_server.py"}
