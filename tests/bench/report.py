@@ -129,9 +129,9 @@ def growth(scales):
         for p in a["phases"][k]:
             ta, tb = a["phases"][k][p], b["phases"][k].get(p)
             if ta and tb and ta["median"] and tb["median"]:
-                out["phases"][k][p] = {
-                    "growth": (tb["median"] / b["records"][k]) / (ta["median"] / a["records"][k]) - 1,
-                    "extra_ms": tb["median"] - ta["median"] * b["records"][k] / a["records"][k]}
+                grown = b["records"][k] / a["records"][k]  # the records, last over first
+                out["phases"][k][p] = {"growth": tb["median"] / (ta["median"] * grown) - 1,
+                                       "extra_ms": tb["median"] - ta["median"] * grown}
     return out
 
 
@@ -212,7 +212,7 @@ def growth_target(g, k):
             ph = sorted(g["phases"][k].items(), key=lambda kv: -kv[1]["extra_ms"])
             why = "phases per record: " + ", ".join(
                 "%s %+.0f%% (%+.0f ms)" % (p, v["growth"] * 100, v["extra_ms"]) for p, v in ph[:3])
-        why = why_note("growth", k, why + " (growth line)")
+        why = why_note("growth", k, why + " (see time per record)")
     return what, "%+.1f%%" % (g[k] * 100), ok, why
 
 
@@ -227,12 +227,14 @@ def whole_excess(sc):
              "odata db_write": med(ph["odata"].get("db_write")) - f["odata"],
              "odata hash/validate/backup": rest_odata,
              "virtual COPY": med(ph["virtual"].get("db_write")) - f["virtual"],
-             "virtual outside COPY": med(sc["stage"]["virtual"]) - med(ph["virtual"].get("db_write")),
+             "virtual outside COPY": med(sc["stage"]["virtual"]) -
+             med(ph["virtual"].get("db_write")),
              "graph publish": med(ph["graph"].get("publish")) - f["graph"],
              "graph outside publish": med(sc["stage"]["graph"]) - med(ph["graph"].get("publish")),
              "hand-offs": sum(med(d) for d in sc["handoff"].values()) -
              wf["%d Kafka round trips" % HANDOFFS]}
-    parts["API call -> trigger, rest"] = med(sc["whole"]) - sc["whole_floor_ms"] - sum(parts.values())
+    rest = med(sc["whole"]) - sc["whole_floor_ms"] - sum(parts.values())
+    parts["API call -> trigger, rest"] = rest
     return sorted(parts.items(), key=lambda kv: -kv[1])
 
 
