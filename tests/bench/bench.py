@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""The pipeline benchmark (issue 8): for each scale, one generated dataset
-served by the local OData server, the four real services on an isolated
-slice of the stack (database, topic prefix, Redis db), the whole pipeline run
---repeat times through the orchestrator's REST API with force=true, and the
-floors measured right after on the same data. Run it through run.sh, which
-builds Release into build-bench/ and brings the stack up first:
+"""The pipeline benchmark (issues 8 and 16): for each scale, one generated
+dataset whose OData pages are rendered once and served by tests/bench/
+odata_pages.c (or, with --source python, by tests/odata/odata_server.py),
+the four real services on an isolated slice of the stack (database, topic
+prefix, Redis db), the whole pipeline run --repeat times through the
+orchestrator's REST API with force=true, and the floors measured right after
+on the same data. Run it through run.sh, which builds Release into
+build-bench/ and brings the stack up first:
 
-    bash tests/bench/run.sh [--scales 1,2,4,8] [--repeat 3]
+    bash tests/bench/run.sh [--scales 1,2,4,8,16] [--repeat 3]
 
 Results: a table on stdout, build-bench/bench-results.json, and (unless
 --no-docs, and by default only for at least two scales and two repeats)
@@ -33,6 +35,7 @@ sys.path.insert(0, os.path.join(SOURCE, "tests", "integration"))
 
 import conftest  # noqa: E402  (the integration tests' isolated stack slices)
 import floors  # noqa: E402
+import odata_pages  # noqa: E402
 import probes  # noqa: E402
 import report  # noqa: E402
 
@@ -69,21 +72,65 @@ def dataset(scale, seed, root):
             f.write(stamp)
         log("dataset scale %s: generated in %.1f s" % (scale, time.time() - t0))
     with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
-        return out, json.load(f)
+        return out, json.load(f), stamp
+
+
+def pages(scale, data_dir, data_stamp):
+    """Renders the OData pages of a dataset once (kept while the dataset, the
+    renderer, the Python server it copies and the worker's mapping are the
+    same). The first time at scale <= 1, every page is compared byte for
+    byte with the Python server's answer: the worker must see the same data
+    (and compute the same data hash) from either source."""
+    out = os.path.join(data_dir, "pages")
+    digest = hashlib.sha256(data_stamp.encode())
+    for path in (odata_pages.__file__, odata_pages.odata_server.__file__, odata_pages.MAPPING):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    stamp = digest.hexdigest()
+    stamp_path = os.path.join(data_dir, "pages.stamp")
+    if os.path.exists(stamp_path) and open(stamp_path).read() == stamp:
+        log("pages scale %s: reusing %s" % (scale, out))
+        return out, None
+    t0 = time.time()
+    subprocess.run([sys.executable, odata_pages.__file__, "render", "--data", data_dir,
+                    "--out", out], check=True, stdout=subprocess.DEVNULL)
+    log("pages scale %s: rendered in %.1f s" % (scale, time.time() - t0))
+    check = None
+    if scale <= 1:
+        py, fast = ODataServer(data_dir, "python", out), ODataServer(data_dir, "pages", out)
+        try:
+            check = odata_pages.compare(py.url(), fast.url(), out)
+        finally:
+            py.stop()
+            fast.stop()
+        if check["different"]:
+            raise RuntimeError("pages scale %s: %d of %d pages differ from odata_server.py's "
+                               "answers, first %s" % (scale, len(check["different"]),
+                                                      check["pages"], check["different"][0]))
+        log("pages scale %s: all %d pages are odata_server.py's answers byte for byte"
+            % (scale, check["pages"]))
+    with open(stamp_path, "w") as f:
+        f.write(stamp)
+    return out, check
 
 
 class ODataServer(conftest.ODataServer):
-    """conftest's server, with time to load a large dataset before /healthz."""
+    """The OData source of a scale: the pre-rendered pages on odata_pages.c
+    (source "pages") or the integration tests' Python server ("python"),
+    with time to load a large dataset before /healthz."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, source, pages_dir):
         self.port = conftest.free_port()
         logdir = os.path.join(conftest.BUILD_DIR, "bench-logs")
         os.makedirs(logdir, exist_ok=True)
         self.log = open(os.path.join(logdir, "odata-%d.log" % self.port), "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(SOURCE, "tests", "odata", "odata_server.py"),
-             "--port", str(self.port), "--data", data_dir, "--quiet"],
-            stdout=self.log, stderr=subprocess.STDOUT)
+        if source == "pages":
+            cmd = [os.path.join(conftest.BUILD_DIR, "tests", "odata_pages"), "--pages", pages_dir,
+                   "--port", str(self.port)]
+        else:
+            cmd = [sys.executable, os.path.join(SOURCE, "tests", "odata", "odata_server.py"),
+                   "--port", str(self.port), "--data", data_dir, "--quiet"]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 300
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -185,6 +232,7 @@ def attach_events(st, runs):
                         "transfer_edges": gp.get("transferEdges"),
                         "redis_bytes": gp.get("redisBytes"), "version": gp.get("graphVersion")}
         run["dataset_version"] = ev["odata"].get("datasetVersion")
+        run["data_hash"] = ev["odata"]["payload"].get("dataHash")
 
 
 def attach_phases(services, runs):
@@ -225,12 +273,12 @@ def service_env(name, data_dir, odata_url, repeat):
     return env
 
 
-def run_scale(index, scale, repeat, data_dir, manifest, opts, shared):
+def run_scale(index, scale, repeat, data_dir, pages_dir, manifest, opts, shared):
     conftest.REDIS_TEST_DB = REDIS_DB_BASE + index
-    srv = ODataServer(data_dir)
+    srv = ODataServer(data_dir, opts.source, pages_dir)
     st = conftest.Stack()
     res = {"scale": scale, "manifest": manifest, "runs": [], "redis_db": conftest.REDIS_TEST_DB,
-           "loadavg_before": os.getloadavg()}
+           "source": opts.source, "loadavg_before": os.getloadavg()}
     try:
         services = {name: st.start(name, service_env(name, data_dir, srv.url(), repeat),
                                    wait_ready=False) for name in SERVICES}
@@ -245,6 +293,12 @@ def run_scale(index, scale, repeat, data_dir, manifest, opts, shared):
                 % (scale, i + 1, repeat, run["switch_ms"], run["done_ms"]))
         attach_events(st, res["runs"])
         attach_phases(services, res["runs"])
+        hashes = sorted({r["data_hash"] for r in res["runs"]})
+        if len(hashes) != 1:
+            raise RuntimeError("scale %s: the same data gave data hashes %s" % (scale, hashes))
+        res["data_hash"] = hashes[0]
+        res["data_hash_other"] = check_data_hash(data_dir, opts.source, hashes[0])
+        log("scale %s: data hash %s (source %s)" % (scale, hashes[0], opts.source))
         res["peak_rss_kb"] = {n: probes.vm_hwm_kb(s.proc.pid) for n, s in services.items()}
         last = res["runs"][-1]
         res["rows"] = probes.row_counts(st.database_url, last["dataset_version"])
@@ -252,6 +306,7 @@ def run_scale(index, scale, repeat, data_dir, manifest, opts, shared):
         res["loadavg_after"] = os.getloadavg()
         log("scale %s: floors" % scale)
         res["floors"] = measure_floors(st, last, opts, shared, orch, index)
+        res["floors"]["fetch"] = fetch_floor(srv, pages_dir)
         redis.close()
     finally:
         try:
@@ -260,6 +315,34 @@ def run_scale(index, scale, repeat, data_dir, manifest, opts, shared):
             res["shutdown_error"] = str(e)
         srv.stop()
     return res
+
+
+def check_data_hash(data_dir, source, data_hash):
+    """Keeps the data hash each source gave for this dataset beside it and
+    stops when the other source gave another one: both must hand the worker
+    the same data. Returns the other source's hash, if known."""
+    path = os.path.join(data_dir, "data-hash.json")
+    with open(os.path.join(data_dir, "stamp")) as f:
+        stamp = f.read()
+    known = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            known = json.load(f)
+        if known.get("stamp") != stamp:
+            known = {}
+    if known.get(source) not in (None, data_hash):
+        log("note: data hash %s differs from %s, measured earlier from the same source on the "
+            "same dataset (the worker's hash rule changed?)" % (data_hash, known[source]))
+    other = {k: v for k, v in known.items() if k not in ("stamp", source)}
+    for name, h in other.items():
+        if h != data_hash:
+            raise RuntimeError("data hash %s from source %s, but %s from source %s on the same "
+                               "dataset: the sources differ, or the worker's hash rule changed "
+                               "since (%s)" % (data_hash, source, h, name, path))
+    known.update({"stamp": stamp, source: data_hash})
+    with open(path, "w") as f:
+        json.dump(known, f, indent=1)
+    return next(iter(other.values()), None)
 
 
 def measure_floors(st, last, opts, shared, orch, index):
@@ -286,6 +369,18 @@ def measure_floors(st, last, opts, shared, orch, index):
                                               **API_TUNED))
         out["wrk"] += api_floor(tuned, last["run_id"], opts.wrk_seconds,
                                 " ".join("%s=%s" % kv for kv in API_TUNED.items()))
+    return out
+
+
+def fetch_floor(srv, pages_dir, times=3):
+    """The same pages read by a plain HTTP client (one keep-alive connection,
+    next links followed in the worker's order) from the source the worker
+    used; the median of `times` reads, every one kept."""
+    reads = [odata_pages.fetch_floor(srv.url(), pages_dir) for _ in range(times)]
+    out = dict(sorted(reads, key=lambda r: r["ms"])[len(reads) // 2])
+    out["all_ms"] = [r["ms"] for r in reads]
+    log("fetch floor: %d pages, %.1f MB in %.0f ms (median of %d)"
+        % (out["pages"], out["bytes"] / 1048576.0, out["ms"], times))
     return out
 
 
@@ -351,10 +446,13 @@ def _version(cmd):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="pipeline benchmark")
-    ap.add_argument("--scales", default="1,2,4,8")
+    ap.add_argument("--scales", default="1,2,4,8,16")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--wrk-seconds", type=int, default=5)
+    ap.add_argument("--source", choices=("pages", "python"), default="pages",
+                    help="OData source: the pre-rendered pages on tests/bench/odata_pages.c "
+                         "(default) or tests/odata/odata_server.py")
     ap.add_argument("--rt-samples", type=int, default=30)
     ap.add_argument("--wait-quiet", type=float, default=0, metavar="LOAD",
                     help="before each scale, wait (up to 15 minutes) for the 1-minute load "
@@ -383,13 +481,16 @@ def main(argv=None):
                "repeat": opts.repeat, "scales": [], "shared": {}}
     t_start = time.time()
     for index, scale in enumerate(scales):
-        data_dir, manifest = dataset(scale, opts.seed, data_root)
+        data_dir, manifest, data_stamp = dataset(scale, opts.seed, data_root)
+        pages_dir, check = pages(scale, data_dir, data_stamp)
+        if check:
+            results["shared"]["source_check"] = dict(check, scale=scale)
         wait_quiet(opts.wait_quiet)
         log("scale %s: %d stops, %d routes, %d flights; graph %d nodes, %d edges"
             % (scale, manifest["stops"], manifest["routes"], manifest["flights"],
                manifest["expected_nodes"], manifest["expected_edges"]))
-        results["scales"].append(run_scale(index, scale, opts.repeat, data_dir, manifest, opts,
-                                           results["shared"]))
+        results["scales"].append(run_scale(index, scale, opts.repeat, data_dir, pages_dir,
+                                           manifest, opts, results["shared"]))
     results["total_s"] = time.time() - t_start
     path = os.path.join(conftest.BUILD_DIR, "bench-results.json")
     kept = os.path.join(conftest.BUILD_DIR, "bench-results-%s.json" % time.strftime("%Y%m%d-%H%M%S"))

@@ -133,8 +133,9 @@ def _between(lines, start, end):
 
 
 def odata_phases(lines):
-    """Phases of odata-sync-worker from its "Step N" log lines (ms)."""
-    return {"fetch": _between(lines, "Step 1:", "Fetched:"),
+    """Phases of odata-sync-worker from its "Step N" log lines (ms); the
+    fetch runs from "Step 1" to "Step 2"."""
+    return {"fetch": _between(lines, "Step 1:", "Step 2:"),
             "hash": _between(lines, "Step 2:", "Data hash:"),
             "validate": _between(lines, "Step 3:", "Step 4:"),
             "db_write": _between(lines, "Step 4:", "Dataset version created"),
