@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FLIGHT_CHUNK_BYTES (8u << 20) /* bounds memory in direct mode */
+#define FLIGHT_PIECE_BYTES (256u << 10) /* one piece of the flights COPY */
 
 static int lock_dataset(PGconn *pg, const char *dv, virtual_dataset_t *row, char *errstr,
                         size_t errlen) {
@@ -184,22 +184,29 @@ static int copy_routes(PGconn *pg, const char *dv, const virtual_plan_t *plan,
     return rc;
 }
 
-/* Flights go in chunks of a few MB: several COPYs in the same transaction. */
+/* Flights go in one COPY, sent in pieces as they are generated: the server
+ * loads one piece while the next is written, and memory stays at one piece
+ * whatever the number of flights. */
 static int copy_flights(PGconn *pg, const char *dv, const virtual_plan_t *plan, int64_t first_day,
                         int days, char *errstr, size_t errlen) {
+    tg_pg_copy_t copy;
+    int rc = tg_pg_copy_begin(&copy, pg, VIRTUAL_FLIGHT_COPY, errstr, errlen);
+    if (rc) {
+        return rc;
+    }
     tg_buf_t b;
     tg_buf_init(&b);
-    int rc = TG_OK;
-    for (size_t i = 0; i < plan->nroutes && !rc; i++) {
+    const char *failed = NULL;
+    for (size_t i = 0; i < plan->nroutes && !failed; i++) {
         if (virtual_flights_append(&b, dv, &plan->routes[i], first_day, days)) {
-            rc = tg_fail(TG_ERR_NOMEM, errstr, errlen, "flights: out of memory");
-        } else if (b.len >= FLIGHT_CHUNK_BYTES || i + 1 == plan->nroutes) {
-            rc = tg_pg_copy(pg, VIRTUAL_FLIGHT_COPY, b.data, b.len, errstr, errlen);
+            failed = "flights: out of memory";
+        } else if (b.len >= FLIGHT_PIECE_BYTES || i + 1 == plan->nroutes) {
+            tg_pg_copy_put(&copy, b.data, b.len);
             tg_buf_reset(&b);
         }
     }
     tg_buf_free(&b);
-    return rc;
+    return tg_pg_copy_end(&copy, failed, errstr, errlen);
 }
 
 static int update_stats(PGconn *pg, const char *dv, const virtual_outcome_t *out, char *errstr,
