@@ -273,6 +273,21 @@ def service_env(name, data_dir, odata_url, repeat):
     return env
 
 
+def wait_assigned(services, timeout=60):
+    """Ready is not yet consuming: a worker joins its consumer group after
+    start-up, and a run triggered before the group has assigned the
+    partition waits for it (up to a second, measured as a slow first
+    hand-off). Every worker's first assignment is waited for, as a running
+    system would have it."""
+    deadline = time.time() + timeout
+    for name in SERVICES[:3]:
+        while not any("partition(s) assigned" in l.get("message", "")
+                      for l in services[name].log_lines()):
+            if time.time() > deadline:
+                raise RuntimeError("%s: no partition assigned after %d s" % (name, timeout))
+            time.sleep(0.05)
+
+
 def run_scale(index, scale, repeat, data_dir, pages_dir, manifest, opts, shared):
     conftest.REDIS_TEST_DB = REDIS_DB_BASE + index
     srv = ODataServer(data_dir, opts.source, pages_dir)
@@ -284,6 +299,7 @@ def run_scale(index, scale, repeat, data_dir, pages_dir, manifest, opts, shared)
                                    wait_ready=False) for name in SERVICES}
         for svc in services.values():
             svc.wait_ready(timeout=120)
+        wait_assigned(services)
         redis = probes.Redis(st.redis_url)
         orch = services["orchestrator"]
         for i in range(repeat):

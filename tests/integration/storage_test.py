@@ -2,9 +2,13 @@
 failed transaction leaves no rows, COPY escapes survive, a failed COPY
 reports its real error and leaves no result unread, pipelined Redis writes
 read back, an error reply in a pipeline is reported, and REDIS_URL's ACL
-user and percent-encoded password reach Redis as written."""
+user and percent-encoded password reach Redis as written. And the dataset
+tables' rule: a version's rows live and die with its datasets row, held by
+its partitions, with no check per row."""
 import os
 import subprocess
+
+import pytest
 from urllib.parse import quote
 
 from conftest import BUILD_DIR, STACK
@@ -83,3 +87,29 @@ def test_redis_url_acl_user_and_percent_encoded_password(stack):
         assert password not in out.stderr and quote(password, safe="") not in out.stderr
     finally:
         stack.redis_cli("ACL", "DELUSER", user)
+
+
+def test_dataset_rows_live_and_die_with_their_version(stack):
+    """Rows land only in the partitions that the datasets row attached
+    (another version's row is refused), deleting the datasets row takes them
+    away, and no foreign-key trigger checks the rows one by one (it cost as
+    much as the load: sql/070)."""
+    stack.sql("INSERT INTO datasets (version, source_id, data_hash) VALUES (7, 'default', "
+              "repeat('a', 64))")
+    stack.sql("INSERT INTO stops (dataset_version, id, name) VALUES (7, 's1', 'A')")
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        psql_err(stack, "INSERT INTO stops (dataset_version, id, name) VALUES (8, 's1', 'A')")
+    assert "no partition" in refused.value.stderr
+    checks = stack.scalar(
+        "SELECT count(*) FROM pg_trigger t JOIN pg_inherits i ON i.inhrelid = t.tgrelid "
+        "WHERE t.tgfoid::regproc::text LIKE 'RI_FKey_check%' AND i.inhparent = ANY (ARRAY["
+        "'stops', 'routes', 'flights', 'virtual_stops', 'virtual_routes']::regclass[])")
+    assert checks == "0", f"{checks} foreign-key triggers check rows one by one"
+    stack.sql("DELETE FROM datasets WHERE version = 7")
+    assert stack.count("stops") == 0
+    assert stack.scalar("SELECT to_regclass('stops_v7') IS NULL") == "t"
+
+
+def psql_err(stack, sql):
+    return subprocess.run(["psql", stack.database_url, "-v", "ON_ERROR_STOP=1", "-AtXc", sql],
+                          check=True, capture_output=True, text=True)
