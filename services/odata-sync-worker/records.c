@@ -358,7 +358,9 @@ static int canonical_row(const odata_entity_t *e, const odata_record_t *r, tg_bu
     int rc = tg_buf_append(b, "{", 1);
     for (int f = 0; f < e->nfields && !rc; f++) {
         const odata_value_t *v = &r->v[f];
-        rc = tg_buf_appendf(b, "%s\"%s\":", f ? "," : "", e->fields[f].key);
+        const char *key = e->fields[f].key; /* ,"key": written piece by piece: no format */
+        rc = (f && tg_buf_append(b, ",", 1)) || tg_buf_append(b, "\"", 1) ||
+             tg_buf_append(b, key, strlen(key)) || tg_buf_append(b, "\":", 2);
         if (rc) {
             break;
         }

@@ -20,19 +20,19 @@
 /* gen_rows' dataset under the rules as they were before the spool (computed
  * then by odata_validate and odata_canonical): its validation report in
  * odata_report_summary's words, and its data hash. */
-#define GOLDEN_SUMMARY \
-    "12144 problems: required 26 (Stops[7] Id: missing; Stops[218] Id: missing; Stops[429] Id: " \
-    "missing; ...); duplicate_id 53 (Stops[102] Id \"s-004242\": duplicate (also at Stops[5]); " \
-    "Stops[199] Id \"s-004242\": duplicate (also at Stops[102]); Stops[296] Id \"s-004242\": du" \
-    "plicate (also at Stops[199]); ...); unknown_stop 8193 (Routes[7] FromStopId \"s-900095\": " \
-    "unknown stop; Routes[7] ToStopId \"s-359299\": unknown stop; Routes[218] FromStopId \"s-17" \
-    "7627\": unknown stop; ...); unknown_route 2597 (Flights[7] RouteId \"r-260492\": unknown r" \
-    "oute; Flights[218] RouteId \"r-053688\": unknown route; Flights[429] RouteId \"r-601785\":" \
-    " unknown route; ...); duration 5 (Routes[301] DurationMinutes -5: must be above 0; Routes[" \
-    "1] DurationMinutes -5: must be above 0; Routes[601] DurationMinutes -5: must be above 0; ." \
-    "..); times 1270 (Flights[218] ArrivalTime 2026-12-01T02:56:42.089Z: not after DepartureTim" \
-    "e 2026-12-20T04:15:00.000Z; Flights[640] ArrivalTime 2026-12-01T02:54:23.977Z: not after D" \
-    "epartureTime 2026-12-24T05:15:00.000Z; Flights[1062] ArrivalTime 2026-12-01T03:39:09.789Z:" \
+#define GOLDEN_SUMMARY                                                                             \
+    "12144 problems: required 26 (Stops[7] Id: missing; Stops[218] Id: missing; Stops[429] Id: "   \
+    "missing; ...); duplicate_id 53 (Stops[102] Id \"s-004242\": duplicate (also at Stops[5]); "   \
+    "Stops[199] Id \"s-004242\": duplicate (also at Stops[102]); Stops[296] Id \"s-004242\": du"   \
+    "plicate (also at Stops[199]); ...); unknown_stop 8193 (Routes[7] FromStopId \"s-900095\": "   \
+    "unknown stop; Routes[7] ToStopId \"s-359299\": unknown stop; Routes[218] FromStopId \"s-17"   \
+    "7627\": unknown stop; ...); unknown_route 2597 (Flights[7] RouteId \"r-260492\": unknown r"   \
+    "oute; Flights[218] RouteId \"r-053688\": unknown route; Flights[429] RouteId \"r-601785\":"   \
+    " unknown route; ...); duration 5 (Routes[301] DurationMinutes -5: must be above 0; Routes["   \
+    "1] DurationMinutes -5: must be above 0; Routes[601] DurationMinutes -5: must be above 0; ."   \
+    "..); times 1270 (Flights[218] ArrivalTime 2026-12-01T02:56:42.089Z: not after DepartureTim"   \
+    "e 2026-12-20T04:15:00.000Z; Flights[640] ArrivalTime 2026-12-01T02:54:23.977Z: not after D"   \
+    "epartureTime 2026-12-24T05:15:00.000Z; Flights[1062] ArrivalTime 2026-12-01T03:39:09.789Z:"   \
     " not after DepartureTime 2026-12-11T21:15:00.000Z; ...)"
 
 #define GOLDEN_HASH "4c5bc4209e2d647f4bd26b86e0c120c965570edf4e6af535a840f6e741196116"
@@ -59,7 +59,10 @@ static cJSON *gen_rows(odata_kind_t k) {
         if (i % 97 == 5) {
             x = 4242; /* a duplicate id */
         }
-        snprintf(id, sizeof(id), "%s-%06u", k == ODATA_STOPS ? "s" : k == ODATA_ROUTES ? "r" : "f",
+        snprintf(id, sizeof(id), "%s-%06u",
+                 k == ODATA_STOPS    ? "s"
+                 : k == ODATA_ROUTES ? "r"
+                                     : "f",
                  x);
         if (i % 211 != 7) {
             cJSON_AddStringToObject(r, "Id", id);
