@@ -186,6 +186,30 @@ tg_producer_t *tg_producer_new(const tg_config_t *cfg, char *errstr, size_t errl
     return p;
 }
 
+void tg_producer_prepare(tg_producer_t *p, const char *const *topics, size_t n, int timeout_ms) {
+    rd_kafka_topic_t **handles = calloc(n ? n : 1, sizeof *handles);
+    if (!handles) {
+        return; /* only an optimisation: the first send would ask instead */
+    }
+    for (size_t i = 0; i < n; i++) {
+        handles[i] = rd_kafka_topic_new(p->rk, topics[i], NULL);
+    }
+    /* all_topics 0 and no topic: the topics this handle knows, those above */
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
+    if (err) {
+        tg_debug("kafka: no metadata for the producer's topics yet: %s", rd_kafka_err2str(err));
+    } else {
+        rd_kafka_metadata_destroy(md);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (handles[i]) {
+            rd_kafka_topic_destroy(handles[i]);
+        }
+    }
+    free(handles);
+}
+
 rd_kafka_t *tg_producer_handle(tg_producer_t *p) {
     return p->rk;
 }

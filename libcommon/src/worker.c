@@ -177,6 +177,11 @@ static int kafka_start(worker_t *w, char *err, size_t errlen) {
     snprintf(group, sizeof group, "%s%s", w->cfg.topic_prefix ? w->cfg.topic_prefix : "",
              def->worker_id);
     tg_topic(&w->cfg, def->input_topic, w->input_topic, sizeof w->input_topic);
+    char out_topic[256], failed_topic[256];
+    const char *outputs[] = {
+        tg_topic(&w->cfg, def->output_topic, out_topic, sizeof out_topic),
+        tg_topic(&w->cfg, TG_TOPIC_STEP_FAILED, failed_topic, sizeof failed_topic)};
+    tg_producer_prepare(w->producer, outputs, 2, w->cfg.connect_timeout_s * 1000);
     const char *topics[] = {w->input_topic};
     const tg_consumer_opts_t opts = {.group_id = group, .topics = topics, .ntopics = 1};
     w->consumer = tg_consumer_new(&w->cfg, &opts, err, errlen);

@@ -919,6 +919,7 @@ orch_api_t *api_start(orch_conf_t *conf, tg_service_t *svc, char *errstr, size_t
         free(api);
         return NULL;
     }
+    events_prepare(api->producer, conf);
     api_pool_init(&api->pool, conf->cfg.database_url);
     api_cache_init(&api->cache, conf->api_cache_ms);
     /* Exact paths win over prefixes in civetweb, so pipeline/status and

@@ -10,6 +10,17 @@
 #include "tg/log.h"
 #include "tg/topics.h"
 
+void events_prepare(tg_producer_t *p, const orch_conf_t *conf) {
+    static const char *const bases[] = {TG_TOPICS_ALL};
+    enum { N = sizeof bases / sizeof bases[0] };
+    char names[N][ORCH_TOPIC_LEN];
+    const char *topics[N];
+    for (size_t i = 0; i < N; i++) {
+        topics[i] = tg_topic(&conf->cfg, bases[i], names[i], sizeof names[i]);
+    }
+    tg_producer_prepare(p, topics, N, conf->cfg.connect_timeout_s * 1000);
+}
+
 int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic, const char *key,
                 const char *value, size_t len, const tg_header_t *extra, size_t nextra,
                 char *errstr, size_t errlen) {

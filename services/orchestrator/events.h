@@ -9,6 +9,10 @@
 
 /* ---- events the orchestrator produces (events.c) ----------------------- */
 
+/* Learns every pipeline topic's leader before the first send (see
+ * tg_producer_prepare): the first run after start-up starts at once. */
+void events_prepare(tg_producer_t *p, const orch_conf_t *conf);
+
 /* Sends one message to base_topic (prefixed here) keyed by key, with an
  * x-worker: orchestrator header plus extra headers. */
 int events_send(tg_producer_t *p, const orch_conf_t *conf, const char *base_topic, const char *key,

@@ -14,6 +14,7 @@
 
 #include "alert.h"
 #include "api.h"
+#include "events.h"
 #include "orchestrator.h"
 #include "retention.h"
 #include "retry.h"
@@ -77,6 +78,7 @@ static int kafka_start(orch_loop_t *o, char *err, size_t errlen) {
         return tg_fail(TG_ERR_UNAVAILABLE, err, errlen, "KAFKA_BROKERS: no broker answered at %s",
                        conf.cfg.kafka_brokers);
     }
+    events_prepare(o->producer, &conf);
     const tg_consumer_opts_t opts = {.group_id = conf.group,
                                      .topics = topics,
                                      .ntopics = 5,

@@ -26,6 +26,13 @@ typedef struct {
 /* Creates a producer for cfg->kafka_brokers. Returns NULL with errstr set. */
 tg_producer_t *tg_producer_new(const tg_config_t *cfg, char *errstr, size_t errlen);
 
+/* Asks the brokers for the metadata of the topics this producer will send
+ * to (up to timeout_ms), so that its first message to each goes out at
+ * once: without it librdkafka 2.0 holds a first message to a topic it has
+ * not seen for about a second while it learns the topic's leader. Best
+ * effort: a failure only leaves that wait to the first send. */
+void tg_producer_prepare(tg_producer_t *p, const char *const *topics, size_t n, int timeout_ms);
+
 /* Sends one message and waits (up to timeout_ms) for its delivery report.
  * Returns TG_OK only when the broker acknowledged it. headers may be NULL.
  * Nothing passed in is retained. After TG_ERR_TIMEOUT the message may still

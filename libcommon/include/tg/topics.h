@@ -12,6 +12,10 @@
 #define TG_TOPIC_RETRY_1 "pipeline.retry.1m"
 #define TG_TOPIC_RETRY_2 "pipeline.retry.5m"
 #define TG_TOPIC_DEAD_LETTER "pipeline.dead-letter"
+/* Every topic above, for an initialiser: {TG_TOPICS_ALL}. */
+#define TG_TOPICS_ALL                                                                              \
+    TG_TOPIC_TRIGGER, TG_TOPIC_ODATA_DONE, TG_TOPIC_VIRTUAL_DONE, TG_TOPIC_GRAPH_DONE,             \
+        TG_TOPIC_STEP_FAILED, TG_TOPIC_RETRY_1, TG_TOPIC_RETRY_2, TG_TOPIC_DEAD_LETTER
 
 /* Worker ids, as in the specification. */
 #define TG_WORKER_ODATA "odata-sync-worker"
