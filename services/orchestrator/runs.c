@@ -207,8 +207,9 @@ int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int atte
         "ON CONFLICT (run_id, worker_id) DO UPDATE SET status = 'running', "
         "attempts = EXCLUDED.attempts, started_at = now(), finished_at = NULL, "
         "last_input = COALESCE(EXCLUDED.last_input, run_steps.last_input) "
-        "WHERE run_steps.status IN ('queued', 'retrying', 'timed_out') "
-        "OR (run_steps.status = 'running' AND run_steps.attempts < EXCLUDED.attempts)",
+        "WHERE run_steps.status IN ('queued', 'timed_out') "
+        "OR (run_steps.status IN ('running', 'retrying') "
+        "    AND run_steps.attempts < EXCLUDED.attempts)",
         4, params, NULL, errstr, errlen));
 }
 

@@ -47,7 +47,9 @@ int runs_track(PGconn *pg, const tg_envelope_t *env, const char *trigger, int fo
                const char *only_worker, char *errstr, size_t errlen);
 
 /* The step is running attempt `attempt` with input_json, unless it already
- * ended (a late or duplicate event does not reopen it). */
+ * ended or already reached that attempt (a late or duplicate event does not
+ * reopen it, and a completion read after the failure of the attempt it
+ * started does not start that attempt again: its retry comes next). */
 int runs_step_start(PGconn *pg, const char *run_id, const char *worker, int attempt,
                     const char *input_json, char *errstr, size_t errlen);
 

@@ -287,6 +287,28 @@ def test_worker2_failure_still_builds_graph(stack):
     assert status == 202 and body["rerunFrom"] == "virtual-entities-generator", body
 
 
+def test_failure_seen_before_the_completion_that_started_the_step(stack):
+    """The tracking reads several topics, so a worker's failure can arrive
+    before the completion that handed it the work (seen when both come in
+    one fetch). The failed attempt stays failed: the completion does not
+    start attempt 1 over it, and the retry goes out as attempt 2."""
+    svc = start(stack, RETRY_DELAYS_S="3,3")
+    run_id = execute(svc)
+    messages(stack, "pipeline.trigger", 1, run_id)
+    done = envelope("odata-sync.completed", {
+        "workerId": "odata-sync-worker", "status": "success", "message": "ok",
+        "executionTimeMs": 10, "dataProcessed": {"added": 1, "updated": 0, "deleted": 0},
+        "datasetVersion": 4, "dataHash": "ab" * 32}, run_id=run_id, dataset_version=4)
+    failed(stack, run_id, "virtual-entities-generator", done, attempt=1)
+    wait_step(stack, run_id, "virtual-entities-generator", "retrying", 1)
+    stack.produce("pipeline.odata-sync.completed", done, headers={"x-worker": "odata-sync-worker"})
+    wait_step(stack, run_id, "odata-sync-worker", "succeeded")
+    assert step(stack, run_id, "virtual-entities-generator")[:2] == ["retrying", "1"]
+    retried = messages(stack, "pipeline.odata-sync.completed", 2, run_id)[1]
+    assert retried["hdrs"]["x-attempt"] == "2", retried["hdrs"]
+    wait_step(stack, run_id, "virtual-entities-generator", "running", 2)
+
+
 def test_criticality_follows_the_workers_table(stack):
     """The workers table is the one source of criticality: a non-critical
     last worker that gives up ends the run without a hand-over, a critical
