@@ -250,29 +250,85 @@ void tg_s3_keys_free(char **keys, size_t n) {
     free(keys);
 }
 
-int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) {
+struct tg_gzip_s {
     z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        return TG_ERR_NOMEM;
+    tg_buf_t out;
+};
+
+tg_gzip_t *tg_gzip_new(void) {
+    tg_gzip_t *z = calloc(1, sizeof(*z));
+    if (z && deflateInit2(&z->zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(z);
+        return NULL;
     }
-    size_t cap = deflateBound(&zs, (uLong)len);
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        deflateEnd(&zs);
-        return TG_ERR_NOMEM;
+    if (z) {
+        tg_buf_init(&z->out);
     }
-    zs.next_in = (unsigned char *)data;
-    zs.avail_in = (uInt)len;
-    zs.next_out = buf;
-    zs.avail_out = (uInt)cap;
-    int zr = deflate(&zs, Z_FINISH);
-    *outlen = zs.total_out;
-    deflateEnd(&zs);
-    if (zr != Z_STREAM_END) {
-        free(buf);
-        return TG_ERR_NOMEM;
+    return z;
+}
+
+void tg_gzip_free(tg_gzip_t *z) {
+    if (z) {
+        deflateEnd(&z->zs);
+        tg_buf_free(&z->out);
+        free(z);
     }
-    *out = buf;
+}
+
+/* Runs deflate over the pending input with flush, appending its output;
+ * Z_FINISH runs until the stream's end. */
+static int gzip_run(tg_gzip_t *z, int flush) {
+    unsigned char chunk[64 * 1024];
+    int zr;
+    do {
+        z->zs.next_out = chunk;
+        z->zs.avail_out = sizeof(chunk);
+        zr = deflate(&z->zs, flush);
+        if (zr == Z_STREAM_ERROR ||
+            tg_buf_append(&z->out, chunk, sizeof(chunk) - z->zs.avail_out) != TG_OK) {
+            return TG_ERR_NOMEM;
+        }
+    } while (flush == Z_FINISH ? zr != Z_STREAM_END : z->zs.avail_out == 0);
     return TG_OK;
+}
+
+int tg_gzip_write(tg_gzip_t *z, const void *data, size_t len) {
+    const unsigned char *p = data;
+    while (len > 0) {
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len; /* avail_in is 32 bits */
+        z->zs.next_in = (unsigned char *)p;
+        z->zs.avail_in = n;
+        if (gzip_run(z, Z_NO_FLUSH) != TG_OK) {
+            return TG_ERR_NOMEM;
+        }
+        p += n;
+        len -= n;
+    }
+    return TG_OK;
+}
+
+int tg_gzip_finish(tg_gzip_t *z, void **out, size_t *outlen) {
+    z->zs.next_in = NULL;
+    z->zs.avail_in = 0;
+    int rc = gzip_run(z, Z_FINISH);
+    if (rc == TG_OK) {
+        *outlen = z->out.len;
+        *out = z->out.data ? z->out.data : malloc(1);
+        tg_buf_init(&z->out); /* handed over */
+        rc = *out ? TG_OK : TG_ERR_NOMEM;
+    }
+    tg_gzip_free(z);
+    return rc;
+}
+
+int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) {
+    tg_gzip_t *z = tg_gzip_new();
+    if (!z) {
+        return TG_ERR_NOMEM;
+    }
+    if (tg_gzip_write(z, data, len) != TG_OK) {
+        tg_gzip_free(z);
+        return TG_ERR_NOMEM;
+    }
+    return tg_gzip_finish(z, out, outlen);
 }

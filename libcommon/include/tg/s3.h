@@ -35,4 +35,19 @@ int tg_s3_delete(const tg_config_t *cfg, const char *key, char *errstr,
 /* gzip-compresses data; the caller frees *out. */
 int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) TG_WARN_UNUSED;
 
+/* The same compression fed piece by piece, for data too large to hold
+ * whole: only the compressed bytes are kept, and they are the bytes tg_gzip
+ * gives for the pieces put together. */
+typedef struct tg_gzip_s tg_gzip_t;
+
+/* Starts a stream; NULL when out of memory. */
+tg_gzip_t *tg_gzip_new(void);
+/* Compresses len more bytes; TG_ERR_NOMEM leaves the stream unusable. */
+int tg_gzip_write(tg_gzip_t *z, const void *data, size_t len) TG_WARN_UNUSED;
+/* Ends the stream and frees it, whatever the result; on success the caller
+ * owns *out (free()) of *outlen bytes. */
+int tg_gzip_finish(tg_gzip_t *z, void **out, size_t *outlen) TG_WARN_UNUSED;
+/* Frees a stream that will not be finished; NULL is allowed. */
+void tg_gzip_free(tg_gzip_t *z);
+
 #endif
