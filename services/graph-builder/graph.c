@@ -1,6 +1,7 @@
-/* The in-memory graph: stops in an array with an id hash index, edges in an
- * array with a per-stop outgoing index (CSR), transfer edges inside a city,
- * and the JSON of the Redis format written in one pass into a tg_buf. */
+/* The in-memory graph: stops in an array with an id hash index, edges in a
+ * compact array (node indexes, interned transport types, route ids in one
+ * buffer) with a per-stop outgoing index (CSR), transfer edges inside a
+ * city, and the JSON of the Redis format written into a tg_buf. */
 #include "graph.h"
 #include "tg/geo.h"
 #include "tg/text.h"
@@ -40,7 +41,12 @@ static const char *arena_strdup(gb_graph_t *g, const char *s) {
 }
 
 gb_graph_t *gb_graph_new(void) {
-    return calloc(1, sizeof(gb_graph_t));
+    gb_graph_t *g = calloc(1, sizeof(gb_graph_t));
+    if (g) {
+        tg_buf_init(&g->route_ids);
+        g->n_transports = 1; /* [0]: unknown */
+    }
+    return g;
 }
 
 void gb_graph_free(gb_graph_t *g) {
@@ -54,6 +60,8 @@ void gb_graph_free(gb_graph_t *g) {
     }
     free(g->nodes);
     free(g->edges);
+    tg_buf_free(&g->route_ids);
+    free(g->missing_ids);
     free(g->slots);
     free(g->out_start);
     free(g->out_edges);
@@ -148,33 +156,104 @@ int gb_add_node(gb_graph_t *g, const char *id, const char *name, const char *cit
     return TG_OK;
 }
 
-/* An edge end: the node's own id string when it exists, else a copy. */
-static const char *end_id(gb_graph_t *g, const char *id, int *index) {
-    *index = gb_find_node(g, id);
-    return *index >= 0 ? g->nodes[*index].id : arena_strdup(g, id);
+/* An edge end: the node's index, or -1 - k for the k-th id that is no stop
+ * (kept for validation to name). */
+static int end_of(gb_graph_t *g, const char *id, int32_t *end) {
+    int i = gb_find_node(g, id);
+    if (i >= 0) {
+        *end = i;
+        return TG_OK;
+    }
+    if (g->n_missing >= INT32_MAX ||
+        grow((void **)&g->missing_ids, &g->cap_missing, g->n_missing + 1, sizeof(char *))) {
+        return TG_ERR_NOMEM;
+    }
+    if (!(g->missing_ids[g->n_missing] = arena_strdup(g, id))) {
+        return TG_ERR_NOMEM;
+    }
+    *end = -1 - (int32_t)g->n_missing++;
+    return TG_OK;
+}
+
+/* The index of transport type t, added on first sight; 0 for none. A
+ * dataset has a handful of types, so a scan is quicker than a hash. */
+static int transport_of(gb_graph_t *g, const char *t, uint16_t *out) {
+    *out = 0;
+    if (!t || !*t) {
+        return TG_OK;
+    }
+    for (size_t i = 1; i < g->n_transports; i++) {
+        if (!strcmp(g->transports[i], t)) {
+            *out = (uint16_t)i;
+            return TG_OK;
+        }
+    }
+    if (g->n_transports >= GB_MAX_TRANSPORTS) {
+        return TG_ERR_INVALID;
+    }
+    if (!(g->transports[g->n_transports] = arena_strdup(g, t))) {
+        return TG_ERR_NOMEM;
+    }
+    *out = (uint16_t)g->n_transports++;
+    return TG_OK;
+}
+
+/* Appends a route id to route_ids; *out is its offset. */
+static int route_of(gb_graph_t *g, const char *route_id, uint32_t *out) {
+    *out = GB_NO_ROUTE;
+    if (!route_id) {
+        return TG_OK;
+    }
+    size_t at = g->route_ids.len, len = strlen(route_id) + 1;
+    if (at + len >= GB_NO_ROUTE || tg_buf_append(&g->route_ids, route_id, len)) {
+        return TG_ERR_NOMEM;
+    }
+    *out = (uint32_t)at;
+    return TG_OK;
 }
 
 int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double weight,
                 double distance, const char *transport, const char *route_id,
                 int weight_from_flights) {
-    if (grow((void **)&g->edges, &g->cap_edges, g->n_edges + 1, sizeof(gb_edge_t))) {
+    if (g->n_edges >= UINT32_MAX ||
+        grow((void **)&g->edges, &g->cap_edges, g->n_edges + 1, sizeof(gb_edge_t))) {
         return TG_ERR_NOMEM;
     }
     gb_edge_t *e = &g->edges[g->n_edges];
     memset(e, 0, sizeof(*e));
-    e->from_id = end_id(g, from_id, &e->from);
-    e->to_id = end_id(g, to_id, &e->to);
     e->weight = weight;
     e->distance = distance;
-    e->transport = transport && *transport ? arena_strdup(g, transport) : NULL;
-    e->route_id = route_id ? arena_strdup(g, route_id) : NULL;
-    e->weight_from_flights = weight_from_flights;
-    if (!e->from_id || !e->to_id || (transport && *transport && !e->transport) ||
-        (route_id && !e->route_id)) {
-        return TG_ERR_NOMEM;
+    e->weight_from_flights = weight_from_flights != 0;
+    int rc = end_of(g, from_id, &e->from);
+    if (rc == TG_OK) {
+        rc = end_of(g, to_id, &e->to);
     }
-    g->n_edges++;
-    return TG_OK;
+    if (rc == TG_OK) {
+        rc = transport_of(g, transport, &e->transport);
+    }
+    if (rc == TG_OK) {
+        rc = route_of(g, route_id, &e->route);
+    }
+    if (rc == TG_OK) {
+        g->n_edges++;
+    }
+    return rc;
+}
+
+const char *gb_edge_from_id(const gb_graph_t *g, const gb_edge_t *e) {
+    return e->from >= 0 ? g->nodes[e->from].id : g->missing_ids[-1 - e->from];
+}
+
+const char *gb_edge_to_id(const gb_graph_t *g, const gb_edge_t *e) {
+    return e->to >= 0 ? g->nodes[e->to].id : g->missing_ids[-1 - e->to];
+}
+
+const char *gb_edge_transport(const gb_graph_t *g, const gb_edge_t *e) {
+    return g->transports[e->transport];
+}
+
+const char *gb_edge_route_id(const gb_graph_t *g, const gb_edge_t *e) {
+    return e->route == GB_NO_ROUTE ? NULL : g->route_ids.data + e->route;
 }
 
 /* ---- transfers between the stops of one city --------------------------- */
@@ -264,7 +343,7 @@ int gb_graph_index(gb_graph_t *g) {
     free(g->out_start);
     free(g->out_edges);
     g->out_start = calloc(g->n_nodes + 1, sizeof(size_t));
-    g->out_edges = malloc((g->n_edges ? g->n_edges : 1) * sizeof(size_t));
+    g->out_edges = malloc((g->n_edges ? g->n_edges : 1) * sizeof(uint32_t));
     size_t *fill = calloc(g->n_nodes + 1, sizeof(size_t));
     if (!g->out_start || !g->out_edges || !fill) {
         free(fill);
@@ -282,7 +361,7 @@ int gb_graph_index(gb_graph_t *g) {
     for (size_t e = 0; e < g->n_edges; e++) {
         int f = g->edges[e].from;
         if (f >= 0) {
-            g->out_edges[g->out_start[f] + fill[f]++] = e;
+            g->out_edges[g->out_start[f] + fill[f]++] = (uint32_t)e;
         }
     }
     free(fill);
@@ -338,8 +417,8 @@ int gb_graph_drop_isolated(gb_graph_t *g) {
     }
     for (size_t e = 0; e < g->n_edges; e++) {
         gb_edge_t *ed = &g->edges[e];
-        ed->from = ed->from >= 0 ? moved[ed->from] : -1;
-        ed->to = ed->to >= 0 ? moved[ed->to] : -1;
+        ed->from = ed->from >= 0 ? moved[ed->from] : ed->from;
+        ed->to = ed->to >= 0 ? moved[ed->to] : ed->to;
     }
     free(moved);
     g->n_nodes = kept;
@@ -401,13 +480,14 @@ int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
 
-int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
+int gb_edge_json(tg_buf_t *b, const gb_graph_t *g, const gb_edge_t *e) {
+    const char *transport = gb_edge_transport(g, e), *route_id = gb_edge_route_id(g, e);
     int rc = tg_buf_append(b, "{\"fromStopId\":", 14);
     if (!rc) {
-        rc = tg_json_append_str(b, e->from_id);
+        rc = tg_json_append_str(b, gb_edge_from_id(g, e));
     }
     if (!rc) {
-        rc = json_field_str(b, "toStopId", e->to_id);
+        rc = json_field_str(b, "toStopId", gb_edge_to_id(g, e));
     }
     if (!rc) {
         rc = json_field_num(b, "weight", e->weight);
@@ -415,11 +495,11 @@ int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
     if (!rc && !isnan(e->distance)) {
         rc = json_field_num(b, "distance", e->distance);
     }
-    if (!rc && e->transport) {
-        rc = json_field_str(b, "transportType", e->transport);
+    if (!rc && transport) {
+        rc = json_field_str(b, "transportType", transport);
     }
-    if (!rc && e->route_id) {
-        rc = json_field_str(b, "routeId", e->route_id);
+    if (!rc && route_id) {
+        rc = json_field_str(b, "routeId", route_id);
     }
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
@@ -431,7 +511,7 @@ int gb_neighbors_json(tg_buf_t *b, const gb_graph_t *g, size_t i) {
             rc = tg_buf_append(b, ",", 1);
         }
         if (!rc) {
-            rc = gb_edge_json(b, &g->edges[g->out_edges[k]]);
+            rc = gb_edge_json(b, g, &g->edges[g->out_edges[k]]);
         }
     }
     return rc ? rc : tg_buf_append(b, "]", 1);

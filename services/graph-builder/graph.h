@@ -20,15 +20,22 @@ typedef struct {
     double lat, lon;  /* NAN when unknown */
 } gb_node_t;
 
+/* An edge takes 32 bytes and its route id's bytes: the graph of 1.6
+ * million edges fits in memory next to its JSON. Its stops are node
+ * indexes, its transport type an index into the graph's interned types,
+ * its route id an offset into one buffer; the gb_edge_* functions give
+ * them back as strings. */
 typedef struct {
-    const char *from_id, *to_id;
-    int from, to;            /* node indexes; -1 when that stop does not exist */
-    double weight;           /* minutes; may be invalid until validated */
-    double distance;         /* km; NAN when unknown */
-    const char *transport;   /* "BUS", "AIR", "TRANSFER"...; NULL when unknown */
-    const char *route_id;    /* NULL for transfers */
-    int weight_from_flights; /* weight is the median of the route's flights */
+    double weight;               /* minutes; may be invalid until validated */
+    double distance;             /* km; NAN when unknown */
+    uint32_t route;              /* offset in route_ids; GB_NO_ROUTE for transfers */
+    int32_t from, to;            /* node indexes; < 0 when that stop does not exist */
+    uint16_t transport;          /* index in transports; 0 when unknown */
+    uint8_t weight_from_flights; /* weight is the median of the route's flights */
 } gb_edge_t;
+
+#define GB_NO_ROUTE UINT32_MAX
+#define GB_MAX_TRANSPORTS 256 /* distinct transport types of one dataset */
 
 typedef struct gb_arena_s gb_arena_t;
 
@@ -37,10 +44,15 @@ typedef struct {
     size_t n_nodes, cap_nodes;
     gb_edge_t *edges;
     size_t n_edges, cap_edges;
+    tg_buf_t route_ids; /* every edge's route id, NUL-terminated, back to back */
+    const char *transports[GB_MAX_TRANSPORTS]; /* [0] = NULL: unknown */
+    size_t n_transports;
+    const char **missing_ids; /* ids of edge ends that are no stop: end -1 - k is [k] */
+    size_t n_missing, cap_missing;
     int *slots; /* id -> node index, open addressing, -1 = empty */
     size_t n_slots;
     size_t *out_start;      /* after gb_graph_index: edges of node i are */
-    size_t *out_edges;      /* out_edges[out_start[i] .. out_start[i+1]) */
+    uint32_t *out_edges;    /* out_edges[out_start[i] .. out_start[i+1]) */
     size_t duplicate_stops; /* stops whose id was already loaded (dropped) */
     const char *duplicate_stop_samples[5];
     size_t transfer_edges;
@@ -48,7 +60,7 @@ typedef struct {
     const char *big_city_samples[5];
     size_t isolated_stops; /* stops no edge touched, left out (gb_graph_drop_isolated) */
     const char *isolated_stop_samples[5]; /* "id (name)" */
-    gb_arena_t *arena;                    /* every string of the graph */
+    gb_arena_t *arena;                    /* every string of the nodes, types and samples */
 } gb_graph_t;
 
 /* Creates an empty graph; the caller frees it with gb_graph_free(). */
@@ -61,13 +73,22 @@ int gb_add_node(gb_graph_t *g, const char *id, const char *name, const char *cit
                 double lon) TG_WARN_UNUSED;
 
 /* Adds a directed edge (strings copied); ends are resolved against the stops
- * added so far, so add every stop first. */
+ * added so far, so add every stop first. TG_ERR_NOMEM, or TG_ERR_INVALID
+ * for the transport type beyond GB_MAX_TRANSPORTS - 1 distinct ones. */
 int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double weight,
                 double distance, const char *transport, const char *route_id,
                 int weight_from_flights) TG_WARN_UNUSED;
 
 /* Returns the index of stop id, or -1. */
 int gb_find_node(const gb_graph_t *g, const char *id);
+
+/* The strings of an edge, owned by the graph: its stop ids (also of a stop
+ * that does not exist), its transport type (NULL when unknown) and route id
+ * (NULL for transfers). */
+const char *gb_edge_from_id(const gb_graph_t *g, const gb_edge_t *e);
+const char *gb_edge_to_id(const gb_graph_t *g, const gb_edge_t *e);
+const char *gb_edge_transport(const gb_graph_t *g, const gb_edge_t *e);
+const char *gb_edge_route_id(const gb_graph_t *g, const gb_edge_t *e);
 
 /* Adds TRANSFER edges both ways between every two stops of the same city
  * (the same tg_city_key; stops without a valid city name get none), weight minutes; cities with
@@ -87,7 +108,7 @@ int gb_graph_drop_isolated(gb_graph_t *g) TG_WARN_UNUSED;
 
 /* Appends the node / edge JSON of the Redis format to b. */
 int gb_node_json(tg_buf_t *b, const gb_node_t *n) TG_WARN_UNUSED;
-int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) TG_WARN_UNUSED;
+int gb_edge_json(tg_buf_t *b, const gb_graph_t *g, const gb_edge_t *e) TG_WARN_UNUSED;
 /* Appends the JSON array of node i's outgoing edges. Needs gb_graph_index. */
 int gb_neighbors_json(tg_buf_t *b, const gb_graph_t *g, size_t i) TG_WARN_UNUSED;
 

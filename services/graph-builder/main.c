@@ -328,24 +328,44 @@ static void retain_versions(build_t *b) {
     }
 }
 
-static int backup_json(const build_t *b, tg_buf_t *out) {
+/* Hands the JSON written so far to the compressor once it passes
+ * BACKUP_CHUNK bytes (always when flush): the backup of a graph of a
+ * million edges never exists uncompressed. */
+#define BACKUP_CHUNK (64 * 1024)
+
+static int backup_feed(tg_gzip_t *z, tg_buf_t *json, int flush) {
+    if (json->len < BACKUP_CHUNK && !flush) {
+        return TG_OK;
+    }
+    int rc = tg_gzip_write(z, json->data, json->len);
+    tg_buf_reset(json);
+    return rc;
+}
+
+/* {graphVersion, datasetVersion, nodes, edges}, compressed into z. */
+static int backup_json(const build_t *b, tg_gzip_t *z, tg_buf_t *json) {
     const gb_graph_t *g = b->graph;
-    int rc = tg_buf_appendf(out, "{\"graphVersion\":\"%s\",\"datasetVersion\":%lld,\"nodes\":[",
+    int rc = tg_buf_appendf(json, "{\"graphVersion\":\"%s\",\"datasetVersion\":%lld,\"nodes\":[",
                             b->version, (long long)b->dataset);
     for (size_t i = 0; i < g->n_nodes && rc == TG_OK; i++) {
-        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK)) {
-            rc = gb_node_json(out, &g->nodes[i]);
+        if (!(rc = i ? tg_buf_append(json, ",", 1) : TG_OK) &&
+            !(rc = gb_node_json(json, &g->nodes[i]))) {
+            rc = backup_feed(z, json, 0);
         }
     }
     if (rc == TG_OK) {
-        rc = tg_buf_append(out, "],\"edges\":[", 11);
+        rc = tg_buf_append(json, "],\"edges\":[", 11);
     }
     for (size_t i = 0; i < g->n_edges && rc == TG_OK; i++) {
-        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK)) {
-            rc = gb_edge_json(out, &g->edges[i]);
+        if (!(rc = i ? tg_buf_append(json, ",", 1) : TG_OK) &&
+            !(rc = gb_edge_json(json, g, &g->edges[i]))) {
+            rc = backup_feed(z, json, 0);
         }
     }
-    return rc ? rc : tg_buf_append(out, "]}", 2);
+    if (rc == TG_OK) {
+        rc = tg_buf_append(json, "]}", 2);
+    }
+    return rc ? rc : backup_feed(z, json, 1);
 }
 
 static void backup(build_t *b) {
@@ -358,9 +378,13 @@ static void backup(build_t *b) {
     tg_buf_init(&json);
     void *gz = NULL;
     size_t gzlen = 0;
-    int rc = backup_json(b, &json);
+    tg_gzip_t *z = tg_gzip_new();
+    int rc = z ? backup_json(b, z, &json) : TG_ERR_NOMEM;
+    tg_buf_free(&json);
     if (rc == TG_OK) {
-        rc = tg_gzip(json.data, json.len, &gz, &gzlen);
+        rc = tg_gzip_finish(z, &gz, &gzlen);
+    } else {
+        tg_gzip_free(z);
     }
     if (rc == TG_OK) {
         rc = tg_s3_put(b->ctx->cfg, key, gz, gzlen, "application/gzip", err, sizeof(err));
@@ -374,7 +398,6 @@ static void backup(build_t *b) {
         tg_warn("Backup of graph %s skipped: %s", b->version, err);
     }
     free(gz);
-    tg_buf_free(&json);
 }
 
 /* ---- the step ---------------------------------------------------------- */

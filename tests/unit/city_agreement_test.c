@@ -121,10 +121,10 @@ static const virtual_city_t *graph_grouped(const virtual_cities_t *dir, const ch
     }
     CHECK(gb_add_transfers(g, 10, 1000) == TG_OK);
     for (size_t e = 0; e < g->n_edges; e++) {
-        if (strcmp(g->edges[e].from_id, "stop-s")) {
+        if (strcmp(gb_edge_from_id(g, &g->edges[e]), "stop-s")) {
             continue;
         }
-        size_t c = strtoul(g->edges[e].to_id + strlen("city-"), NULL, 10);
+        size_t c = strtoul(gb_edge_to_id(g, &g->edges[e]) + strlen("city-"), NULL, 10);
         CHECK(grouped == NULL || grouped == &dir->items[c]);
         grouped = &dir->items[c];
     }

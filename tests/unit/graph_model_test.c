@@ -24,8 +24,22 @@ static void test_index(void) {
     CHECK(g->duplicate_stops == 1);
     CHECK_STR(g->nodes[7].name, "stop-7"); /* the first one wins */
     CHECK(gb_add_edge(g, "stop-1", "nowhere", 10, NAN, "BUS", "r1", 0) == TG_OK);
-    CHECK(g->edges[0].from == 1 && g->edges[0].to == -1);
-    CHECK_STR(g->edges[0].to_id, "nowhere");
+    CHECK(g->edges[0].from == 1 && g->edges[0].to < 0);
+    CHECK_STR(gb_edge_to_id(g, &g->edges[0]), "nowhere");
+    CHECK_STR(gb_edge_from_id(g, &g->edges[0]), "stop-1");
+    CHECK_STR(gb_edge_transport(g, &g->edges[0]), "BUS");
+    CHECK_STR(gb_edge_route_id(g, &g->edges[0]), "r1");
+    /* Transport types are interned: one copy per type, a bounded number. */
+    CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, "BUS", "r2", 0) == TG_OK);
+    CHECK(g->edges[1].transport == g->edges[0].transport && g->n_transports == 2);
+    char type[16];
+    for (int i = (int)g->n_transports; i < GB_MAX_TRANSPORTS; i++) {
+        snprintf(type, sizeof(type), "T%d", i);
+        CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, type, "r", 0) == TG_OK);
+    }
+    CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, "ONE-TOO-MANY", "r", 0) == TG_ERR_INVALID);
+    CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, "BUS", "r", 0) == TG_OK);
+    CHECK_STR(gb_edge_transport(g, &g->edges[g->n_edges - 1]), "BUS");
     gb_graph_free(g);
 }
 
@@ -43,7 +57,7 @@ static void test_city_grouping(void) {
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
     CHECK(g->transfer_edges == 4); /* m1<->m2, n1<->n2 */
     for (size_t i = 0; i < g->n_edges; i++) {
-        CHECK(g->edges[i].from_id[0] == g->edges[i].to_id[0]);
+        CHECK(gb_edge_from_id(g, &g->edges[i])[0] == gb_edge_to_id(g, &g->edges[i])[0]);
     }
     gb_graph_free(g);
 }
@@ -61,14 +75,15 @@ static void test_transfers(void) {
     CHECK(g->n_edges == 6);
     int a1a2 = 0;
     for (size_t i = 0; i < g->n_edges; i++) {
-        CHECK_STR(g->edges[i].transport, "TRANSFER");
+        CHECK_STR(gb_edge_transport(g, &g->edges[i]), "TRANSFER");
         CHECK(g->edges[i].weight == 15);
-        CHECK(g->edges[i].route_id == NULL);
-        if (!strcmp(g->edges[i].from_id, "a1") && !strcmp(g->edges[i].to_id, "a2")) {
+        CHECK(gb_edge_route_id(g, &g->edges[i]) == NULL);
+        if (!strcmp(gb_edge_from_id(g, &g->edges[i]), "a1") &&
+            !strcmp(gb_edge_to_id(g, &g->edges[i]), "a2")) {
             a1a2 = 1;
             CHECK(fabs(g->edges[i].distance - 11.12) < 0.05); /* 0.1 degree of latitude */
         }
-        if (!strcmp(g->edges[i].to_id, "a3")) {
+        if (!strcmp(gb_edge_to_id(g, &g->edges[i]), "a3")) {
             CHECK(isnan(g->edges[i].distance));
         }
     }
@@ -101,7 +116,8 @@ static void test_transfers(void) {
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
     CHECK(g->n_edges == 2); /* s1 <-> s2 only */
     for (size_t i = 0; i < g->n_edges; i++) {
-        CHECK(g->edges[i].from_id[0] == 's' && g->edges[i].to_id[0] == 's');
+        CHECK(gb_edge_from_id(g, &g->edges[i])[0] == 's' &&
+              gb_edge_to_id(g, &g->edges[i])[0] == 's');
     }
     gb_graph_free(g);
 }
