@@ -116,7 +116,7 @@ int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr, size_t err
     if (rc) {
         tg_pg_rollback(pg);
     } else {
-        tg_debug("Loaded dataset %s: %zu stops, %zu routes", v, g->n_nodes, g->n_edges);
+        tg_debug("Loaded dataset %s: %zu stops, %zu routes", v, g->n_nodes, g->n_routes);
     }
     return rc;
 }

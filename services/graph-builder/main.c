@@ -207,9 +207,9 @@ static int load_and_build(build_t *b) {
     }
     tg_info("Dataset %lld: %zu stops (%zu isolated left out), %zu edges (%zu transfers); load "
             "%lld ms, build and validate %lld ms; %zu errors, %zu warnings",
-            (long long)b->dataset, b->graph->n_nodes, b->graph->isolated_stops, b->graph->n_edges,
-            b->graph->transfer_edges, (long long)(loaded - t), (long long)(tg_mono_ms() - loaded),
-            b->report.errors, b->report.warnings);
+            (long long)b->dataset, b->graph->n_nodes, b->graph->isolated_stops,
+            gb_edge_count(b->graph), b->graph->transfer_edges, (long long)(loaded - t),
+            (long long)(tg_mono_ms() - loaded), b->report.errors, b->report.warnings);
     return TG_OK;
 }
 
@@ -220,13 +220,13 @@ static void reject_invalid(build_t *b) {
     gb_report_errors_text(&b->report, text, sizeof(text));
     cJSON *validation = gb_report_json(&b->report);
     if (gb_meta_insert(b->ctx->pg, b->version, b->dataset, "failed", b->graph->n_nodes,
-                       b->graph->n_edges, validation, b->in->run_id, text, 0, err,
+                       gb_edge_count(b->graph), validation, b->in->run_id, text, 0, err,
                        sizeof(err)) != TG_OK) {
         tg_error("Recording the failed graph: %s", err);
         b->version[0] = '\0';
     }
     result_graph(b, "failed", b->version, (long long)b->graph->n_nodes,
-                 (long long)b->graph->n_edges, validation);
+                 (long long)gb_edge_count(b->graph), validation);
     tg_step_fail(b->res, TG_ERR_INVALID, "Invalid graph for dataset %lld: %s",
                  (long long)b->dataset, text);
 }
@@ -304,9 +304,9 @@ static int activate(build_t *b) {
 static int publish_graph(build_t *b) {
     char err[512];
     cJSON *validation = gb_report_json(&b->report);
-    int rc =
-        gb_meta_insert(b->ctx->pg, b->version, b->dataset, "building", b->graph->n_nodes,
-                       b->graph->n_edges, validation, b->in->run_id, NULL, 1, err, sizeof(err));
+    int rc = gb_meta_insert(b->ctx->pg, b->version, b->dataset, "building", b->graph->n_nodes,
+                            gb_edge_count(b->graph), validation, b->in->run_id, NULL, 1, err,
+                            sizeof(err));
     cJSON_Delete(validation);
     if (rc) {
         return tg_step_fail(b->res, rc, "Recording graph build: %s", err);
@@ -342,6 +342,22 @@ static int backup_feed(tg_gzip_t *z, tg_buf_t *json, int flush) {
     return rc;
 }
 
+typedef struct {
+    tg_gzip_t *z;
+    tg_buf_t *json;
+    int first;
+} backup_t;
+
+static int backup_edge(const gb_graph_t *g, const gb_edge_t *e, void *arg) {
+    backup_t *bk = arg;
+    int rc = bk->first ? TG_OK : tg_buf_append(bk->json, ",", 1);
+    bk->first = 0;
+    if (rc == TG_OK) {
+        rc = gb_edge_json(bk->json, g, e);
+    }
+    return rc ? rc : backup_feed(bk->z, bk->json, 0);
+}
+
 /* {graphVersion, datasetVersion, nodes, edges}, compressed into z. */
 static int backup_json(const build_t *b, tg_gzip_t *z, tg_buf_t *json) {
     const gb_graph_t *g = b->graph;
@@ -356,11 +372,9 @@ static int backup_json(const build_t *b, tg_gzip_t *z, tg_buf_t *json) {
     if (rc == TG_OK) {
         rc = tg_buf_append(json, "],\"edges\":[", 11);
     }
-    for (size_t i = 0; i < g->n_edges && rc == TG_OK; i++) {
-        if (!(rc = i ? tg_buf_append(json, ",", 1) : TG_OK) &&
-            !(rc = gb_edge_json(json, g, &g->edges[i]))) {
-            rc = backup_feed(z, json, 0);
-        }
+    backup_t bk = {z, json, 1};
+    if (rc == TG_OK) {
+        rc = gb_for_each_edge(g, backup_edge, &bk);
     }
     if (rc == TG_OK) {
         rc = tg_buf_append(json, "]}", 2);
@@ -416,11 +430,11 @@ static void build_graph(build_t *b) {
     }
     retain_versions(b);
     const gb_graph_t *g = b->graph;
-    result_graph(b, "success", b->version, (long long)g->n_nodes, (long long)g->n_edges,
+    result_graph(b, "success", b->version, (long long)g->n_nodes, (long long)gb_edge_count(g),
                  gb_report_json(&b->report));
     cJSON_AddNumberToObject(b->res->details, "redisBytes", (double)b->redis_bytes);
     cJSON_AddNumberToObject(b->res->details, "transferEdges", (double)g->transfer_edges);
-    b->res->added = (long long)(g->n_nodes + g->n_edges);
+    b->res->added = (long long)(g->n_nodes + gb_edge_count(g));
     char left_out[96] = "";
     if (g->isolated_stops) {
         snprintf(left_out, sizeof(left_out), "; %zu isolated stop%s left out", g->isolated_stops,
@@ -428,7 +442,7 @@ static void build_graph(build_t *b) {
     }
     snprintf(b->res->message, sizeof(b->res->message),
              "Graph built successfully: %zu nodes, %zu edges (%s, dataset %lld)%s", g->n_nodes,
-             g->n_edges, b->version, (long long)b->dataset, left_out);
+             gb_edge_count(g), b->version, (long long)b->dataset, left_out);
     backup(b);
 }
 

@@ -600,7 +600,7 @@ def edge_cases():
     latitude or longitude; tiny, negative and whole coordinates; one city
     spelled four ways; a city too big for transfers; a virtual stop repeating
     a real id; fractional durations and medians; routes without a distance or
-    a transport type; an isolated stop."""
+    a transport type, and one repeating a transfer; an isolated stop."""
     def stop(i, name, city, lat, lon):
         return dict(id=i, name=name, city=city, lat=lat, lon=lon)
     stops = [
@@ -639,6 +639,7 @@ def edge_cases():
     route("s10", "s12", "RIVER", 600.0, 0.001)
     route("v02", "s06", "BUS", 20.0, 5.0, table=vroutes, prefix="vr")
     route("s06", "v02", "BUS", 20.0, 5.0, table=vroutes, prefix="vr")
+    route("s02", "s03", "TRANSFER", 15.0, 1.0)  # a route repeating a transfer
     flights = [dict(id="f1", route="r01", frm="s01", to="s04", minutes=100),
                dict(id="f2", route="r01", frm="s01", to="s04", minutes=111),
                dict(id="f3", route="r02", frm="s04", to="s01", minutes=61),
@@ -664,9 +665,10 @@ def test_published_bytes_match_the_graph_model(gstack):
     issues = {i["code"]: i for i in p["validation"]["issues"]}
     assert {c: issues[c]["count"] for c in issues} == {
         "isolated_stop": 1, "duplicate_stop": 1, "transfers_skipped": 1,
-        "implausible_speed": 2, "duplicate_edge": 1, "weight_from_flights": 3,
+        "implausible_speed": 2, "duplicate_edge": 2, "weight_from_flights": 3,
         "transfer_edges": 12 + 2 + 2}, issues
-    assert issues["duplicate_edge"]["samples"] == ["r18 repeats r17 (s01 -> s04, 60 min)"]
+    assert issues["duplicate_edge"]["samples"] == ["r18 repeats r17 (s01 -> s04, 60 min)",
+                                                   "transfer repeats r22 (s02 -> s03, 15 min)"]
 
     version = p["graphVersion"]
     r = gstack.redis
