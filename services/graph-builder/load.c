@@ -82,9 +82,10 @@ static int add_route(const PGresult *row, void *graph, char *errstr, size_t errl
                          num_or_nan(row, 0, 5), str_or_null(row, 0, 3), PQgetvalue(row, 0, 0),
                          PQgetvalue(row, 0, 6)[0] == 't');
     if (rc == TG_ERR_INVALID) {
-        return tg_fail(rc, errstr, errlen,
-                       "graph: more than %d transport types (route %s: %s); not built",
-                       GB_MAX_TRANSPORTS - 1, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 3));
+        return tg_fail(
+            rc, errstr, errlen,
+            "graph: more than %d transport types besides TRANSFER (route %s: %s); not built",
+            GB_MAX_TRANSPORTS - 2, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 3));
     }
     return rc ? tg_fail(rc, errstr, errlen, "graph: out of memory loading routes") : TG_OK;
 }
