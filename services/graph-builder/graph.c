@@ -291,7 +291,7 @@ static void transfer_city(gb_graph_t *g, const city_stop_t *cs, size_t from, siz
 }
 
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
-    if (minutes <= 0 || g->n_nodes < 2) {
+    if (minutes <= 0 || g->n_nodes < 2 || g->city_of) { /* off, nothing to join, or done */
         return TG_OK;
     }
     /* A key is never longer than its name (+3 keeps room for "" of NULL). */

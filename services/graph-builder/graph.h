@@ -108,7 +108,7 @@ const char *gb_edge_route_id(const gb_graph_t *g, const gb_edge_t *e);
 /* Adds TRANSFER edges both ways between every two stops of the same city
  * (the same tg_city_key; stops without a valid city name get none), weight
  * minutes, distance the great-circle one; cities with more than max_stops
- * stops get none (counted in big_cities). Call after the last stop. */
+ * stops get none (counted in big_cities). Call once, after the last stop. */
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) TG_WARN_UNUSED;
 
 /* Every edge: routes and transfers. */
