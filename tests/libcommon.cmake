@@ -1,4 +1,4 @@
-# libcommon unit tests: configuration, hashing, backoff, buffers, URLs, text
+# libcommon unit tests: configuration, hashing, backoff, buffers, gzip, URLs, text
 # (the city rule, JSON escaping, UTF-8), time, geo and files.
 tg_unit_test(config_test)
 tg_unit_test(text_test)
@@ -6,6 +6,7 @@ tg_unit_test(time_test)
 tg_unit_test(sha256_test)
 tg_unit_test(backoff_test)
 tg_unit_test(buf_test)
+tg_unit_test(gzip_test)
 tg_unit_test(http_url_test)
 tg_unit_test(redis_url_test)
 tg_unit_test(trigger_test)

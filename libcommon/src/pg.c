@@ -1,5 +1,5 @@
 /* PostgreSQL helpers on libpq: connect with backoff, parameterised
- * statements, transactions and COPY. */
+ * statements (whole results or streamed row by row), transactions and COPY. */
 #include "tg/pg.h"
 #include "tg/backoff.h"
 #include "tg/log.h"
@@ -67,6 +67,12 @@ static int result_error(PGconn *conn, PGresult *res, const char *what, char *err
     return tg_fail(err, errstr, errlen, "postgres: %s: %s", what, line);
 }
 
+/* The statement as errors name it: up to its first newline or parenthesis. */
+static const char *statement_name(const char *sql, char *out, size_t outlen) {
+    snprintf(out, outlen, "%.*s", (int)strcspn(sql, "\n("), sql);
+    return out;
+}
+
 int tg_pg_exec(PGconn *conn, const char *sql, int nparams, const char *const *params,
                PGresult **out, char *errstr, size_t errlen) {
     return tg_pg_exec_diag(conn, sql, nparams, params, out, NULL, errstr, errlen);
@@ -90,8 +96,7 @@ int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *cons
             snprintf(diag->constraint, sizeof(diag->constraint), "%s", name ? name : "");
         }
         char what[80];
-        snprintf(what, sizeof(what), "%.*s", (int)strcspn(sql, "\n("), sql);
-        return result_error(conn, res, what, errstr, errlen);
+        return result_error(conn, res, statement_name(sql, what, sizeof(what)), errstr, errlen);
     }
     if (out) {
         *out = res;
@@ -99,6 +104,34 @@ int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *cons
         PQclear(res);
     }
     return TG_OK;
+}
+
+int tg_pg_stream(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                 tg_pg_row_fn on_row, void *arg, char *errstr, size_t errlen) {
+    char what[80];
+    statement_name(sql, what, sizeof(what));
+    if (!PQsendQueryParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)) {
+        return result_error(conn, NULL, what, errstr, errlen);
+    }
+    int rc = TG_OK;
+    if (!PQsetSingleRowMode(conn)) {
+        rc = tg_fail(TG_ERR_DB, errstr, errlen, "postgres: %s: single-row mode refused", what);
+    }
+    /* Every result is read, also after a failure: the connection must end
+     * idle for the caller's ROLLBACK. */
+    PGresult *res;
+    while ((res = PQgetResult(conn)) != NULL) {
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_SINGLE_TUPLE && rc == TG_OK) {
+            rc = on_row(res, arg, errstr, errlen);
+        } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK &&
+                   rc == TG_OK) {
+            rc = result_error(conn, res, what, errstr, errlen); /* clears res */
+            continue;
+        }
+        PQclear(res);
+    }
+    return rc;
 }
 
 int tg_pg_begin(PGconn *conn, char *errstr, size_t errlen) {

@@ -293,68 +293,104 @@ void tg_s3_keys_free(char **keys, size_t n) {
     free(keys);
 }
 
-int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) {
+/* ---- gzip ---------------------------------------------------------------- */
+
+struct tg_gzip_s {
     z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        return TG_ERR_NOMEM;
+    FILE *out;
+    int failed; /* TG_ERR_NOMEM or TG_ERR_IO once anything failed */
+};
+
+tg_gzip_t *tg_gzip_new(FILE *out) {
+    tg_gzip_t *z = calloc(1, sizeof(*z));
+    if (z && deflateInit2(&z->zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(z);
+        return NULL;
     }
-    size_t cap = deflateBound(&zs, (uLong)len);
-    unsigned char *buf = malloc(cap);
-    if (!buf) {
-        deflateEnd(&zs);
-        return TG_ERR_NOMEM;
+    if (z) {
+        z->out = out;
     }
-    zs.next_in = (unsigned char *)data;
-    zs.avail_in = (uInt)len;
-    zs.next_out = buf;
-    zs.avail_out = (uInt)cap;
-    int zr = deflate(&zs, Z_FINISH);
-    *outlen = zs.total_out;
-    deflateEnd(&zs);
-    if (zr != Z_STREAM_END) {
-        free(buf);
-        return TG_ERR_NOMEM;
+    return z;
+}
+
+void tg_gzip_free(tg_gzip_t *z) {
+    if (z) {
+        deflateEnd(&z->zs);
+        free(z);
     }
-    *out = buf;
+}
+
+/* Runs deflate over the pending input with flush and writes its output;
+ * Z_FINISH runs until the stream's end. */
+static int gzip_run(tg_gzip_t *z, int flush) {
+    unsigned char chunk[64 * 1024];
+    int zr;
+    do {
+        z->zs.next_out = chunk;
+        z->zs.avail_out = sizeof(chunk);
+        zr = deflate(&z->zs, flush);
+        if (zr == Z_STREAM_ERROR) {
+            return z->failed = TG_ERR_NOMEM;
+        }
+        size_t have = sizeof(chunk) - z->zs.avail_out;
+        if (fwrite(chunk, 1, have, z->out) != have) {
+            return z->failed = TG_ERR_IO;
+        }
+    } while (flush == Z_FINISH ? zr != Z_STREAM_END : z->zs.avail_out == 0);
     return TG_OK;
 }
 
+int tg_gzip_write(tg_gzip_t *z, const void *data, size_t len) {
+    const unsigned char *p = data;
+    while (len > 0 && !z->failed) {
+        uInt n = len > (1u << 30) ? (1u << 30) : (uInt)len; /* avail_in is 32 bits */
+        z->zs.next_in = (unsigned char *)p;
+        z->zs.avail_in = n;
+        gzip_run(z, Z_NO_FLUSH);
+        p += n;
+        len -= n;
+    }
+    return z->failed;
+}
+
+int tg_gzip_finish(tg_gzip_t *z) {
+    int rc = z->failed;
+    if (!rc) {
+        z->zs.next_in = NULL;
+        z->zs.avail_in = 0;
+        rc = gzip_run(z, Z_FINISH);
+    }
+    if (!rc && fflush(z->out) != 0) {
+        rc = TG_ERR_IO;
+    }
+    tg_gzip_free(z);
+    return rc;
+}
+
 int tg_gzip_file(FILE *in, FILE *out, char *errstr, size_t errlen) {
-    z_stream zs;
-    memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    tg_gzip_t *z = tg_gzip_new(out);
+    char *piece = malloc(65536);
+    if (!z || !piece) {
+        tg_gzip_free(z);
+        free(piece);
         return tg_fail(TG_ERR_NOMEM, errstr, errlen, "gzip: out of memory");
     }
-    static const size_t piece = 65536;
-    unsigned char *ibuf = malloc(piece), *obuf = malloc(piece);
-    int rc = ibuf && obuf ? TG_OK : tg_fail(TG_ERR_NOMEM, errstr, errlen, "gzip: out of memory");
     rewind(in);
-    int flush = Z_NO_FLUSH;
-    while (rc == TG_OK && flush != Z_FINISH) {
-        zs.avail_in = (uInt)fread(ibuf, 1, piece, in);
-        zs.next_in = ibuf;
-        if (ferror(in)) {
-            rc = tg_fail(TG_ERR_IO, errstr, errlen, "gzip: cannot read the input");
-            break;
-        }
-        flush = feof(in) ? Z_FINISH : Z_NO_FLUSH;
-        do {
-            zs.avail_out = (uInt)piece;
-            zs.next_out = obuf;
-            deflate(&zs, flush); /* cannot fail with valid buffers */
-            size_t have = piece - zs.avail_out;
-            if (fwrite(obuf, 1, have, out) != have) {
-                rc = tg_fail(TG_ERR_IO, errstr, errlen, "gzip: cannot write the output");
-                break;
-            }
-        } while (zs.avail_out == 0);
+    size_t n;
+    int rc = TG_OK;
+    while (!rc && (n = fread(piece, 1, 65536, in)) > 0) {
+        rc = tg_gzip_write(z, piece, n);
     }
-    deflateEnd(&zs);
-    free(ibuf);
-    free(obuf);
-    if (rc == TG_OK && fflush(out) != 0) {
-        rc = tg_fail(TG_ERR_IO, errstr, errlen, "gzip: cannot write the output");
+    free(piece);
+    if (!rc && ferror(in)) {
+        tg_gzip_free(z);
+        return tg_fail(TG_ERR_IO, errstr, errlen, "gzip: cannot read the input");
     }
-    return rc;
+    rc = rc ? (tg_gzip_free(z), rc) : tg_gzip_finish(z);
+    if (rc) {
+        return tg_fail(rc, errstr, errlen, "gzip: %s",
+                       rc == TG_ERR_IO ? "cannot write the output (is TMPDIR full?)"
+                                       : "out of memory");
+    }
+    return TG_OK;
 }

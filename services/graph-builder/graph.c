@@ -1,6 +1,7 @@
-/* The in-memory graph: stops in an array with an id hash index, edges in an
- * array with a per-stop outgoing index (CSR), transfer edges inside a city,
- * and the JSON of the Redis format written in one pass into a tg_buf. */
+/* The in-memory graph: stops in an array with an id hash index, route edges
+ * in a compact array (node indexes, interned transport types, route ids in
+ * one buffer) with a per-stop outgoing index (CSR), transfers derived from
+ * the cities' stops, and the JSON of the Redis format written into a tg_buf. */
 #include "graph.h"
 #include "tg/geo.h"
 #include "tg/text.h"
@@ -40,7 +41,13 @@ static const char *arena_strdup(gb_graph_t *g, const char *s) {
 }
 
 gb_graph_t *gb_graph_new(void) {
-    return calloc(1, sizeof(gb_graph_t));
+    gb_graph_t *g = calloc(1, sizeof(gb_graph_t));
+    if (g) {
+        tg_buf_init(&g->route_ids);
+        g->transports[GB_TRANSFER] = "TRANSFER";
+        g->n_transports = 2; /* [0]: unknown */
+    }
+    return g;
 }
 
 void gb_graph_free(gb_graph_t *g) {
@@ -53,7 +60,12 @@ void gb_graph_free(gb_graph_t *g) {
         g->arena = next;
     }
     free(g->nodes);
-    free(g->edges);
+    free(g->routes);
+    tg_buf_free(&g->route_ids);
+    free(g->missing_ids);
+    free(g->cities);
+    free(g->city_stops);
+    free(g->city_of);
     free(g->slots);
     free(g->out_start);
     free(g->out_edges);
@@ -148,33 +160,104 @@ int gb_add_node(gb_graph_t *g, const char *id, const char *name, const char *cit
     return TG_OK;
 }
 
-/* An edge end: the node's own id string when it exists, else a copy. */
-static const char *end_id(gb_graph_t *g, const char *id, int *index) {
-    *index = gb_find_node(g, id);
-    return *index >= 0 ? g->nodes[*index].id : arena_strdup(g, id);
+/* An edge end: the node's index, or -1 - k for the k-th id that is no stop
+ * (kept for validation to name). */
+static int end_of(gb_graph_t *g, const char *id, int32_t *end) {
+    int i = gb_find_node(g, id);
+    if (i >= 0) {
+        *end = i;
+        return TG_OK;
+    }
+    if (g->n_missing >= INT32_MAX ||
+        grow((void **)&g->missing_ids, &g->cap_missing, g->n_missing + 1, sizeof(char *))) {
+        return TG_ERR_NOMEM;
+    }
+    if (!(g->missing_ids[g->n_missing] = arena_strdup(g, id))) {
+        return TG_ERR_NOMEM;
+    }
+    *end = -1 - (int32_t)g->n_missing++;
+    return TG_OK;
+}
+
+/* The index of transport type t, added on first sight; 0 for none. A
+ * dataset has a handful of types, so a scan is quicker than a hash. */
+static int transport_of(gb_graph_t *g, const char *t, uint16_t *out) {
+    *out = 0;
+    if (!t || !*t) {
+        return TG_OK;
+    }
+    for (size_t i = 1; i < g->n_transports; i++) {
+        if (!strcmp(g->transports[i], t)) {
+            *out = (uint16_t)i;
+            return TG_OK;
+        }
+    }
+    if (g->n_transports >= GB_MAX_TRANSPORTS) {
+        return TG_ERR_INVALID;
+    }
+    if (!(g->transports[g->n_transports] = arena_strdup(g, t))) {
+        return TG_ERR_NOMEM;
+    }
+    *out = (uint16_t)g->n_transports++;
+    return TG_OK;
+}
+
+/* Appends a route id to route_ids; *out is its offset. */
+static int route_of(gb_graph_t *g, const char *route_id, uint32_t *out) {
+    *out = GB_NO_ROUTE;
+    if (!route_id) {
+        return TG_OK;
+    }
+    size_t at = g->route_ids.len, len = strlen(route_id) + 1;
+    if (at + len >= GB_NO_ROUTE || tg_buf_append(&g->route_ids, route_id, len)) {
+        return TG_ERR_NOMEM;
+    }
+    *out = (uint32_t)at;
+    return TG_OK;
 }
 
 int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double weight,
                 double distance, const char *transport, const char *route_id,
                 int weight_from_flights) {
-    if (grow((void **)&g->edges, &g->cap_edges, g->n_edges + 1, sizeof(gb_edge_t))) {
+    if (g->n_routes >= UINT32_MAX ||
+        grow((void **)&g->routes, &g->cap_routes, g->n_routes + 1, sizeof(gb_edge_t))) {
         return TG_ERR_NOMEM;
     }
-    gb_edge_t *e = &g->edges[g->n_edges];
+    gb_edge_t *e = &g->routes[g->n_routes];
     memset(e, 0, sizeof(*e));
-    e->from_id = end_id(g, from_id, &e->from);
-    e->to_id = end_id(g, to_id, &e->to);
     e->weight = weight;
     e->distance = distance;
-    e->transport = transport && *transport ? arena_strdup(g, transport) : NULL;
-    e->route_id = route_id ? arena_strdup(g, route_id) : NULL;
-    e->weight_from_flights = weight_from_flights;
-    if (!e->from_id || !e->to_id || (transport && *transport && !e->transport) ||
-        (route_id && !e->route_id)) {
-        return TG_ERR_NOMEM;
+    e->weight_from_flights = weight_from_flights != 0;
+    int rc = end_of(g, from_id, &e->from);
+    if (rc == TG_OK) {
+        rc = end_of(g, to_id, &e->to);
     }
-    g->n_edges++;
-    return TG_OK;
+    if (rc == TG_OK) {
+        rc = transport_of(g, transport, &e->transport);
+    }
+    if (rc == TG_OK) {
+        rc = route_of(g, route_id, &e->route);
+    }
+    if (rc == TG_OK) {
+        g->n_routes++;
+    }
+    return rc;
+}
+
+const char *gb_edge_from_id(const gb_graph_t *g, const gb_edge_t *e) {
+    return e->from >= 0 ? g->nodes[e->from].id : g->missing_ids[-1 - e->from];
+}
+
+const char *gb_edge_to_id(const gb_graph_t *g, const gb_edge_t *e) {
+    return e->to >= 0 ? g->nodes[e->to].id : g->missing_ids[-1 - e->to];
+}
+
+const char *gb_edge_transport(const gb_graph_t *g, const gb_edge_t *e) {
+    return g->transports[e->transport];
+}
+
+const char *gb_edge_route_id(const gb_graph_t *g, const gb_edge_t *e) {
+    return e->route == GB_NO_ROUTE ? NULL : g->route_ids.data + e->route;
 }
 
 /* ---- transfers between the stops of one city --------------------------- */
@@ -193,28 +276,22 @@ static int cmp_city_stop(const void *a, const void *b) {
     return c ? c : (x->node > y->node) - (x->node < y->node);
 }
 
-/* Every ordered pair of the group [from, to) gets a TRANSFER edge. */
-static int transfer_group(gb_graph_t *g, const city_stop_t *cs, size_t from, size_t to,
-                          double minutes) {
+/* Records the stops cs[from .. to) as one transfer city. */
+static void transfer_city(gb_graph_t *g, const city_stop_t *cs, size_t from, size_t to,
+                          size_t *n_stops) {
+    gb_city_t *c = &g->cities[g->n_cities];
+    c->start = (uint32_t)*n_stops;
     for (size_t i = from; i < to; i++) {
-        for (size_t j = from; j < to; j++) {
-            if (i == j) {
-                continue;
-            }
-            const gb_node_t *a = &g->nodes[cs[i].node], *b = &g->nodes[cs[j].node];
-            double km = tg_geo_distance_km(a->lat, a->lon, b->lat, b->lon);
-            if (gb_add_edge(g, a->id, b->id, minutes, isnan(km) ? NAN : round(km * 100) / 100,
-                            "TRANSFER", NULL, 0)) {
-                return TG_ERR_NOMEM;
-            }
-            g->transfer_edges++;
-        }
+        g->city_stops[(*n_stops)++] = (uint32_t)cs[i].node;
+        g->city_of[cs[i].node] = (int32_t)g->n_cities;
     }
-    return TG_OK;
+    c->end = (uint32_t)*n_stops;
+    g->n_cities++;
+    g->transfer_edges += (to - from) * (to - from - 1);
 }
 
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
-    if (minutes <= 0 || g->n_nodes < 2) {
+    if (minutes <= 0 || g->n_nodes < 2 || g->city_of) { /* off, nothing to join, or done */
         return TG_OK;
     }
     /* A key is never longer than its name (+3 keeps room for "" of NULL). */
@@ -224,11 +301,21 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
     }
     city_stop_t *cs = malloc(g->n_nodes * sizeof(*cs));
     char *keys = malloc(total);
-    if (!cs || !keys) {
+    /* At most every stop in a city, at most n / 2 cities of two or more. */
+    g->city_stops = malloc(g->n_nodes * sizeof(uint32_t));
+    g->cities = malloc((g->n_nodes / 2 + 1) * sizeof(gb_city_t));
+    g->city_of = malloc(g->n_nodes * sizeof(int32_t));
+    if (!cs || !keys || !g->city_stops || !g->cities || !g->city_of) {
         free(cs);
         free(keys);
+        free(g->city_stops);
+        free(g->cities);
+        free(g->city_of);
+        g->city_stops = NULL, g->cities = NULL, g->city_of = NULL;
         return TG_ERR_NOMEM;
     }
+    memset(g->city_of, 0xff, g->n_nodes * sizeof(int32_t));
+    g->transfer_minutes = minutes;
     size_t n = 0;
     char *at = keys;
     for (size_t i = 0; i < g->n_nodes; i++) {
@@ -240,8 +327,8 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
         at += room;
     }
     qsort(cs, n, sizeof(*cs), cmp_city_stop);
-    int rc = TG_OK;
-    for (size_t start = 0, end; start < n && rc == TG_OK; start = end) {
+    size_t n_stops = 0;
+    for (size_t start = 0, end; start < n; start = end) {
         for (end = start + 1; end < n && !strcmp(cs[end].key, cs[start].key); end++)
             ;
         if (end - start > max_stops) {
@@ -250,11 +337,52 @@ int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) {
             }
             g->big_cities++;
         } else if (end - start > 1) {
-            rc = transfer_group(g, cs, start, end, minutes);
+            transfer_city(g, cs, start, end, &n_stops);
         }
     }
     free(cs);
     free(keys);
+    return TG_OK;
+}
+
+int32_t gb_stop_city(const gb_graph_t *g, size_t i) {
+    return g->city_of ? g->city_of[i] : -1;
+}
+
+size_t gb_edge_count(const gb_graph_t *g) {
+    return g->n_routes + g->transfer_edges;
+}
+
+gb_edge_t gb_transfer_edge(const gb_graph_t *g, int32_t a, int32_t b) {
+    const gb_node_t *x = &g->nodes[a], *y = &g->nodes[b];
+    double km = tg_geo_distance_km(x->lat, x->lon, y->lat, y->lon);
+    gb_edge_t e = {
+        .weight = g->transfer_minutes,
+        .distance = isnan(km) ? NAN : round(km * 100) / 100,
+        .route = GB_NO_ROUTE,
+        .from = a,
+        .to = b,
+        .transport = GB_TRANSFER,
+    };
+    return e;
+}
+
+int gb_for_each_edge(const gb_graph_t *g, gb_edge_fn fn, void *arg) {
+    int rc = TG_OK;
+    for (size_t i = 0; i < g->n_routes && rc == TG_OK; i++) {
+        rc = fn(g, &g->routes[i], arg);
+    }
+    for (size_t c = 0; c < g->n_cities && rc == TG_OK; c++) {
+        const uint32_t *stops = g->city_stops;
+        for (uint32_t i = g->cities[c].start; i < g->cities[c].end && rc == TG_OK; i++) {
+            for (uint32_t j = g->cities[c].start; j < g->cities[c].end && rc == TG_OK; j++) {
+                if (i != j) {
+                    gb_edge_t e = gb_transfer_edge(g, (int32_t)stops[i], (int32_t)stops[j]);
+                    rc = fn(g, &e, arg);
+                }
+            }
+        }
+    }
     return rc;
 }
 
@@ -264,25 +392,25 @@ int gb_graph_index(gb_graph_t *g) {
     free(g->out_start);
     free(g->out_edges);
     g->out_start = calloc(g->n_nodes + 1, sizeof(size_t));
-    g->out_edges = malloc((g->n_edges ? g->n_edges : 1) * sizeof(size_t));
+    g->out_edges = malloc((g->n_routes ? g->n_routes : 1) * sizeof(uint32_t));
     size_t *fill = calloc(g->n_nodes + 1, sizeof(size_t));
     if (!g->out_start || !g->out_edges || !fill) {
         free(fill);
         return TG_ERR_NOMEM;
     }
     /* Counting sort by source stop; edges with a missing source are left out. */
-    for (size_t e = 0; e < g->n_edges; e++) {
-        if (g->edges[e].from >= 0) {
-            g->out_start[g->edges[e].from + 1]++;
+    for (size_t e = 0; e < g->n_routes; e++) {
+        if (g->routes[e].from >= 0) {
+            g->out_start[g->routes[e].from + 1]++;
         }
     }
     for (size_t i = 0; i < g->n_nodes; i++) {
         g->out_start[i + 1] += g->out_start[i];
     }
-    for (size_t e = 0; e < g->n_edges; e++) {
-        int f = g->edges[e].from;
+    for (size_t e = 0; e < g->n_routes; e++) {
+        int f = g->routes[e].from;
         if (f >= 0) {
-            g->out_edges[g->out_start[f] + fill[f]++] = e;
+            g->out_edges[g->out_start[f] + fill[f]++] = (uint32_t)e;
         }
     }
     free(fill);
@@ -291,16 +419,20 @@ int gb_graph_index(gb_graph_t *g) {
 
 /* ---- stops without any connection -------------------------------------- */
 
-/* Marks in touched every stop at either end of an edge. */
+/* Marks in touched every stop at either end of an edge: of a route, or of a
+ * transfer (every stop of a transfer city). */
 static unsigned char *stops_touched(const gb_graph_t *g) {
     unsigned char *touched = calloc(g->n_nodes ? g->n_nodes : 1, 1);
-    for (size_t e = 0; touched && e < g->n_edges; e++) {
-        if (g->edges[e].from >= 0) {
-            touched[g->edges[e].from] = 1;
+    for (size_t e = 0; touched && e < g->n_routes; e++) {
+        if (g->routes[e].from >= 0) {
+            touched[g->routes[e].from] = 1;
         }
-        if (g->edges[e].to >= 0) {
-            touched[g->edges[e].to] = 1;
+        if (g->routes[e].to >= 0) {
+            touched[g->routes[e].to] = 1;
         }
+    }
+    for (size_t i = 0; touched && i < g->n_nodes; i++) {
+        touched[i] |= gb_stop_city(g, i) >= 0;
     }
     return touched;
 }
@@ -326,6 +458,9 @@ int gb_graph_drop_isolated(gb_graph_t *g) {
     for (size_t i = 0; i < g->n_nodes; i++) {
         moved[i] = touched[i] ? (int)kept : -1;
         if (touched[i]) {
+            if (g->city_of) {
+                g->city_of[kept] = g->city_of[i];
+            }
             g->nodes[kept++] = g->nodes[i];
         } else {
             isolated_note(g, &g->nodes[i]);
@@ -336,10 +471,14 @@ int gb_graph_drop_isolated(gb_graph_t *g) {
         free(moved);
         return TG_OK;
     }
-    for (size_t e = 0; e < g->n_edges; e++) {
-        gb_edge_t *ed = &g->edges[e];
-        ed->from = ed->from >= 0 ? moved[ed->from] : -1;
-        ed->to = ed->to >= 0 ? moved[ed->to] : -1;
+    for (size_t e = 0; e < g->n_routes; e++) {
+        gb_edge_t *ed = &g->routes[e];
+        ed->from = ed->from >= 0 ? moved[ed->from] : ed->from;
+        ed->to = ed->to >= 0 ? moved[ed->to] : ed->to;
+    }
+    size_t city_stops = g->n_cities ? g->cities[g->n_cities - 1].end : 0;
+    for (size_t k = 0; k < city_stops; k++) {
+        g->city_stops[k] = (uint32_t)moved[g->city_stops[k]]; /* never isolated */
     }
     free(moved);
     g->n_nodes = kept;
@@ -401,13 +540,14 @@ int gb_node_json(tg_buf_t *b, const gb_node_t *n) {
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
 
-int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
+int gb_edge_json(tg_buf_t *b, const gb_graph_t *g, const gb_edge_t *e) {
+    const char *transport = gb_edge_transport(g, e), *route_id = gb_edge_route_id(g, e);
     int rc = tg_buf_append(b, "{\"fromStopId\":", 14);
     if (!rc) {
-        rc = tg_json_append_str(b, e->from_id);
+        rc = tg_json_append_str(b, gb_edge_from_id(g, e));
     }
     if (!rc) {
-        rc = json_field_str(b, "toStopId", e->to_id);
+        rc = json_field_str(b, "toStopId", gb_edge_to_id(g, e));
     }
     if (!rc) {
         rc = json_field_num(b, "weight", e->weight);
@@ -415,11 +555,11 @@ int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) {
     if (!rc && !isnan(e->distance)) {
         rc = json_field_num(b, "distance", e->distance);
     }
-    if (!rc && e->transport) {
-        rc = json_field_str(b, "transportType", e->transport);
+    if (!rc && transport) {
+        rc = json_field_str(b, "transportType", transport);
     }
-    if (!rc && e->route_id) {
-        rc = json_field_str(b, "routeId", e->route_id);
+    if (!rc && route_id) {
+        rc = json_field_str(b, "routeId", route_id);
     }
     return rc ? rc : tg_buf_append(b, "}", 1);
 }
@@ -431,8 +571,20 @@ int gb_neighbors_json(tg_buf_t *b, const gb_graph_t *g, size_t i) {
             rc = tg_buf_append(b, ",", 1);
         }
         if (!rc) {
-            rc = gb_edge_json(b, &g->edges[g->out_edges[k]]);
+            rc = gb_edge_json(b, g, &g->routes[g->out_edges[k]]);
         }
+    }
+    int32_t c = gb_stop_city(g, i);
+    int first = g->out_start[i] == g->out_start[i + 1];
+    for (uint32_t k = c >= 0 ? g->cities[c].start : 0; c >= 0 && k < g->cities[c].end && !rc; k++) {
+        if (g->city_stops[k] == i) {
+            continue;
+        }
+        gb_edge_t e = gb_transfer_edge(g, (int32_t)i, (int32_t)g->city_stops[k]);
+        if (!(rc = first ? TG_OK : tg_buf_append(b, ",", 1))) {
+            rc = gb_edge_json(b, g, &e);
+        }
+        first = 0;
     }
     return rc ? rc : tg_buf_append(b, "]", 1);
 }

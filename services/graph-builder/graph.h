@@ -20,27 +20,54 @@ typedef struct {
     double lat, lon;  /* NAN when unknown */
 } gb_node_t;
 
+/* A stored edge takes 32 bytes and its route id's bytes: its stops are
+ * node indexes, its transport type an index into the graph's interned
+ * types, its route id an offset into one buffer; the gb_edge_* functions
+ * give them back as strings. */
 typedef struct {
-    const char *from_id, *to_id;
-    int from, to;            /* node indexes; -1 when that stop does not exist */
-    double weight;           /* minutes; may be invalid until validated */
-    double distance;         /* km; NAN when unknown */
-    const char *transport;   /* "BUS", "AIR", "TRANSFER"...; NULL when unknown */
-    const char *route_id;    /* NULL for transfers */
-    int weight_from_flights; /* weight is the median of the route's flights */
+    double weight;               /* minutes; may be invalid until validated */
+    double distance;             /* km; NAN when unknown */
+    uint32_t route;              /* offset in route_ids; GB_NO_ROUTE for transfers */
+    int32_t from, to;            /* node indexes; < 0 when that stop does not exist */
+    uint16_t transport;          /* index in transports; 0 when unknown */
+    uint8_t weight_from_flights; /* weight is the median of the route's flights */
 } gb_edge_t;
+
+#define GB_NO_ROUTE UINT32_MAX
+#define GB_MAX_TRANSPORTS 256 /* distinct transport types of one dataset */
+#define GB_TRANSFER 1         /* the transport index of "TRANSFER", always there */
+
+/* A city whose stops all get transfers: city_stops[start .. end). */
+typedef struct {
+    uint32_t start, end;
+} gb_city_t;
 
 typedef struct gb_arena_s gb_arena_t;
 
+/* Edges are the routes (stored, in load order) followed by the transfers.
+ * Transfers are most of the edges and follow from the stops alone, so they
+ * are not stored: each stop of a transfer city has one to every other stop
+ * of it, city by city in tg_city_key order, each city's stops in node
+ * order. gb_for_each_edge walks both. */
 typedef struct {
     gb_node_t *nodes;
     size_t n_nodes, cap_nodes;
-    gb_edge_t *edges;
-    size_t n_edges, cap_edges;
+    gb_edge_t *routes; /* the edges of routes and virtual routes */
+    size_t n_routes, cap_routes;
+    tg_buf_t route_ids;                        /* every route's id, NUL-terminated, back to back */
+    const char *transports[GB_MAX_TRANSPORTS]; /* [0] = NULL: unknown */
+    size_t n_transports;
+    const char **missing_ids; /* ids of edge ends that are no stop: end -1 - k is [k] */
+    size_t n_missing, cap_missing;
     int *slots; /* id -> node index, open addressing, -1 = empty */
     size_t n_slots;
-    size_t *out_start;      /* after gb_graph_index: edges of node i are */
-    size_t *out_edges;      /* out_edges[out_start[i] .. out_start[i+1]) */
+    size_t *out_start;   /* after gb_graph_index: routes of node i are */
+    uint32_t *out_edges; /* out_edges[out_start[i] .. out_start[i+1]) */
+    double transfer_minutes;
+    gb_city_t *cities; /* transfer cities (gb_add_transfers) */
+    size_t n_cities;
+    uint32_t *city_stops;   /* node indexes, city by city */
+    int32_t *city_of;       /* per node: its transfer city, or -1; NULL before transfers */
     size_t duplicate_stops; /* stops whose id was already loaded (dropped) */
     const char *duplicate_stop_samples[5];
     size_t transfer_edges;
@@ -48,7 +75,7 @@ typedef struct {
     const char *big_city_samples[5];
     size_t isolated_stops; /* stops no edge touched, left out (gb_graph_drop_isolated) */
     const char *isolated_stop_samples[5]; /* "id (name)" */
-    gb_arena_t *arena;                    /* every string of the graph */
+    gb_arena_t *arena;                    /* every string of the nodes, types and samples */
 } gb_graph_t;
 
 /* Creates an empty graph; the caller frees it with gb_graph_free(). */
@@ -60,8 +87,9 @@ void gb_graph_free(gb_graph_t *g);
 int gb_add_node(gb_graph_t *g, const char *id, const char *name, const char *city, double lat,
                 double lon) TG_WARN_UNUSED;
 
-/* Adds a directed edge (strings copied); ends are resolved against the stops
- * added so far, so add every stop first. */
+/* Adds the directed edge of a route (strings copied); ends are resolved
+ * against the stops added so far, so add every stop first. TG_ERR_NOMEM, or
+ * TG_ERR_INVALID for a transport type beyond GB_MAX_TRANSPORTS - 2 others. */
 int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double weight,
                 double distance, const char *transport, const char *route_id,
                 int weight_from_flights) TG_WARN_UNUSED;
@@ -69,13 +97,37 @@ int gb_add_edge(gb_graph_t *g, const char *from_id, const char *to_id, double we
 /* Returns the index of stop id, or -1. */
 int gb_find_node(const gb_graph_t *g, const char *id);
 
+/* The strings of an edge, owned by the graph: its stop ids (also of a stop
+ * that does not exist), its transport type (NULL when unknown) and route id
+ * (NULL for transfers). */
+const char *gb_edge_from_id(const gb_graph_t *g, const gb_edge_t *e);
+const char *gb_edge_to_id(const gb_graph_t *g, const gb_edge_t *e);
+const char *gb_edge_transport(const gb_graph_t *g, const gb_edge_t *e);
+const char *gb_edge_route_id(const gb_graph_t *g, const gb_edge_t *e);
+
 /* Adds TRANSFER edges both ways between every two stops of the same city
- * (the same tg_city_key; stops without a valid city name get none), weight minutes; cities with
- * more than max_stops stops get none (counted in big_cities). */
+ * (the same tg_city_key; stops without a valid city name get none), weight
+ * minutes, distance the great-circle one; cities with more than max_stops
+ * stops get none (counted in big_cities). Call once, after the last stop. */
 int gb_add_transfers(gb_graph_t *g, double minutes, size_t max_stops) TG_WARN_UNUSED;
 
-/* Builds the outgoing-edge index (out_start/out_edges); call after the last
- * edge was added. */
+/* Every edge: routes and transfers. */
+size_t gb_edge_count(const gb_graph_t *g);
+
+/* The transfer city of node i (an index in cities), or -1. */
+int32_t gb_stop_city(const gb_graph_t *g, size_t i);
+
+/* The transfer from node a to node b (of the same transfer city). */
+gb_edge_t gb_transfer_edge(const gb_graph_t *g, int32_t a, int32_t b);
+
+/* Calls fn for every edge in order (routes as loaded, then the transfers);
+ * the first non-zero return ends the walk and is returned. e lives only
+ * during the call. */
+typedef int (*gb_edge_fn)(const gb_graph_t *g, const gb_edge_t *e, void *arg);
+int gb_for_each_edge(const gb_graph_t *g, gb_edge_fn fn, void *arg);
+
+/* Builds the outgoing-route index (out_start/out_edges); call after the
+ * last edge was added. */
 int gb_graph_index(gb_graph_t *g) TG_WARN_UNUSED;
 
 /* Leaves out the stops that no edge (route, virtual route or transfer)
@@ -87,8 +139,9 @@ int gb_graph_drop_isolated(gb_graph_t *g) TG_WARN_UNUSED;
 
 /* Appends the node / edge JSON of the Redis format to b. */
 int gb_node_json(tg_buf_t *b, const gb_node_t *n) TG_WARN_UNUSED;
-int gb_edge_json(tg_buf_t *b, const gb_edge_t *e) TG_WARN_UNUSED;
-/* Appends the JSON array of node i's outgoing edges. Needs gb_graph_index. */
+int gb_edge_json(tg_buf_t *b, const gb_graph_t *g, const gb_edge_t *e) TG_WARN_UNUSED;
+/* Appends the JSON array of node i's outgoing edges, its routes then its
+ * transfers. Needs gb_graph_index. */
 int gb_neighbors_json(tg_buf_t *b, const gb_graph_t *g, size_t i) TG_WARN_UNUSED;
 
 /* ---- validation (validate.c) ------------------------------------------- */

@@ -1,6 +1,7 @@
 /* Loading one dataset version from PostgreSQL: stops and virtual stops
- * become nodes, routes and virtual routes edges. Flights are only read
- * aggregated per route (their median duration), never row by row. */
+ * become nodes, routes and virtual routes edges, each row added to the graph
+ * as it arrives (tg_pg_stream), so no result set is ever held whole. Flights
+ * are only read aggregated per route (their median duration). */
 #include "graph.h"
 #include "tg/log.h"
 #include "tg/pg.h"
@@ -70,34 +71,22 @@ static const char *const routes_sql =
     "FROM virtual_routes v LEFT JOIN fl ON fl.route_id = v.id WHERE v.dataset_version = $1 "
     "ORDER BY 1";
 
-static int load_stops(PGconn *pg, const char *sql, const char *const *params, gb_graph_t *g,
-                      char *errstr, size_t errlen) {
-    PGresult *res;
-    int rc = tg_pg_exec(pg, sql, 1, params, &res, errstr, errlen);
-    if (rc) {
-        return rc;
-    }
-    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++) {
-        rc = gb_add_node(g, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1), str_or_null(res, i, 2),
-                         num_or_nan(res, i, 3), num_or_nan(res, i, 4));
-    }
-    PQclear(res);
+static int add_stop(const PGresult *row, void *graph, char *errstr, size_t errlen) {
+    int rc = gb_add_node(graph, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 1),
+                         str_or_null(row, 0, 2), num_or_nan(row, 0, 3), num_or_nan(row, 0, 4));
     return rc ? tg_fail(rc, errstr, errlen, "graph: out of memory loading stops") : TG_OK;
 }
 
-static int load_routes(PGconn *pg, const char *const *params, gb_graph_t *g, char *errstr,
-                       size_t errlen) {
-    PGresult *res;
-    int rc = tg_pg_exec(pg, routes_sql, 1, params, &res, errstr, errlen);
-    if (rc) {
-        return rc;
+static int add_route(const PGresult *row, void *graph, char *errstr, size_t errlen) {
+    int rc = gb_add_edge(graph, PQgetvalue(row, 0, 1), PQgetvalue(row, 0, 2), num_or_nan(row, 0, 4),
+                         num_or_nan(row, 0, 5), str_or_null(row, 0, 3), PQgetvalue(row, 0, 0),
+                         PQgetvalue(row, 0, 6)[0] == 't');
+    if (rc == TG_ERR_INVALID) {
+        return tg_fail(
+            rc, errstr, errlen,
+            "graph: more than %d transport types besides TRANSFER (route %s: %s); not built",
+            GB_MAX_TRANSPORTS - 2, PQgetvalue(row, 0, 0), PQgetvalue(row, 0, 3));
     }
-    for (int i = 0, n = PQntuples(res); i < n && rc == TG_OK; i++) {
-        rc = gb_add_edge(g, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), num_or_nan(res, i, 4),
-                         num_or_nan(res, i, 5), str_or_null(res, i, 3), PQgetvalue(res, i, 0),
-                         PQgetvalue(res, i, 6)[0] == 't');
-    }
-    PQclear(res);
     return rc ? tg_fail(rc, errstr, errlen, "graph: out of memory loading routes") : TG_OK;
 }
 
@@ -117,10 +106,10 @@ int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr, size_t err
         rc = tg_pg_exec(pg, "SET LOCAL enable_nestloop = off", 0, NULL, NULL, errstr, errlen);
     }
     for (size_t i = 0; i < 2 && rc == TG_OK; i++) {
-        rc = load_stops(pg, stops_sql[i], params, g, errstr, errlen);
+        rc = tg_pg_stream(pg, stops_sql[i], 1, params, add_stop, g, errstr, errlen);
     }
     if (rc == TG_OK) {
-        rc = load_routes(pg, params, g, errstr, errlen);
+        rc = tg_pg_stream(pg, routes_sql, 1, params, add_route, g, errstr, errlen);
     }
     if (rc == TG_OK) {
         rc = tg_pg_commit(pg, errstr, errlen);
@@ -128,7 +117,7 @@ int gb_load(PGconn *pg, int64_t dataset, gb_graph_t *g, char *errstr, size_t err
     if (rc) {
         tg_pg_rollback(pg);
     } else {
-        tg_debug("Loaded dataset %s: %zu stops, %zu routes", v, g->n_nodes, g->n_edges);
+        tg_debug("Loaded dataset %s: %zu stops, %zu routes", v, g->n_nodes, g->n_routes);
     }
     return rc;
 }

@@ -6,6 +6,7 @@
  *   resolve dataset → clean leftovers → idempotency → load → build →
  *   validate → publish → verify → activate → retain → backup → emit */
 #include "graph.h"
+#include "tg/files.h"
 #include "tg/log.h"
 #include "tg/pg.h"
 #include "tg/s3.h"
@@ -207,9 +208,9 @@ static int load_and_build(build_t *b) {
     }
     tg_info("Dataset %lld: %zu stops (%zu isolated left out), %zu edges (%zu transfers); load "
             "%lld ms, build and validate %lld ms; %zu errors, %zu warnings",
-            (long long)b->dataset, b->graph->n_nodes, b->graph->isolated_stops, b->graph->n_edges,
-            b->graph->transfer_edges, (long long)(loaded - t), (long long)(tg_mono_ms() - loaded),
-            b->report.errors, b->report.warnings);
+            (long long)b->dataset, b->graph->n_nodes, b->graph->isolated_stops,
+            gb_edge_count(b->graph), b->graph->transfer_edges, (long long)(loaded - t),
+            (long long)(tg_mono_ms() - loaded), b->report.errors, b->report.warnings);
     return TG_OK;
 }
 
@@ -220,13 +221,13 @@ static void reject_invalid(build_t *b) {
     gb_report_errors_text(&b->report, text, sizeof(text));
     cJSON *validation = gb_report_json(&b->report);
     if (gb_meta_insert(b->ctx->pg, b->version, b->dataset, "failed", b->graph->n_nodes,
-                       b->graph->n_edges, validation, b->in->run_id, text, 0, err,
+                       gb_edge_count(b->graph), validation, b->in->run_id, text, 0, err,
                        sizeof(err)) != TG_OK) {
         tg_error("Recording the failed graph: %s", err);
         b->version[0] = '\0';
     }
     result_graph(b, "failed", b->version, (long long)b->graph->n_nodes,
-                 (long long)b->graph->n_edges, validation);
+                 (long long)gb_edge_count(b->graph), validation);
     tg_step_fail(b->res, TG_ERR_INVALID, "Invalid graph for dataset %lld: %s",
                  (long long)b->dataset, text);
 }
@@ -304,9 +305,9 @@ static int activate(build_t *b) {
 static int publish_graph(build_t *b) {
     char err[512];
     cJSON *validation = gb_report_json(&b->report);
-    int rc =
-        gb_meta_insert(b->ctx->pg, b->version, b->dataset, "building", b->graph->n_nodes,
-                       b->graph->n_edges, validation, b->in->run_id, NULL, 1, err, sizeof(err));
+    int rc = gb_meta_insert(b->ctx->pg, b->version, b->dataset, "building", b->graph->n_nodes,
+                            gb_edge_count(b->graph), validation, b->in->run_id, NULL, 1, err,
+                            sizeof(err));
     cJSON_Delete(validation);
     if (rc) {
         return tg_step_fail(b->res, rc, "Recording graph build: %s", err);
@@ -328,53 +329,95 @@ static void retain_versions(build_t *b) {
     }
 }
 
-static int backup_json(const build_t *b, tg_buf_t *out) {
+/* Hands the JSON written so far to the compressor once it passes
+ * BACKUP_CHUNK bytes (always when flush): the backup of a graph of a
+ * million edges never exists uncompressed. */
+#define BACKUP_CHUNK (64 * 1024)
+
+static int backup_feed(tg_gzip_t *z, tg_buf_t *json, int flush) {
+    if (json->len < BACKUP_CHUNK && !flush) {
+        return TG_OK;
+    }
+    int rc = tg_gzip_write(z, json->data, json->len);
+    tg_buf_reset(json);
+    return rc;
+}
+
+typedef struct {
+    tg_gzip_t *z;
+    tg_buf_t *json;
+    int first;
+} backup_t;
+
+static int backup_edge(const gb_graph_t *g, const gb_edge_t *e, void *arg) {
+    backup_t *bk = arg;
+    int rc = bk->first ? TG_OK : tg_buf_append(bk->json, ",", 1);
+    bk->first = 0;
+    if (rc == TG_OK) {
+        rc = gb_edge_json(bk->json, g, e);
+    }
+    return rc ? rc : backup_feed(bk->z, bk->json, 0);
+}
+
+/* {graphVersion, datasetVersion, nodes, edges}, compressed into z. */
+static int backup_json(const build_t *b, tg_gzip_t *z, tg_buf_t *json) {
     const gb_graph_t *g = b->graph;
-    int rc = tg_buf_appendf(out, "{\"graphVersion\":\"%s\",\"datasetVersion\":%lld,\"nodes\":[",
+    int rc = tg_buf_appendf(json, "{\"graphVersion\":\"%s\",\"datasetVersion\":%lld,\"nodes\":[",
                             b->version, (long long)b->dataset);
     for (size_t i = 0; i < g->n_nodes && rc == TG_OK; i++) {
-        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK)) {
-            rc = gb_node_json(out, &g->nodes[i]);
+        if (!(rc = i ? tg_buf_append(json, ",", 1) : TG_OK) &&
+            !(rc = gb_node_json(json, &g->nodes[i]))) {
+            rc = backup_feed(z, json, 0);
         }
     }
     if (rc == TG_OK) {
-        rc = tg_buf_append(out, "],\"edges\":[", 11);
+        rc = tg_buf_append(json, "],\"edges\":[", 11);
     }
-    for (size_t i = 0; i < g->n_edges && rc == TG_OK; i++) {
-        if (!(rc = i ? tg_buf_append(out, ",", 1) : TG_OK)) {
-            rc = gb_edge_json(out, &g->edges[i]);
-        }
+    backup_t bk = {z, json, 1};
+    if (rc == TG_OK) {
+        rc = gb_for_each_edge(g, backup_edge, &bk);
     }
-    return rc ? rc : tg_buf_append(out, "]}", 2);
+    if (rc == TG_OK) {
+        rc = tg_buf_append(json, "]}", 2);
+    }
+    return rc ? rc : backup_feed(z, json, 1);
 }
 
+/* The backup is compressed into a temporary file and uploaded from there:
+ * neither the JSON nor its compressed bytes are ever whole in memory. */
 static void backup(build_t *b) {
     if (!tg_s3_enabled(b->ctx->cfg)) {
         return;
     }
-    char key[128], err[512];
+    char key[128], err[512] = "";
     snprintf(key, sizeof(key), "graphs/%s.json.gz", b->version);
     tg_buf_t json;
     tg_buf_init(&json);
-    void *gz = NULL;
-    size_t gzlen = 0;
-    int rc = backup_json(b, &json);
+    FILE *gz = tg_tmpfile(err, sizeof(err));
+    tg_gzip_t *z = gz ? tg_gzip_new(gz) : NULL;
+    int rc = !gz ? TG_ERR_IO : z ? backup_json(b, z, &json) : TG_ERR_NOMEM;
+    tg_buf_free(&json);
+    if (z) {
+        rc = rc ? (tg_gzip_free(z), rc) : tg_gzip_finish(z);
+    }
+    if (rc && !*err) {
+        snprintf(err, sizeof(err), "%s",
+                 rc == TG_ERR_IO ? "cannot write a temporary file (is TMPDIR full?)"
+                                 : "out of memory");
+    }
+    long gzlen = gz ? ftell(gz) : 0;
     if (rc == TG_OK) {
-        rc = tg_gzip(json.data, json.len, &gz, &gzlen);
+        rc = tg_s3_put_file(b->ctx->cfg, key, gz, "application/gzip", err, sizeof(err));
+    }
+    if (gz) {
+        fclose(gz);
     }
     if (rc == TG_OK) {
-        rc = tg_s3_put(b->ctx->cfg, key, gz, gzlen, "application/gzip", err, sizeof(err));
-    } else {
-        snprintf(err, sizeof(err), "out of memory");
-    }
-    if (rc == TG_OK) {
-        tg_info("Graph %s backed up to %s (%zu bytes)", b->version, key, gzlen);
+        tg_info("Graph %s backed up to %s (%ld bytes)", b->version, key, gzlen);
         cJSON_AddStringToObject(b->res->details, "backupKey", key);
     } else {
         tg_warn("Backup of graph %s skipped: %s", b->version, err);
     }
-    free(gz);
-    tg_buf_free(&json);
 }
 
 /* ---- the step ---------------------------------------------------------- */
@@ -393,11 +436,11 @@ static void build_graph(build_t *b) {
     }
     retain_versions(b);
     const gb_graph_t *g = b->graph;
-    result_graph(b, "success", b->version, (long long)g->n_nodes, (long long)g->n_edges,
+    result_graph(b, "success", b->version, (long long)g->n_nodes, (long long)gb_edge_count(g),
                  gb_report_json(&b->report));
     cJSON_AddNumberToObject(b->res->details, "redisBytes", (double)b->redis_bytes);
     cJSON_AddNumberToObject(b->res->details, "transferEdges", (double)g->transfer_edges);
-    b->res->added = (long long)(g->n_nodes + g->n_edges);
+    b->res->added = (long long)(g->n_nodes + gb_edge_count(g));
     char left_out[96] = "";
     if (g->isolated_stops) {
         snprintf(left_out, sizeof(left_out), "; %zu isolated stop%s left out", g->isolated_stops,
@@ -405,7 +448,7 @@ static void build_graph(build_t *b) {
     }
     snprintf(b->res->message, sizeof(b->res->message),
              "Graph built successfully: %zu nodes, %zu edges (%s, dataset %lld)%s", g->n_nodes,
-             g->n_edges, b->version, (long long)b->dataset, left_out);
+             gb_edge_count(g), b->version, (long long)b->dataset, left_out);
     backup(b);
 }
 

@@ -3,6 +3,7 @@
  * few counts are info. Every issue keeps its count and up to five samples.
  * A rule that cannot run for want of memory fails the whole validation: an
  * unchecked graph is never taken for a valid one. */
+#define _GNU_SOURCE /* qsort_r: the duplicate check sorts edge indexes by their edges */
 #include "graph.h"
 #include <math.h>
 #include <stdarg.h>
@@ -115,29 +116,32 @@ void gb_report_errors_text(const gb_report_t *r, char *out, size_t outlen) {
 
 /* ---- per-edge rules ---------------------------------------------------- */
 
-static const char *edge_name(const gb_edge_t *e) {
-    return e->route_id ? e->route_id : "transfer";
+static const char *edge_name(const gb_graph_t *g, const gb_edge_t *e) {
+    const char *route_id = gb_edge_route_id(g, e);
+    return route_id ? route_id : "transfer";
 }
 
+/* Transfers are valid by construction (a positive weight between two
+ * stops), so the per-edge rules read the routes only. */
 static void check_edges(const gb_graph_t *g, gb_report_t *r) {
     gb_issue_t *is = issue_open(r, "error", "invalid_weight", "edges");
-    for (size_t i = 0; i < g->n_edges; i++) {
-        const gb_edge_t *e = &g->edges[i];
+    for (size_t i = 0; i < g->n_routes; i++) {
+        const gb_edge_t *e = &g->routes[i];
         if (isnan(e->weight)) {
-            issue_count(is, "%s (%s -> %s): no duration and no flights", edge_name(e), e->from_id,
-                        e->to_id);
+            issue_count(is, "%s (%s -> %s): no duration and no flights", edge_name(g, e),
+                        gb_edge_from_id(g, e), gb_edge_to_id(g, e));
         } else if (!isfinite(e->weight) || e->weight <= 0) {
-            issue_count(is, "%s (%s -> %s): weight %g", edge_name(e), e->from_id, e->to_id,
-                        e->weight);
+            issue_count(is, "%s (%s -> %s): weight %g", edge_name(g, e), gb_edge_from_id(g, e),
+                        gb_edge_to_id(g, e), e->weight);
         }
     }
     issue_close(r, is);
     is = issue_open(r, "error", "missing_stop", "edges");
-    for (size_t i = 0; i < g->n_edges; i++) {
-        const gb_edge_t *e = &g->edges[i];
+    for (size_t i = 0; i < g->n_routes; i++) {
+        const gb_edge_t *e = &g->routes[i];
         if (e->from < 0 || e->to < 0) {
-            issue_count(is, "%s: stop %s does not exist", edge_name(e),
-                        e->from < 0 ? e->from_id : e->to_id);
+            issue_count(is, "%s: stop %s does not exist", edge_name(g, e),
+                        e->from < 0 ? gb_edge_from_id(g, e) : gb_edge_to_id(g, e));
         }
     }
     issue_close(r, is);
@@ -160,19 +164,20 @@ double gb_speed_limit(const char *transport) {
     return 1000; /* an unknown mode is at most as fast as a plane */
 }
 
+/* Transfers have no speed limit (gb_speed_limit of TRANSFER is 0). */
 static void check_speeds(const gb_graph_t *g, gb_report_t *r) {
     gb_issue_t *is = issue_open(r, "warning", "implausible_speed", "edges");
-    for (size_t i = 0; i < g->n_edges; i++) {
-        const gb_edge_t *e = &g->edges[i];
-        double limit = gb_speed_limit(e->transport);
+    for (size_t i = 0; i < g->n_routes; i++) {
+        const gb_edge_t *e = &g->routes[i];
+        const char *transport = gb_edge_transport(g, e);
+        double limit = gb_speed_limit(transport);
         if (limit <= 0 || !(e->weight > 0) || !isfinite(e->weight) || !(e->distance > 0)) {
             continue;
         }
         double kmh = e->distance / (e->weight / 60.0);
         if (kmh > limit) {
-            issue_count(is, "%s: %s %.0f km/h (%.10g km in %.10g min, limit %.0f)", edge_name(e),
-                        e->transport ? e->transport : "unknown", kmh, e->distance, e->weight,
-                        limit);
+            issue_count(is, "%s: %s %.0f km/h (%.10g km in %.10g min, limit %.0f)", edge_name(g, e),
+                        transport ? transport : "unknown", kmh, e->distance, e->weight, limit);
         }
     }
     issue_close(r, is);
@@ -180,99 +185,156 @@ static void check_speeds(const gb_graph_t *g, gb_report_t *r) {
 
 /* ---- duplicate edges: same stops, mode and weight under two route ids --- */
 
+/* The edges are sorted as 4-byte indexes, not copies of their keys: at 1.6
+ * million edges that is 6 MB instead of 38. The transport types compare by
+ * their rank in strcmp order, computed once. */
 typedef struct {
-    int from, to;
-    const char *transport;
-    double weight;
-    size_t edge;
-} edge_key_t;
+    const gb_graph_t *g;
+    uint16_t rank[GB_MAX_TRANSPORTS];
+} dup_order_t;
 
-static int cmp_edge_key(const void *a, const void *b) {
-    const edge_key_t *x = a, *y = b;
+static int cmp_edge_index(const void *a, const void *b, void *arg) {
+    const dup_order_t *o = arg;
+    uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    const gb_edge_t *x = &o->g->routes[i], *y = &o->g->routes[j];
     if (x->from != y->from) {
         return x->from < y->from ? -1 : 1;
     }
     if (x->to != y->to) {
         return x->to < y->to ? -1 : 1;
     }
-    int c = strcmp(x->transport, y->transport);
-    if (c) {
-        return c;
+    if (x->transport != y->transport) {
+        return o->rank[x->transport] < o->rank[y->transport] ? -1 : 1;
     }
     if (x->weight != y->weight) {
         return x->weight < y->weight ? -1 : 1;
     }
-    return (x->edge > y->edge) - (x->edge < y->edge);
+    return (i > j) - (i < j);
 }
 
+/* rank[t] = the place of type t among all types in strcmp order; unknown
+ * ("") comes first. */
+static void rank_transports(const gb_graph_t *g, uint16_t *rank) {
+    for (size_t t = 0; t < g->n_transports; t++) {
+        const char *a = t ? g->transports[t] : "";
+        rank[t] = 0;
+        for (size_t u = 0; u < g->n_transports; u++) {
+            const char *b = u ? g->transports[u] : "";
+            rank[t] += strcmp(b, a) < 0;
+        }
+    }
+}
+
+static int same_key(const gb_edge_t *x, const gb_edge_t *y) {
+    return x->from == y->from && x->to == y->to && x->weight == y->weight &&
+           x->transport == y->transport;
+}
+
+/* A route that is a transfer already there: its type TRANSFER, its weight
+ * the transfer's, between two stops of one transfer city. */
+static int repeats_transfer(const gb_graph_t *g, const gb_edge_t *e) {
+    int32_t city = gb_stop_city(g, (size_t)e->from);
+    return e->transport == GB_TRANSFER && e->weight == g->transfer_minutes && e->from != e->to &&
+           city >= 0 && city == gb_stop_city(g, (size_t)e->to);
+}
+
+/* Every edge sorted by (from, to, type, weight, edge) and each one equal to
+ * the one before in all but the edge named. Transfers come after every
+ * route and never repeat each other, so the routes are sorted alone and a
+ * transfer is named after the last route of its key. */
 static int check_duplicates(const gb_graph_t *g, gb_report_t *r) {
-    edge_key_t *k = malloc((g->n_edges ? g->n_edges : 1) * sizeof(*k));
-    if (!k) {
+    uint32_t *k = malloc((g->n_routes ? g->n_routes : 1) * sizeof(*k));
+    dup_order_t *order = malloc(sizeof(*order));
+    if (!k || !order) {
+        free(k);
+        free(order);
         return TG_ERR_NOMEM;
     }
+    order->g = g;
+    rank_transports(g, order->rank);
     size_t n = 0;
-    for (size_t i = 0; i < g->n_edges; i++) {
-        const gb_edge_t *e = &g->edges[i];
+    for (size_t i = 0; i < g->n_routes; i++) {
+        const gb_edge_t *e = &g->routes[i];
         if (e->from >= 0 && e->to >= 0 && isfinite(e->weight)) {
-            k[n++] = (edge_key_t){e->from, e->to, e->transport ? e->transport : "", e->weight, i};
+            k[n++] = (uint32_t)i;
         }
     }
-    qsort(k, n, sizeof(*k), cmp_edge_key);
+    qsort_r(k, n, sizeof(*k), cmp_edge_index, order);
     gb_issue_t *is = issue_open(r, "warning", "duplicate_edge", "edges");
-    for (size_t i = 1; i < n; i++) {
-        if (k[i].from != k[i - 1].from || k[i].to != k[i - 1].to ||
-            k[i].weight != k[i - 1].weight || strcmp(k[i].transport, k[i - 1].transport)) {
-            continue;
+    for (size_t i = 0; i < n; i++) {
+        const gb_edge_t *a = i ? &g->routes[k[i - 1]] : NULL, *b = &g->routes[k[i]];
+        if (a && same_key(a, b)) {
+            issue_count(is, "%s repeats %s (%s -> %s, %.10g min)", edge_name(g, b), edge_name(g, a),
+                        gb_edge_from_id(g, b), gb_edge_to_id(g, b), b->weight);
         }
-        const gb_edge_t *a = &g->edges[k[i - 1].edge], *b = &g->edges[k[i].edge];
-        issue_count(is, "%s repeats %s (%s -> %s, %.10g min)", edge_name(b), edge_name(a),
-                    b->from_id, b->to_id, b->weight);
+        int last = i + 1 == n || !same_key(b, &g->routes[k[i + 1]]);
+        if (last && repeats_transfer(g, b)) {
+            gb_edge_t t = gb_transfer_edge(g, b->from, b->to);
+            issue_count(is, "%s repeats %s (%s -> %s, %.10g min)", edge_name(g, &t),
+                        edge_name(g, b), gb_edge_from_id(g, &t), gb_edge_to_id(g, &t), t.weight);
+        }
     }
     issue_close(r, is);
     free(k);
+    free(order);
     return TG_OK;
 }
 
 /* ---- connectivity ------------------------------------------------------ */
 
-/* Marks in seen every stop reachable from s along the index (start, list);
- * reverse follows edges backwards. Iterative: graphs have 40k stops. */
-static void reach(const gb_graph_t *g, const size_t *start, const size_t *list, int reverse,
-                  size_t s, unsigned char *seen, size_t *queue) {
+/* Marks in seen every stop reachable from s along the route index (start,
+ * list) and the transfers; reverse follows routes backwards (transfers go
+ * both ways). A transfer city is entered once: all its stops at a time.
+ * Iterative: graphs have 80k stops. */
+static void reach(const gb_graph_t *g, const size_t *start, const uint32_t *list, int reverse,
+                  size_t s, unsigned char *seen, unsigned char *city_seen, size_t *queue) {
     size_t head = 0, tail = 0;
     seen[s] = 1;
     queue[tail++] = s;
+    memset(city_seen, 0, g->n_cities ? g->n_cities : 1);
     while (head < tail) {
         size_t v = queue[head++];
         for (size_t k = start[v]; k < start[v + 1]; k++) {
-            const gb_edge_t *e = &g->edges[list[k]];
+            const gb_edge_t *e = &g->routes[list[k]];
             int w = reverse ? e->from : e->to;
             if (w >= 0 && !seen[w]) {
                 seen[w] = 1;
                 queue[tail++] = (size_t)w;
             }
         }
+        int32_t c = gb_stop_city(g, v);
+        if (c < 0 || city_seen[c]) {
+            continue;
+        }
+        city_seen[c] = 1;
+        for (uint32_t k = g->cities[c].start; k < g->cities[c].end; k++) {
+            uint32_t w = g->city_stops[k];
+            if (!seen[w]) {
+                seen[w] = 1;
+                queue[tail++] = w;
+            }
+        }
     }
 }
 
 /* The incoming-edge index, as gb_graph_index builds the outgoing one. */
-static int index_incoming(const gb_graph_t *g, size_t **start, size_t **list) {
+static int index_incoming(const gb_graph_t *g, size_t **start, uint32_t **list) {
     *start = calloc(g->n_nodes + 2, sizeof(size_t));
-    *list = malloc((g->n_edges ? g->n_edges : 1) * sizeof(size_t));
+    *list = malloc((g->n_routes ? g->n_routes : 1) * sizeof(uint32_t));
     if (!*start || !*list) {
         return TG_ERR_NOMEM;
     }
-    for (size_t e = 0; e < g->n_edges; e++) {
-        if (g->edges[e].from >= 0 && g->edges[e].to >= 0) {
-            (*start)[g->edges[e].to + 2]++;
+    for (size_t e = 0; e < g->n_routes; e++) {
+        if (g->routes[e].from >= 0 && g->routes[e].to >= 0) {
+            (*start)[g->routes[e].to + 2]++;
         }
     }
     for (size_t i = 0; i < g->n_nodes; i++) {
         (*start)[i + 2] += (*start)[i + 1];
     }
-    for (size_t e = 0; e < g->n_edges; e++) {
-        if (g->edges[e].from >= 0 && g->edges[e].to >= 0) {
-            (*list)[(*start)[g->edges[e].to + 1]++] = e;
+    for (size_t e = 0; e < g->n_routes; e++) {
+        if (g->routes[e].from >= 0 && g->routes[e].to >= 0) {
+            (*list)[(*start)[g->routes[e].to + 1]++] = (uint32_t)e;
         }
     }
     return TG_OK;
@@ -283,26 +345,30 @@ static int index_incoming(const gb_graph_t *g, size_t **start, size_t **list) {
  * as isolated_stop); one that is still here fails the rule like any other.
  * The graph is strongly connected exactly when the best-connected stop
  * reaches every other stop and every other stop reaches it. */
-static int check_connected(const gb_graph_t *g, const size_t *in_start, const size_t *in_list,
+static int check_connected(const gb_graph_t *g, const size_t *in_start, const uint32_t *in_list,
                            gb_report_t *r) {
     size_t n = g->n_nodes, hub = n, best = 0;
     unsigned char *fwd = calloc(n ? n : 1, 1), *bwd = calloc(n ? n : 1, 1);
     size_t *queue = malloc((n ? n : 1) * sizeof(size_t));
-    if (!fwd || !bwd || !queue) {
+    unsigned char *city_seen = malloc(g->n_cities ? g->n_cities : 1);
+    if (!fwd || !bwd || !queue || !city_seen) {
         free(fwd);
         free(bwd);
         free(queue);
+        free(city_seen);
         return TG_ERR_NOMEM;
     }
     for (size_t i = 0; i < n; i++) {
-        size_t deg = (g->out_start[i + 1] - g->out_start[i]) + (in_start[i + 1] - in_start[i]);
+        int32_t c = gb_stop_city(g, i);
+        size_t deg = (g->out_start[i + 1] - g->out_start[i]) + (in_start[i + 1] - in_start[i]) +
+                     (c >= 0 ? 2 * (size_t)(g->cities[c].end - g->cities[c].start - 1) : 0);
         if (deg > best) {
             best = deg, hub = i;
         }
     }
     if (hub < n) {
-        reach(g, g->out_start, g->out_edges, 0, hub, fwd, queue);
-        reach(g, in_start, in_list, 1, hub, bwd, queue);
+        reach(g, g->out_start, g->out_edges, 0, hub, fwd, city_seen, queue);
+        reach(g, in_start, in_list, 1, hub, bwd, city_seen, queue);
         gb_issue_t *is = issue_open(r, "error", "not_strongly_connected", "stops");
         const char *h = g->nodes[hub].id;
         for (size_t i = 0; i < n; i++) {
@@ -320,6 +386,7 @@ static int check_connected(const gb_graph_t *g, const size_t *in_start, const si
     free(fwd);
     free(bwd);
     free(queue);
+    free(city_seen);
     return TG_OK;
 }
 
@@ -335,7 +402,7 @@ static void check_counts(const gb_graph_t *g, gb_report_t *r) {
     issue_close(r, is);
     /* Transfers alone do not make a network: at least one route must. */
     is = issue_open(r, "error", "no_edges", "edges");
-    if (g->n_edges == g->transfer_edges) {
+    if (g->n_routes == 0) {
         issue_count(is, "the dataset has no routes and no virtual routes");
     }
     issue_close(r, is);
@@ -359,10 +426,10 @@ static void note_info(const gb_graph_t *g, gb_report_t *r) {
     note_sampled(r, "transfers_skipped", "cities", g->big_cities, g->big_city_samples,
                  "too many stops for transfer edges");
     gb_issue_t *is = issue_open(r, "info", "weight_from_flights", "edges");
-    for (size_t i = 0; i < g->n_edges; i++) {
-        if (g->edges[i].weight_from_flights) {
-            issue_count(is, "%s: median flight %.10g min", edge_name(&g->edges[i]),
-                        g->edges[i].weight);
+    for (size_t i = 0; i < g->n_routes; i++) {
+        if (g->routes[i].weight_from_flights) {
+            issue_count(is, "%s: median flight %.10g min", edge_name(g, &g->routes[i]),
+                        g->routes[i].weight);
         }
     }
     issue_close(r, is);
@@ -375,7 +442,8 @@ int gb_validate(const gb_graph_t *g, gb_report_t *r) {
     memset(r, 0, sizeof(*r));
     check_counts(g, r);
     check_edges(g, r);
-    size_t *in_start = NULL, *in_list = NULL;
+    size_t *in_start = NULL;
+    uint32_t *in_list = NULL;
     int rc = index_incoming(g, &in_start, &in_list);
     if (rc == TG_OK) {
         rc = check_connected(g, in_start, in_list, r);

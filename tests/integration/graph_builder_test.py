@@ -8,6 +8,7 @@ flushing the shared test database cannot remove a graph mid-test.
 """
 import gzip
 import json
+import math
 import os
 import re
 import socket
@@ -481,6 +482,210 @@ def test_graph_is_backed_up_to_s3(gstack):
     backup = json.loads(gzip.decompress(s3_get(p["backupKey"])))
     assert backup["graphVersion"] == p["graphVersion"] and backup["datasetVersion"] == ds
     assert len(backup["nodes"]) == 6 and len(backup["edges"]) == 12
+
+
+# ---- the published bytes, computed independently ----------------------------
+
+def json_str(s):
+    """tg_json_append_str: a quote and a backslash get a backslash, control
+    characters become backslash-u00xx (lower-case hex), the rest is copied."""
+    out = []
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20:
+            out.append("\\u%04x" % ord(ch))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def json_num(v):
+    """Whole numbers as integers, the rest with ten significant digits."""
+    if v == math.floor(v) and abs(v) < 1e15:
+        return str(int(v))
+    return "%.10g" % v
+
+
+def city_key(name):
+    """The city rule of libcommon/include/tg/text.h, for the names used here."""
+    if not name:
+        return None
+    folded = "".join("е" if c in "Ёё" else c.lower() for c in name)
+    key = " ".join(re.split(r"[\s\-\u00a0\u2010\u2011\u2013\u2014]+", folded)).strip()
+    for t in ("г.", "г ", "пос.", "пгт.", "пгт ", "с.", "п."):
+        if key.startswith(t):
+            key = key[len(t) + (key[len(t):len(t) + 1] == " "):]
+            break
+    return key or None
+
+
+def haversine_km(a, b):
+    if None in (a["lat"], a["lon"], b["lat"], b["lon"]):
+        return None
+    rad = math.pi / 180
+    dlat, dlon = (b["lat"] - a["lat"]) * rad, (b["lon"] - a["lon"]) * rad
+    h = math.sin(dlat / 2) ** 2 + \
+        math.cos(a["lat"] * rad) * math.cos(b["lat"] * rad) * math.sin(dlon / 2) ** 2
+    km = 2 * 6371.0 * math.asin(math.sqrt(min(h, 1)))
+    return math.floor(km * 100 + 0.5) / 100  # C round(): half away from zero
+
+
+def median(values):
+    values = sorted(values)
+    mid = (len(values) - 1) / 2
+    lo, hi = values[math.floor(mid)], values[math.ceil(mid)]
+    return lo + (hi - lo) * (mid - math.floor(mid))  # percentile_cont(0.5)
+
+
+def expected_graph(data, transfer_minutes=15, transfer_max_stops=30):
+    """The graph of the README's model: nodes in load order (real stops by id,
+    then virtual ones, a repeated id dropped), edges in load order (routes and
+    virtual routes by id, then each city's transfers), isolated stops left out."""
+    nodes, seen = [], set()
+    for s in sorted(data["stops"], key=lambda s: s["id"]) + \
+            sorted(data["vstops"], key=lambda s: s["id"]):
+        if s["id"] not in seen:
+            seen.add(s["id"])
+            nodes.append(dict(s, name=s.get("name") or s["id"]))
+    flights = {}
+    for f in data["flights"]:
+        flights.setdefault(f["route"], []).append(f["minutes"])
+    edges = []
+    for r in sorted(data["routes"] + data["vroutes"], key=lambda r: r["id"]):
+        weight = median(flights[r["id"]]) if r["id"] in flights else r["minutes"]
+        edges.append(dict(frm=r["frm"], to=r["to"], weight=weight, km=r["km"],
+                          type=r["type"] or None, route=r["id"]))
+    cities = {}
+    for n in nodes:
+        if city_key(n.get("city")):
+            cities.setdefault(city_key(n["city"]).encode(), []).append(n)
+    for key in sorted(cities):
+        group = cities[key]
+        if len(group) > transfer_max_stops:
+            continue
+        for a in group:
+            for b in group:
+                if a is not b:
+                    edges.append(dict(frm=a["id"], to=b["id"], weight=transfer_minutes,
+                                      km=haversine_km(a, b), type="TRANSFER", route=None))
+    touched = {e["frm"] for e in edges} | {e["to"] for e in edges}
+    return [n for n in nodes if n["id"] in touched], edges
+
+
+def node_json(n):
+    out = '{"stopId":' + json_str(n["id"]) + ',"stopName":' + json_str(n["name"])
+    if n.get("lat") is not None and n.get("lon") is not None:
+        out += ',"latitude":' + json_num(n["lat"]) + ',"longitude":' + json_num(n["lon"])
+    if n.get("city"):
+        out += ',"cityName":' + json_str(n["city"])
+    return out + "}"
+
+
+def edge_json(e):
+    out = '{"fromStopId":' + json_str(e["frm"]) + ',"toStopId":' + json_str(e["to"]) + \
+        ',"weight":' + json_num(e["weight"])
+    if e["km"] is not None:
+        out += ',"distance":' + json_num(e["km"])
+    if e["type"]:
+        out += ',"transportType":' + json_str(e["type"])
+    if e["route"]:
+        out += ',"routeId":' + json_str(e["route"])
+    return out + "}"
+
+
+def edge_cases():
+    """A dataset touching every branch of the published format: names with
+    quotes, backslashes, control characters and 4-byte UTF-8; missing city,
+    latitude or longitude; tiny, negative and whole coordinates; one city
+    spelled four ways; a city too big for transfers; a virtual stop repeating
+    a real id; fractional durations and medians; routes without a distance or
+    a transport type, and one repeating a transfer; an isolated stop."""
+    def stop(i, name, city, lat, lon):
+        return dict(id=i, name=name, city=city, lat=lat, lon=lon)
+    stops = [
+        stop("s01", 'Центр "Главный" \\ вход', "Якутск", 62.02791234567, 129.7325),
+        stop("s02", "Таб\tи\nперевод\x01", "г. Якутск", 62.03, 129.74),
+        stop("s03", "Аэропорт ✈ 𝔸", "ЯКУТСК", 62.0933, 129.7708),
+        stop("s04", "Усть-Мая", "Усть-Мая", 60.4167, 134.5333),
+        stop("s05", "Пристань", "усть  мая", 60.42, 1e-07),
+        stop("s06", "Мирный", "Мирный", 62.5353, 113.9611),
+        stop("s07", "Мирный 2", "г.Мирный", 62.54, 114),
+        stop("s08", "Мирный 3", "мирный", -0.5, 114.01),
+        stop("s09", "Мирный 4", "Мирный", 62.55, 114.02),
+        stop("s10", "Без города", None, None, None),
+        stop("s11", "Ленск без широты", "Ленск", None, 114.9),
+        stop("s12", "Ленск", "Ленск", 60.7253, 114.9167),
+        stop("s13", "Оймякон", "Оймякон", 63.46, 142.78),
+    ]
+    vstops = [stop("s04", "г. Усть-Мая (дубль)", "Усть-Мая", 60.0, 134.0),
+              stop("v01", "г. Якутск", "Якутск", 62.0, 129.0),
+              stop("v02", "г. Мирный", "Мирный", 62.5, 114.0)]
+    routes, vroutes, n = [], [], [0]
+
+    def route(frm, to, type_="BUS", minutes=60.0, km=50.0, table=routes, prefix="r"):
+        n[0] += 1
+        table.append(dict(id=f"{prefix}{n[0]:02d}", frm=frm, to=to, type=type_, minutes=minutes,
+                          km=km))
+    hubs = ["s01", "s04", "s06", "s10", "s12"]
+    for a, b in zip(hubs, hubs[1:] + hubs[:1]):
+        route(a, b, "AIR", 95.25, 812.4)
+        route(b, a, None, 47.0, None)
+    for s in ("s07", "s08", "s09"):
+        route("s06", s, "", 12.5, 3.0)
+        route(s, "s06", "bus", 12.0, 3.25)
+    route("s01", "s04", "AIR", 60.0, 5000.0)   # implausible speed
+    route("s01", "s04", "AIR", 60.0, 5000.0)   # the same edge under another id
+    route("s10", "s12", "RIVER", 600.0, 0.001)
+    route("v02", "s06", "BUS", 20.0, 5.0, table=vroutes, prefix="vr")
+    route("s06", "v02", "BUS", 20.0, 5.0, table=vroutes, prefix="vr")
+    route("s02", "s03", "TRANSFER", 15.0, 1.0)  # a route repeating a transfer
+    flights = [dict(id="f1", route="r01", frm="s01", to="s04", minutes=100),
+               dict(id="f2", route="r01", frm="s01", to="s04", minutes=111),
+               dict(id="f3", route="r02", frm="s04", to="s01", minutes=61),
+               dict(id="f4", route="r02", frm="s04", to="s01", minutes=62.5),
+               dict(id="f5", route="r02", frm="s04", to="s01", minutes=65.75),
+               dict(id="f6", route="vr20", frm="v02", to="s06", minutes=33.3)]
+    return dict(stops=stops, routes=routes, flights=flights, vstops=vstops, vroutes=vroutes)
+
+
+def test_published_bytes_match_the_graph_model(gstack):
+    """Every key graph-builder writes and every byte of every value, and the
+    backup, against the graph computed here from the README's model."""
+    data = edge_cases()
+    nodes, edges = expected_graph(data, transfer_max_stops=4)
+    ds = insert_dataset(gstack, data)
+    gstack.start("graph-builder", env={"GRAPH_TRANSFER_MAX_STOPS": "4",
+                                       "S3_ENDPOINT": STACK["S3_ENDPOINT"]})
+    trigger(gstack, ds)
+    done, _ = results(gstack, 1, timeout=90)
+    p = done[0]["payload"]
+    assert p["status"] == "success", p
+    assert (p["nodes"], p["edges"], p["isolatedStops"]) == (len(nodes), len(edges), 1), p
+    issues = {i["code"]: i for i in p["validation"]["issues"]}
+    assert {c: issues[c]["count"] for c in issues} == {
+        "isolated_stop": 1, "duplicate_stop": 1, "transfers_skipped": 1,
+        "implausible_speed": 2, "duplicate_edge": 2, "weight_from_flights": 3,
+        "transfer_edges": 12 + 2 + 2}, issues
+    assert issues["duplicate_edge"]["samples"] == ["r18 repeats r17 (s01 -> s04, 60 min)",
+                                                   "transfer repeats r22 (s02 -> s03, 15 min)"]
+
+    version = p["graphVersion"]
+    r = gstack.redis
+    want = {f"graph:{version}:node:{n['id']}": node_json(n) for n in nodes}
+    for n in nodes:
+        want[f"graph:{version}:neighbors:{n['id']}"] = \
+            "[" + ",".join(edge_json(e) for e in edges if e["frm"] == n["id"]) + "]"
+    keys = set(r.keys_of(version))
+    assert keys == set(want) | {f"graph:{version}:nodes"}
+    for key, value in want.items():
+        assert r("GET", key) == value, key
+    assert sorted(r("SMEMBERS", f"graph:{version}:nodes")) == sorted(n["id"] for n in nodes)
+    assert r("GET", "graph:version") == version
+
+    backup = gzip.decompress(s3_get(p["backupKey"])).decode()
+    assert backup == '{"graphVersion":"%s","datasetVersion":%d,"nodes":[%s],"edges":[%s]}' % (
+        version, ds, ",".join(node_json(n) for n in nodes), ",".join(edge_json(e) for e in edges))
 
 
 def sample_data():

@@ -7,6 +7,8 @@
  *                               connection still usable
  *   storage_probe copy-killed   the backend dies during a large COPY: its
  *                               error, and no result left unread
+ *   storage_probe stream-rows   tg_pg_stream over 100,000 rows; a reader that
+ *                               stops early; a server error midway
  *   storage_probe redis-pipe N  write N keys pipelined, read them back
  *   storage_probe redis-error   a pipelined error reply is reported
  *   storage_probe redis-whoami  connect with REDIS_URL, print the ACL user
@@ -153,6 +155,50 @@ static int copy_mode(const char *mode) {
     return ok ? 0 : 1;
 }
 
+typedef struct {
+    long rows, in_order; /* rows seen, and how many came as row number rows + 1 */
+    long stop_at;        /* > 0: the reader fails at this row */
+} stream_count_t;
+
+static int count_row(const PGresult *row, void *arg, char *errstr, size_t errlen) {
+    stream_count_t *c = arg;
+    c->rows++;
+    c->in_order += PQntuples(row) == 1 && strtol(PQgetvalue(row, 0, 0), NULL, 10) == c->rows;
+    if (c->stop_at > 0 && c->rows == c->stop_at) {
+        return tg_fail(TG_ERR_NOMEM, errstr, errlen, "reader stopped at row %ld", c->rows);
+    }
+    return TG_OK;
+}
+
+/* Streams sql, then checks that the connection serves the next statement. */
+static int stream_case(PGconn *pg, const char *name, const char *sql, long stop_at) {
+    char err[512] = "";
+    stream_count_t c = {.stop_at = stop_at};
+    int rc = tg_pg_stream(pg, sql, 0, NULL, count_row, &c, err, sizeof(err));
+    PGresult *res = NULL;
+    char next[512];
+    int again = tg_pg_exec(pg, "SELECT 1", 0, NULL, &res, next, sizeof(next));
+    PQclear(res);
+    printf("%s: %s rows=%ld in_order=%ld %s; next statement: %s\n", name, tg_err_name(rc), c.rows,
+           c.in_order, rc ? err : "ok", again ? next : "ok");
+    return again;
+}
+
+static int stream_mode(void) {
+    char err[512];
+    PGconn *pg = tg_pg_connect(getenv("DATABASE_URL"), 5, err, sizeof(err));
+    if (!pg) {
+        return fail("connect", err);
+    }
+    int rc =
+        stream_case(pg, "all", "SELECT g, repeat('x', 100) FROM generate_series(1, 100000) g", 0);
+    rc |= stream_case(pg, "reader-stops", "SELECT g FROM generate_series(1, 100000) g", 10);
+    rc |= stream_case(pg, "server-error",
+                      "SELECT g, 1 / (50000 - g) FROM generate_series(1, 100000) g", 0);
+    PQfinish(pg);
+    return rc ? 1 : 0;
+}
+
 static int redis_pipe(int n) {
     char err[512];
     redisContext *c = tg_redis_connect(getenv("REDIS_URL"), 5, err, sizeof(err));
@@ -241,6 +287,9 @@ int main(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "copy-bad-row") || !strcmp(argv[1], "copy-killed"))) {
         return copy_mode(argv[1]);
     }
+    if (argc == 2 && !strcmp(argv[1], "stream-rows")) {
+        return stream_mode();
+    }
     if (argc == 3 && !strcmp(argv[1], "redis-pipe")) {
         return redis_pipe(atoi(argv[2]));
     }
@@ -251,6 +300,6 @@ int main(int argc, char **argv) {
         return redis_whoami();
     }
     fprintf(stderr, "usage: storage_probe pg-rollback|pg-commit|copy-bad-row|copy-killed|"
-                    "redis-pipe N|redis-error|redis-whoami\n");
+                    "stream-rows|redis-pipe N|redis-error|redis-whoami\n");
     return 2;
 }

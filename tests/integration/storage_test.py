@@ -1,6 +1,7 @@
 """libcommon's storage helpers against the real PostgreSQL and Redis: a
 failed transaction leaves no rows, COPY escapes survive, a failed COPY
-reports its real error and leaves no result unread, pipelined Redis writes
+reports its real error and leaves no result unread, a streamed query hands
+over every row in order and ends cleanly however it stops, pipelined Redis writes
 read back, an error reply in a pipeline is reported, and REDIS_URL's ACL
 user and percent-encoded password reach Redis as written. And the dataset
 tables' rule: a version's rows live and die with its datasets row, held by
@@ -54,6 +55,21 @@ def test_copy_cut_off_by_the_server_reports_why_and_reads_every_result(stack):
     assert "copy: unavailable: postgres: COPY probe_killer (id, name) FROM STDIN: FATAL:  " \
         "terminating connection due to administrator command" in out.stdout, out.stdout
     assert out.returncode == 0, out.stderr + out.stdout
+
+
+def test_streamed_query_hands_over_every_row_and_ends_cleanly(stack):
+    out = probe(stack, "stream-rows")
+    assert out.returncode == 0, out.stderr + out.stdout
+    lines = dict(line.split(": ", 1) for line in out.stdout.splitlines())
+    assert lines["all"] == "ok rows=100000 in_order=100000 ok; next statement: ok"
+    # The reader's error is the result; the rest of the rows are dropped.
+    assert lines["reader-stops"] == "nomem rows=10 in_order=10 reader stopped at row 10;" \
+        " next statement: ok", out.stdout
+    # The rows before the server's error were handed over, then its reason.
+    status, rest = lines["server-error"].split(" ", 1)
+    assert status == "invalid" and "division by zero" in rest and rest.endswith(
+        "next statement: ok"), out.stdout
+    assert int(rest.split("rows=")[1].split(" ")[0]) <= 49999, out.stdout
 
 
 def test_redis_pipelined_writes_read_back(stack):

@@ -11,6 +11,7 @@
  * must both hold or both not. The directory's own names must also find their
  * city: each serves exactly its city. */
 #include "graph.h"
+#include "tg/envelope.h"
 #include "tg/files.h"
 #include "tg_test.h"
 #include "virtual.h"
@@ -120,14 +121,20 @@ static const virtual_city_t *graph_grouped(const virtual_cities_t *dir, const ch
                           dir->items[c].longitude) == TG_OK);
     }
     CHECK(gb_add_transfers(g, 10, 1000) == TG_OK);
-    for (size_t e = 0; e < g->n_edges; e++) {
-        if (strcmp(g->edges[e].from_id, "stop-s")) {
-            continue;
-        }
-        size_t c = strtoul(g->edges[e].to_id + strlen("city-"), NULL, 10);
+    CHECK(gb_graph_index(g) == TG_OK);
+    /* The transfers of stop S are its neighbors (it has no routes). */
+    tg_buf_t json;
+    tg_buf_init(&json);
+    CHECK(gb_neighbors_json(&json, g, 0) == TG_OK);
+    cJSON *edges = cJSON_Parse(json.data);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, edges) {
+        size_t c = strtoul(tg_json_str(e, "toStopId") + strlen("city-"), NULL, 10);
         CHECK(grouped == NULL || grouped == &dir->items[c]);
         grouped = &dir->items[c];
     }
+    cJSON_Delete(edges);
+    tg_buf_free(&json);
     gb_graph_free(g);
     return grouped;
 }

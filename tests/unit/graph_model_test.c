@@ -24,9 +24,38 @@ static void test_index(void) {
     CHECK(g->duplicate_stops == 1);
     CHECK_STR(g->nodes[7].name, "stop-7"); /* the first one wins */
     CHECK(gb_add_edge(g, "stop-1", "nowhere", 10, NAN, "BUS", "r1", 0) == TG_OK);
-    CHECK(g->edges[0].from == 1 && g->edges[0].to == -1);
-    CHECK_STR(g->edges[0].to_id, "nowhere");
+    CHECK(g->routes[0].from == 1 && g->routes[0].to < 0);
+    CHECK_STR(gb_edge_to_id(g, &g->routes[0]), "nowhere");
+    CHECK_STR(gb_edge_from_id(g, &g->routes[0]), "stop-1");
+    CHECK_STR(gb_edge_transport(g, &g->routes[0]), "BUS");
+    CHECK_STR(gb_edge_route_id(g, &g->routes[0]), "r1");
+    /* Transport types are interned: one copy per type, a bounded number. */
+    CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, "BUS", "r2", 0) == TG_OK);
+    CHECK(g->routes[1].transport == g->routes[0].transport);
+    CHECK(g->n_transports == 3); /* unknown, TRANSFER, BUS */
+    char type[16];
+    for (int i = (int)g->n_transports; i < GB_MAX_TRANSPORTS; i++) {
+        snprintf(type, sizeof(type), "T%d", i);
+        CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, type, "r", 0) == TG_OK);
+    }
+    CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, "ONE-TOO-MANY", "r", 0) == TG_ERR_INVALID);
+    CHECK(gb_add_edge(g, "stop-2", "stop-3", 10, NAN, "BUS", "r", 0) == TG_OK);
+    CHECK_STR(gb_edge_transport(g, &g->routes[g->n_routes - 1]), "BUS");
     gb_graph_free(g);
+}
+
+static int collect_edge(const gb_graph_t *g, const gb_edge_t *e, void *arg) {
+    gb_edge_t **at = arg;
+    *(*at)++ = *e;
+    return TG_OK;
+}
+
+/* Every edge of g in order (gb_for_each_edge); the caller frees the array. */
+static gb_edge_t *every_edge(const gb_graph_t *g) {
+    gb_edge_t *all = malloc((gb_edge_count(g) + 1) * sizeof(*all)), *at = all;
+    CHECK(all && gb_for_each_edge(g, collect_edge, &at) == TG_OK);
+    CHECK(all && (size_t)(at - all) == gb_edge_count(g));
+    return all;
 }
 
 /* Stops are grouped by tg_city_key (tested with the city rule in
@@ -42,9 +71,11 @@ static void test_city_grouping(void) {
     CHECK(gb_add_node(g, "x3", "X3", "Як\xffутск", 62.0, 129.7) == TG_OK);
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
     CHECK(g->transfer_edges == 4); /* m1<->m2, n1<->n2 */
-    for (size_t i = 0; i < g->n_edges; i++) {
-        CHECK(g->edges[i].from_id[0] == g->edges[i].to_id[0]);
+    gb_edge_t *all = every_edge(g);
+    for (size_t i = 0; i < gb_edge_count(g); i++) {
+        CHECK(gb_edge_from_id(g, &all[i])[0] == gb_edge_to_id(g, &all[i])[0]);
     }
+    free(all);
     gb_graph_free(g);
 }
 
@@ -58,21 +89,24 @@ static void test_transfers(void) {
     CHECK(gb_add_node(g, "c2", "C2", NULL, 1, 1) == TG_OK);
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
     CHECK(g->transfer_edges == 6); /* 3 stops of Якутск, both ways; no city, no transfer */
-    CHECK(g->n_edges == 6);
+    CHECK(gb_edge_count(g) == 6);
+    gb_edge_t *all = every_edge(g);
     int a1a2 = 0;
-    for (size_t i = 0; i < g->n_edges; i++) {
-        CHECK_STR(g->edges[i].transport, "TRANSFER");
-        CHECK(g->edges[i].weight == 15);
-        CHECK(g->edges[i].route_id == NULL);
-        if (!strcmp(g->edges[i].from_id, "a1") && !strcmp(g->edges[i].to_id, "a2")) {
+    for (size_t i = 0; i < gb_edge_count(g); i++) {
+        CHECK_STR(gb_edge_transport(g, &all[i]), "TRANSFER");
+        CHECK(all[i].weight == 15);
+        CHECK(gb_edge_route_id(g, &all[i]) == NULL);
+        if (!strcmp(gb_edge_from_id(g, &all[i]), "a1") &&
+            !strcmp(gb_edge_to_id(g, &all[i]), "a2")) {
             a1a2 = 1;
-            CHECK(fabs(g->edges[i].distance - 11.12) < 0.05); /* 0.1 degree of latitude */
+            CHECK(fabs(all[i].distance - 11.12) < 0.05); /* 0.1 degree of latitude */
         }
-        if (!strcmp(g->edges[i].to_id, "a3")) {
-            CHECK(isnan(g->edges[i].distance));
+        if (!strcmp(gb_edge_to_id(g, &all[i]), "a3")) {
+            CHECK(isnan(all[i].distance));
         }
     }
     CHECK(a1a2);
+    free(all);
     gb_graph_free(g);
 
     /* A city beyond the cap gets no transfers and is reported. */
@@ -81,10 +115,10 @@ static void test_transfers(void) {
     CHECK(gb_add_node(g, "x2", "X2", "Big", 0, 0) == TG_OK);
     CHECK(gb_add_node(g, "x3", "X3", "Big", 0, 0) == TG_OK);
     CHECK(gb_add_transfers(g, 15, 2) == TG_OK);
-    CHECK(g->n_edges == 0);
+    CHECK(gb_edge_count(g) == 0);
     CHECK(g->big_cities == 1);
     CHECK(gb_add_transfers(g, 0, 30) == TG_OK); /* 0 minutes: transfers off */
-    CHECK(g->n_edges == 0);
+    CHECK(gb_edge_count(g) == 0);
     gb_graph_free(g);
 
     /* Two long city names that differ only at their end are two cities:
@@ -99,10 +133,12 @@ static void test_transfers(void) {
     CHECK(gb_add_node(g, "s1", "S1", south, 0, 0) == TG_OK);
     CHECK(gb_add_node(g, "s2", "S2", south, 0, 0) == TG_OK);
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
-    CHECK(g->n_edges == 2); /* s1 <-> s2 only */
-    for (size_t i = 0; i < g->n_edges; i++) {
-        CHECK(g->edges[i].from_id[0] == 's' && g->edges[i].to_id[0] == 's');
+    CHECK(gb_edge_count(g) == 2); /* s1 <-> s2 only */
+    all = every_edge(g);
+    for (size_t i = 0; i < gb_edge_count(g); i++) {
+        CHECK(gb_edge_from_id(g, &all[i])[0] == 's' && gb_edge_to_id(g, &all[i])[0] == 's');
     }
+    free(all);
     gb_graph_free(g);
 }
 

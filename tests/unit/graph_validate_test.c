@@ -63,7 +63,7 @@ static void test_no_nodes_no_edges(void) {
     CHECK(gb_add_node(g, "a", "A", "Якутск", NAN, NAN) == TG_OK);
     CHECK(gb_add_node(g, "b", "B", "Якутск", NAN, NAN) == TG_OK);
     CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
-    CHECK(g->n_edges == 2);
+    CHECK(gb_edge_count(g) == 2 && g->n_routes == 0);
     validate(g, &r);
     CHECK(gb_report_find(&r, "no_edges") != NULL);
     CHECK(r.errors == 1);
@@ -182,8 +182,8 @@ static void test_isolated_stop(void) {
     CHECK(g->n_nodes == 2 && g->isolated_stops == 2);
     CHECK(gb_find_node(g, "lonely") < 0 && gb_find_node(g, "alone-too") < 0);
     CHECK(gb_find_node(g, "a") == 0 && gb_find_node(g, "b") == 1);
-    CHECK(g->edges[0].from == 0 && g->edges[0].to == 1);
-    CHECK(g->out_start[2] - g->out_start[1] == 1 && g->edges[g->out_edges[1]].to == 0);
+    CHECK(g->routes[0].from == 0 && g->routes[0].to == 1);
+    CHECK(g->out_start[2] - g->out_start[1] == 1 && g->routes[g->out_edges[1]].to == 0);
     CHECK(gb_validate(g, &r) == TG_OK);
     is = gb_report_find(&r, "isolated_stop");
     CHECK(is && is->count == 2 && !strcmp(is->severity, "warning"));
@@ -233,6 +233,20 @@ static void test_duplicates(void) {
     validate(g, &r);
     const gb_issue_t *is = gb_report_find(&r, "duplicate_edge");
     CHECK(is && is->count == 1 && has_sample(is, "ab-copy repeats ab (a -> b, 60 min)"));
+    gb_report_free(&r);
+
+    /* A route that is a transfer already there (type, weight, city) is
+     * named before it: transfers come after every route. */
+    g = gb_graph_new();
+    CHECK(gb_add_node(g, "a", "A", "Якутск", 62.0, 129.7) == TG_OK);
+    CHECK(gb_add_node(g, "b", "B", "г. Якутск", 62.1, 129.7) == TG_OK);
+    CHECK(gb_add_edge(g, "a", "b", 15, 1, "TRANSFER", "walk", 0) == TG_OK);
+    CHECK(gb_add_edge(g, "b", "a", 16, 1, "TRANSFER", "slow-walk", 0) == TG_OK); /* not a copy */
+    CHECK(gb_add_transfers(g, 15, 30) == TG_OK);
+    validate(g, &r);
+    is = gb_report_find(&r, "duplicate_edge");
+    CHECK(is && is->count == 1 && has_sample(is, "transfer repeats walk (a -> b, 15 min)"));
+    CHECK(gb_report_find(&r, "not_strongly_connected") == NULL); /* the transfers connect */
     gb_report_free(&r);
 }
 

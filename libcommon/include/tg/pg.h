@@ -1,6 +1,7 @@
 /* Layer 2 (clients).
  * PostgreSQL on libpq: connect with retry and backoff, parameterised
- * statements only, transactions, and bulk loads through COPY. */
+ * statements only, results read whole or row by row, transactions, and bulk
+ * loads through COPY. */
 #ifndef TG_PG_H
 #define TG_PG_H
 
@@ -32,6 +33,19 @@ typedef struct {
  * statement's SQLSTATE and constraint name, on success with "". */
 int tg_pg_exec_diag(PGconn *conn, const char *sql, int nparams, const char *const *params,
                     PGresult **out, tg_pg_diag_t *diag, char *errstr, size_t errlen) TG_WARN_UNUSED;
+
+/* Receives one row of a streamed result: row holds it as row 0 and lives
+ * only during the call. A non-zero return (with errstr filled) stops the
+ * stream and becomes tg_pg_stream's result. */
+typedef int (*tg_pg_row_fn)(const PGresult *row, void *arg, char *errstr, size_t errlen);
+
+/* Runs a parameterised query like tg_pg_exec and hands its rows to on_row
+ * one at a time (libpq's single-row mode), so the client holds one row
+ * whatever the size of the result. When on_row or the server fails midway
+ * the remaining rows are read and dropped, the connection is idle again and
+ * the rows already handed over stay the caller's to discard. */
+int tg_pg_stream(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                 tg_pg_row_fn on_row, void *arg, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 int tg_pg_begin(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;
 int tg_pg_commit(PGconn *conn, char *errstr, size_t errlen) TG_WARN_UNUSED;

@@ -39,12 +39,24 @@ void tg_s3_keys_free(char **keys, size_t n);
 int tg_s3_delete(const tg_config_t *cfg, const char *key, char *errstr,
                  size_t errlen) TG_WARN_UNUSED;
 
-/* gzip-compresses data; the caller frees *out. */
-int tg_gzip(const void *data, size_t len, void **out, size_t *outlen) TG_WARN_UNUSED;
+/* gzip compression fed piece by piece and written to a file as it goes:
+ * memory stays at one piece whatever the size. The bytes are those of one
+ * deflate (level 6, gzip header) over the pieces put together, however the
+ * data is cut. The stream borrows out; the caller closes it. */
+typedef struct tg_gzip_s tg_gzip_t;
 
-/* gzip-compresses the whole of file in (read from its start) into out,
- * written at out's position, in pieces of 64 KiB: memory stays the same
- * whatever the size. TG_ERR_IO when either file fails, TG_ERR_NOMEM. */
+/* Starts a stream into out; NULL when out of memory. */
+tg_gzip_t *tg_gzip_new(FILE *out);
+/* Compresses len more bytes: TG_OK, TG_ERR_NOMEM, or TG_ERR_IO when out
+ * cannot be written. After a failure every call returns that failure. */
+int tg_gzip_write(tg_gzip_t *z, const void *data, size_t len) TG_WARN_UNUSED;
+/* Ends the stream, flushes out and frees z, whatever the result. */
+int tg_gzip_finish(tg_gzip_t *z) TG_WARN_UNUSED;
+/* Frees a stream that will not be finished; NULL is allowed. */
+void tg_gzip_free(tg_gzip_t *z);
+
+/* Compresses the whole of file in (read from its start) into out, written
+ * at out's position. TG_ERR_IO when either file fails, TG_ERR_NOMEM. */
 int tg_gzip_file(FILE *in, FILE *out, char *errstr, size_t errlen) TG_WARN_UNUSED;
 
 #endif
