@@ -35,8 +35,10 @@ IMAGE = "transit-graph"
 SECRET_RE = re.compile(r"PASSWORD|SECRET|TOKEN|ACCESS_KEY|^DATABASE_URL$|^REDIS_URL$")
 # KAFKA_CONF_<PROPERTY> is a passthrough to librdkafka: optional by design.
 PASSTHROUGH_PREFIXES = ("KAFKA_CONF_",)
-# Set by the container runtime itself (Docker and Kubernetes alike).
-PLATFORM_VARS = {"HOSTNAME"}
+# Set by the container runtime itself (Docker and Kubernetes alike), or a
+# standard POSIX variable with a default in the code (TMPDIR: where temporary
+# files go, /tmp when unset).
+PLATFORM_VARS = {"HOSTNAME", "TMPDIR"}
 # Fault injection for the integration tests: never part of a deployment.
 TEST_HOOK_RE = re.compile(r"FAIL_AFTER|FAULT|^TEST_")
 # pipeline-admin never listens, so its HTTP_PORT default (0) is right.
@@ -92,7 +94,7 @@ def env_vars_read(folder):
 DEFAULT_PORT_RES = [
     re.compile(r"\.default_port\s*=\s*(\d+)"),
     re.compile(r"tg_config_load\([^;]*?,\s*(\d{2,5})\s*,\s*errstr", re.S),
-    re.compile(r"#\s*define\s+\w*PORT\w*\s+(\d{2,5})\b"),
+    re.compile(r"#\s*define\s+\w*_PORT\s+(\d{2,5})\b"),  # DEFAULT_PORT, not ..._TRANSPORTS
 ]
 
 
