@@ -162,6 +162,27 @@ static int advance(orch_loop_t *o, const orch_run_t *run, const orch_worker_t *f
     return TG_OK;
 }
 
+/* The tracking reads several topics, so a completion can be read after a
+ * later worker's, which already ended the run: the step it reports is
+ * still open and is recorded, nothing else moves. Any other completion of
+ * an ended run (a replay, a duplicate) changes nothing. */
+static int late_completion(orch_loop_t *o, const orch_worker_t *from, const tg_envelope_t *env,
+                           const orch_run_t *run) {
+    char err[512];
+    orch_step_t step = {0};
+    const char *status = tg_json_str(env->payload, "status");
+    int open = !strcmp(run->status, "succeeded") &&
+               runs_step_get(o->pg, env->run_id, from->id, &step, err, sizeof err) == TG_OK &&
+               step.exists && (!strcmp(step.status, "running") || !strcmp(step.status, "queued"));
+    free(step.last_input);
+    if (!open) {
+        tg_info("%s completion ignored: the run is %s", from->id, run->status);
+        return TG_OK;
+    }
+    tg_info("%s completion read after the run ended: its step is recorded", from->id);
+    return step_record(o, from, env, status ? status : "success");
+}
+
 static int on_completed(orch_loop_t *o, const orch_worker_t *from, const tg_envelope_t *env,
                         const char *json) {
     char err[512];
@@ -172,8 +193,7 @@ static int on_completed(orch_loop_t *o, const orch_worker_t *from, const tg_enve
         return rc;
     }
     if (!is_active(&run)) {
-        tg_info("%s completion ignored: the run is %s", from->id, run.status);
-        return TG_OK;
+        return late_completion(o, from, env, &run);
     }
     if (run.only_worker[0] && strcmp(run.only_worker, from->id) != 0) {
         /* A single-worker run tracks only the chosen worker's step. */

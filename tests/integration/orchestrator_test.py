@@ -309,6 +309,25 @@ def test_failure_seen_before_the_completion_that_started_the_step(stack):
     wait_step(stack, run_id, "virtual-entities-generator", "running", 2)
 
 
+def test_completion_read_after_the_run_ended_is_recorded(stack):
+    """graph-builder's completion read before virtual-entities-generator's
+    (both in one fetch: the tracking reads several topics) ends the run;
+    the later one still records its step instead of leaving it running."""
+    svc = start(stack)
+    run_id = execute(svc)
+    messages(stack, "pipeline.trigger", 1, run_id)
+    completed(stack, "odata-sync.completed", run_id, "odata-sync-worker", dataset_version=9)
+    wait_step(stack, run_id, "virtual-entities-generator", "running", 1)
+    completed(stack, "graph.completed", run_id, "graph-builder", dataset_version=9)
+    wait_run(stack, run_id, "succeeded")
+    completed(stack, "virtual-entities.completed", run_id, "virtual-entities-generator",
+              dataset_version=9)
+    wait_step(stack, run_id, "virtual-entities-generator", "succeeded")
+    for worker in ("odata-sync-worker", "virtual-entities-generator", "graph-builder"):
+        assert step(stack, run_id, worker)[0] == "succeeded", worker
+    assert run_row(stack, run_id)[0] == "succeeded"
+
+
 def test_criticality_follows_the_workers_table(stack):
     """The workers table is the one source of criticality: a non-critical
     last worker that gives up ends the run without a hand-over, a critical

@@ -40,7 +40,7 @@ def test_pipeline_through_rest_with_wait_then_no_changes(stack, odata_server):
     assert body["workersExecuted"] == 3 and body["totalExecutionTimeMs"] > 0
     assert [r["workerId"] for r in body["workerResults"]] == [
         "odata-sync-worker", "virtual-entities-generator", "graph-builder"]
-    assert all(r["success"] for r in body["workerResults"])
+    assert all(r["success"] for r in body["workerResults"]), body["workerResults"]
     assert body["workerResults"][0]["dataProcessed"]["added"] > 0
     assert hdrs["Location"] == f"/api/v1/runs/{body['runId']}"
     graph_version = assert_graph_published(stack, body["runId"])
